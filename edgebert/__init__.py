@@ -1,0 +1,12 @@
+"""edgebert: Google's BERT models on edge devices.
+
+Importing this package never imports TensorFlow: the runtime and tokenizer run with numpy,
+ai-edge-litert / onnxruntime and ``tokenizers`` only. The export side lives in
+``edgebert.exporters`` and ``edgebert.quantize`` and needs the ``export`` extra.
+"""
+
+__version__ = "0.1.0"
+
+from edgebert.errors import EdgebertError  # noqa: E402
+
+__all__ = ["EdgebertError", "__version__"]

@@ -1,0 +1,115 @@
+"""One conversion-friendly BERT encoder as a plain ``tf.Module``.
+
+Used for the reference SavedModel and (later) for every TFLite / ONNX conversion. The graph
+is spelled the way the converters and the GPU delegate need (shared NOTES.md):
+- the attention mask is ``reshape(mask, [B, 1, 1, S])``, not ``mask[:, None, None, :]``
+  (StridedSlice breaks dynamic-shape TFLite conversion);
+- word embeddings are a 1-D gather, token-type embeddings ``one_hot(type_ids) @ table``
+  (a 2-D GATHER does not run on the GPU delegate, and a 1-D gather of the 2-row type
+  table runs there but wrongly);
+- [CLS] is ``reshape(slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])`` (no shrink_axis_mask);
+- LayerNorm squares ``d * d`` (``squared_difference`` ruins full-int8 accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def activation_fn(kind: str):
+    if kind == "gelu_tanh":
+        return _gelu_tanh
+    if kind == "gelu_erf":
+        # Becomes TFLite's builtin GELU.
+        return lambda x: tf.nn.gelu(x, approximate=False)
+    return tf.nn.relu
+
+
+class BertEncoderModule(tf.Module):
+    """BERT encoder with the TF Hub encoder interface.
+
+    ``module(inputs)`` takes a dict of int32 ``[batch, seq]`` tensors named as in
+    ``INPUT_NAMES`` and returns ``sequence_output``, ``pooled_output``, ``default`` and
+    ``encoder_outputs`` (a list), like a TF Hub BERT encoder.
+    """
+
+    def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert"):
+        super().__init__(name=name)
+        self.cfg = cfg
+        # Variables keep the canonical names, so a reference reads back by name.
+        self.weights = {
+            k: tf.Variable(np.asarray(v, np.float32), trainable=False, name=k.replace("/", "__"))
+            for k, v in weights.items()
+            if k in _wanted(cfg)
+        }
+        self._act = activation_fn(cfg.activation)
+
+    def _ln(self, x, g, b):
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        d = x - mean
+        var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
+        return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
+
+    def _dense(self, x, w, b):
+        return tf.matmul(x, self.weights[w]) + self.weights[b]
+
+    def encode(self, ids, mask, type_ids):
+        cfg, W = self.cfg, self.weights
+        B, S = tf.shape(ids)[0], tf.shape(ids)[1]
+        H, nh, dh = cfg.hidden_size, cfg.num_heads, cfg.head_size
+        e = EMBEDDING_NAMES
+        word = tf.reshape(tf.gather(W[e["word"]], tf.reshape(ids, [-1])), [B, S, H])
+        types = tf.matmul(tf.one_hot(type_ids, cfg.type_vocab_size, dtype=tf.float32), W[e["type"]])
+        pos = tf.slice(W[e["position"]], [0, 0], [S, H])
+        x = self._ln(word + types + pos[None], e["ln_g"], e["ln_b"])
+        mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * -10000.0
+        scale = 1.0 / math.sqrt(dh)
+        outputs = []
+        for i in range(cfg.num_layers):
+            n = layer_names(i)
+
+            def heads(t):
+                return tf.transpose(tf.reshape(t, [B, S, nh, dh]), [0, 2, 1, 3])
+
+            q = heads(self._dense(x, n["q_w"], n["q_b"]))
+            k = heads(self._dense(x, n["k_w"], n["k_b"]))
+            v = heads(self._dense(x, n["v_w"], n["v_b"]))
+            scores = tf.matmul(q * scale, k, transpose_b=True) + mask_bias
+            probs = tf.nn.softmax(scores, axis=-1)
+            ctx = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [B, S, H])
+            x = self._ln(self._dense(ctx, n["o_w"], n["o_b"]) + x, n["ln1_g"], n["ln1_b"])
+            h = self._act(self._dense(x, n["i_w"], n["i_b"]))
+            x = self._ln(self._dense(h, n["out_w"], n["out_b"]) + x, n["ln2_g"], n["ln2_b"])
+            outputs.append(x)
+        cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
+        pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))
+        return {"sequence_output": x, "pooled_output": pooled, "default": pooled,
+                "encoder_outputs": outputs}
+
+    @tf.function(input_signature=[{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}])
+    def __call__(self, inputs):
+        return self.encode(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
+
+
+def _wanted(cfg: BertConfig):
+    from edgebert.exporters.bert_config import expected_shapes
+    return expected_shapes(cfg)
+
+
+def flat_outputs(out: dict) -> dict:
+    """The serving-signature form: ``encoder_outputs`` flattened to ``encoder_outputs_i``."""
+    flat = {k: v for k, v in out.items() if k != "encoder_outputs"}
+    for i, t in enumerate(out["encoder_outputs"]):
+        flat[f"encoder_outputs_{i}"] = t
+    return flat

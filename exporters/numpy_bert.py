@@ -1,0 +1,58 @@
+"""A plain numpy BERT forward pass: an independent check of every imported reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+
+
+def _layer_norm(x, g, b, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def _act(x, kind):
+    if kind == "gelu_erf":
+        from scipy.special import erf  # scipy ships with the export extra
+        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    if kind == "gelu_tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return np.maximum(x, 0.0)
+
+
+def forward(cfg: BertConfig, w: dict, ids, mask, type_ids) -> dict:
+    """Returns ``sequence_output``, ``pooled_output``, ``encoder_outputs`` in float64."""
+    w = {k: np.asarray(v, np.float64) for k, v in w.items()}
+    ids, mask, type_ids = (np.asarray(a) for a in (ids, mask, type_ids))
+    B, S = ids.shape
+    e = EMBEDDING_NAMES
+    x = w[e["word"]][ids] + w[e["position"]][:S][None] + w[e["type"]][type_ids]
+    x = _layer_norm(x, w[e["ln_g"]], w[e["ln_b"]], cfg.layer_norm_eps)
+    bias = (1.0 - mask[:, None, None, :].astype(np.float64)) * -10000.0
+    nh, dh = cfg.num_heads, cfg.head_size
+    outs = []
+    for i in range(cfg.num_layers):
+        n = layer_names(i)
+
+        def heads(t):
+            return t.reshape(B, S, nh, dh).transpose(0, 2, 1, 3)
+
+        q = heads(x @ w[n["q_w"]] + w[n["q_b"]])
+        k = heads(x @ w[n["k_w"]] + w[n["k_b"]])
+        v = heads(x @ w[n["v_w"]] + w[n["v_b"]])
+        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + bias
+        s = np.exp(s - s.max(-1, keepdims=True))
+        p = s / s.sum(-1, keepdims=True)
+        ctx = (p @ v).transpose(0, 2, 1, 3).reshape(B, S, nh * dh)
+        a = ctx @ w[n["o_w"]] + w[n["o_b"]]
+        x = _layer_norm(a + x, w[n["ln1_g"]], w[n["ln1_b"]], cfg.layer_norm_eps)
+        h = _act(x @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
+        x = _layer_norm(h @ w[n["out_w"]] + w[n["out_b"]] + x, w[n["ln2_g"]], w[n["ln2_b"]],
+                        cfg.layer_norm_eps)
+        outs.append(x)
+    pooled = np.tanh(x[:, 0] @ w[POOLER_NAMES["w"]] + w[POOLER_NAMES["b"]])
+    return {"sequence_output": x, "pooled_output": pooled, "encoder_outputs": outs}

@@ -1,0 +1,113 @@
+"""Writes the reference: an fp32 SavedModel with the TF Hub BERT encoder interface.
+
+Every export is measured against it. A source that already is a TF Hub encoder SavedModel
+is its own reference; every other source is written out through ``BertEncoderModule`` and
+then checked against the source's own computation before it is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgebert.errors import EdgebertError
+from edgebert.exporters import numpy_bert
+from edgebert.exporters.bert_config import BertConfig
+from edgebert.exporters.sources import probe, tf1_hub
+from edgebert.exporters.sources.base import SourceModel
+from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
+
+TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass
+class Reference:
+    path: Path
+    config: BertConfig
+    do_lower_case: bool
+    vocab_file: Path
+    sha256: str
+    source_kind: str
+    max_abs_vs_source: float | None  # None when the source is the reference itself
+
+
+def tree_sha256(path: Path) -> str:
+    """A digest of a directory: relative names and contents, in sorted order."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _source_outputs(src: SourceModel, inputs) -> dict:
+    """The source's own computation: its graph where it has one, else numpy on its weights."""
+    if src.kind == tf1_hub.KIND:
+        return tf1_hub.run_tokens(tf1_hub.load_module(src.path), *inputs)
+    return numpy_bert.forward(src.config, src.weights, *inputs)
+
+
+def save_reference(src: SourceModel, out_dir: Path) -> Path:
+    """Writes ``src`` as an edgebert reference SavedModel at ``out_dir``, atomically."""
+    import tensorflow as tf
+
+    from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, flat_outputs
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-partial-"))
+    try:
+        extras = staging / "extras"
+        extras.mkdir()
+        shutil.copyfile(src.vocab_file, extras / "vocab.txt")
+        (extras / EDGEBERT_CONFIG).write_text(src.config.to_json())
+        module = BertEncoderModule(src.config, src.weights)
+        module.vocab_file = tf.saved_model.Asset(str(extras / "vocab.txt"))
+        module.edgebert_config = tf.saved_model.Asset(str(extras / EDGEBERT_CONFIG))
+        module.do_lower_case = tf.Variable(src.do_lower_case, trainable=False, name="do_lower_case")
+        spec = {n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}
+        serving = tf.function(lambda **kw: flat_outputs(module.encode(
+            kw["input_word_ids"], kw["input_mask"], kw["input_type_ids"])), input_signature=None)
+        concrete = serving.get_concrete_function(**spec)
+        saved = staging / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
+        _replace_dir(saved, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_reference(src: SourceModel, out_dir: Path) -> Reference:
+    """Returns the reference for ``src``, writing and verifying it where needed."""
+    from edgebert.exporters.sources.saved_model_util import load_saved_model
+
+    if src.saved_model is not None:
+        return Reference(src.saved_model, src.config, src.do_lower_case, src.vocab_file,
+                         tree_sha256(src.saved_model), src.kind, None)
+    path = save_reference(src, out_dir)
+    inputs = probe.probe_inputs(src.config)
+    expected = _source_outputs(src, inputs)
+    got = run_encoder(load_saved_model(path), *inputs)
+    max_abs = probe.output_max_abs(got, expected, inputs[1])
+    if max_abs > TOLERANCE:
+        shutil.rmtree(path, ignore_errors=True)
+        raise EdgebertError(f"the reference written from {src.path} differs from the source by "
+                            f"max-abs {max_abs:.3g} (> {TOLERANCE})", "please report this model")
+    return Reference(path, src.config, src.do_lower_case, path / "assets" / "vocab.txt",
+                     tree_sha256(path), src.kind, max_abs)

@@ -1,0 +1,52 @@
+"""Every supported source format, read into one ``SourceModel``.
+
+``load_source(spec)`` accepts a catalog handle (downloaded into the cache), or a local
+directory of any format below; the first reader whose ``matches`` is true reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebert.errors import SourceError
+from edgebert.exporters.sources import hf, tf1_checkpoint, tf1_hub, tf2_saved_model
+from edgebert.exporters.sources.base import SourceModel
+
+# Order matters: a TF1 Hub module also has a saved_model.pb.
+READERS = (tf1_hub, tf2_saved_model, tf1_checkpoint, hf)
+
+
+def detect(path: Path):
+    for reader in READERS:
+        if reader.matches(path):
+            return reader
+    return None
+
+
+def load_source(spec: str | Path) -> SourceModel:
+    """Reads a catalog handle or a local model directory."""
+    from edgebert import catalog, download
+
+    path = Path(spec).expanduser()
+    if not path.exists() and catalog.is_handle(str(spec)):
+        entry = catalog.lookup(str(spec))
+        path = download.download_model(entry.handle, entry.url, sha256=entry.sha256)
+    if not path.exists():
+        raise SourceError(f"model source '{spec}' not found",
+                          "pass a model directory or a catalog handle (see `edgebert models`)")
+    if not path.is_dir():
+        raise SourceError(f"model source '{spec}' is a file, not a model directory",
+                          "pass the directory that holds the model files")
+    reader = detect(path)
+    if reader is None:
+        raise SourceError(
+            f"{path} is not a model edgebert can read",
+            "expected a TF2 SavedModel (saved_model.pb), a TF1 Hub module (tfhub_module.pb), a "
+            "google-research checkpoint (bert_config.json + bert_model.ckpt.*) or a Hugging Face "
+            "directory (config.json + model.safetensors + vocab.txt)")
+    src = reader.load(path)
+    src.validate()
+    return src
+
+
+__all__ = ["SourceModel", "detect", "load_source", "READERS"]

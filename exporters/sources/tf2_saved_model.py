@@ -1,0 +1,107 @@
+"""TF2 SavedModels with the TF Hub BERT encoder interface (Model Garden ``export_model``),
+and edgebert's own reference SavedModels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgebert.errors import SourceError
+from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.exporters.sources import probe
+from edgebert.exporters.sources.base import SourceModel, guess_lower_case
+from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
+
+KIND = "tf2_saved_model"
+EDGEBERT_CONFIG = "edgebert_config.json"  # asset that marks an edgebert reference
+
+
+def matches(path: Path) -> bool:
+    return (path / "saved_model.pb").exists() and not (path / "tfhub_module.pb").exists()
+
+
+def run_encoder(obj, ids, mask, type_ids) -> dict:
+    """Calls the object (signature output names are mangled Keras names)."""
+    import tensorflow as tf
+
+    out = obj({"input_word_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask, tf.int32),
+               "input_type_ids": tf.constant(type_ids, tf.int32)})
+    res = {k: v.numpy() for k, v in out.items() if k != "encoder_outputs"}
+    res["encoder_outputs"] = [t.numpy() for t in out.get("encoder_outputs", [])]
+    return res
+
+
+def _model_garden_weights(variables: dict, path: Path) -> tuple[dict, int]:
+    def get(name):
+        if name not in variables:
+            raise SourceError(f"SavedModel {path} has no variable '{name}'",
+                              "edgebert reads TF Hub BERT encoders (tensorflow/bert_*)")
+        return np.asarray(variables[name].numpy(), np.float32)
+
+    if "embedding_projection/kernel" in variables:
+        raise SourceError(f"{path} factorises its embeddings (ALBERT-style)", "only BERT encoders are supported")
+    e = EMBEDDING_NAMES
+    w = {e["word"]: get("word_embeddings/embeddings"), e["position"]: get("position_embedding/embeddings"),
+         e["type"]: get("type_embeddings/embeddings"), e["ln_g"]: get("embeddings/layer_norm/gamma"),
+         e["ln_b"]: get("embeddings/layer_norm/beta"), POOLER_NAMES["w"]: get("pooler_transform/kernel"),
+         POOLER_NAMES["b"]: get("pooler_transform/bias")}
+    H = w[e["word"]].shape[1]
+    L = len({k.split("/")[1] for k in variables if k.startswith("transformer/layer_")})
+    heads = None
+    for i in range(L):
+        n, p = layer_names(i), f"transformer/layer_{i}/"
+        for key, mg in [("q", "query"), ("k", "key"), ("v", "value")]:
+            kern = get(p + f"self_attention/{mg}/kernel")  # [H, heads, head_size]
+            heads = kern.shape[1]
+            w[n[key + "_w"]] = kern.reshape(H, -1)
+            w[n[key + "_b"]] = get(p + f"self_attention/{mg}/bias").reshape(-1)
+        w[n["o_w"]] = get(p + "self_attention/attention_output/kernel").reshape(-1, H)
+        w[n["o_b"]] = get(p + "self_attention/attention_output/bias")
+        for key, mg in [("ln1", "self_attention_layer_norm"), ("ln2", "output_layer_norm")]:
+            w[n[key + "_g"]], w[n[key + "_b"]] = get(p + mg + "/gamma"), get(p + mg + "/beta")
+        for key, mg in [("i", "intermediate"), ("out", "output")]:
+            w[n[key + "_w"]], w[n[key + "_b"]] = get(p + mg + "/kernel"), get(p + mg + "/bias")
+    return w, heads or 1
+
+
+def load(path: Path) -> SourceModel:
+    obj = load_saved_model(path)
+    if not callable(obj):
+        raise SourceError(f"SavedModel {path} is not callable",
+                          "it needs the TF Hub encoder interface: input_word_ids, input_mask, input_type_ids")
+    sig = obj.signatures.get("serving_default")
+    if sig is not None:
+        names = set(sig.structured_input_signature[1])
+        want = {"input_word_ids", "input_mask", "input_type_ids"}
+        if not want <= names:
+            raise SourceError(f"SavedModel {path} takes {sorted(names)}, not the TF Hub encoder inputs "
+                              f"{sorted(want)}", "pass a BERT encoder, not a preprocessing or classifier model")
+    own = path / "assets" / EDGEBERT_CONFIG
+    if own.exists():  # an edgebert reference: weights are stored under canonical names
+        cfg = BertConfig.from_json(own.read_text())
+        weights = {k: np.asarray(v.numpy(), np.float32) for k, v in obj.weights.items()}
+        lower = bool(obj.do_lower_case.numpy())
+        return SourceModel(KIND, path, cfg, weights, path / "assets" / "vocab.txt", lower, saved_model=path)
+    weights, heads = _model_garden_weights(variables_by_name(obj), path)
+    V, H = weights[EMBEDDING_NAMES["word"]].shape
+    base = BertConfig(vocab_size=V, hidden_size=H, num_layers=sum(k.endswith("query/kernel") for k in weights),
+                      num_heads=heads, intermediate_size=weights["encoder/layer_0/intermediate/dense/kernel"].shape[1],
+                      max_position=weights[EMBEDDING_NAMES["position"]].shape[0],
+                      type_vocab_size=weights[EMBEDDING_NAMES["type"]].shape[0])
+    cfg = probe.identify(base, weights, lambda *a: run_encoder(obj, *a), where=str(path))
+    vocab = _asset_path(obj, "vocab_file") or path / "assets" / "vocab.txt"
+    if hasattr(obj, "do_lower_case"):
+        lower = bool(obj.do_lower_case.numpy())
+    else:
+        lower = guess_lower_case(vocab)
+    return SourceModel(KIND, path, cfg, weights, vocab, lower, saved_model=path)
+
+
+def _asset_path(obj, attr: str) -> Path | None:
+    asset = getattr(obj, attr, None)
+    if asset is None:
+        return None
+    p = Path(asset.asset_path.numpy().decode())
+    return p if p.exists() else None
