@@ -69,13 +69,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _reference_shapes(ref) -> dict:
-    """Output shapes of the reference for one 128-token input, as TF Hub preprocessing makes."""
+    """Output shapes for one input of TF Hub preprocessing's 128 tokens (or max_position)."""
     import numpy as np
 
     from edgebert.exporters.sources.saved_model_util import load_saved_model
     from edgebert.exporters.sources.tf2_saved_model import run_encoder
 
-    ids = np.zeros((1, 128), np.int32)
+    ids = np.zeros((1, min(128, ref.config.max_position)), np.int32)
     out = run_encoder(load_saved_model(ref.path), ids, np.ones_like(ids), np.zeros_like(ids))
     shapes = {k: tuple(v.shape) for k, v in out.items() if k != "encoder_outputs"}
     shapes["encoder_outputs"] = f"{len(out['encoder_outputs'])} x {tuple(out['encoder_outputs'][0].shape)}"
