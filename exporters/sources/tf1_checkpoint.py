@@ -22,6 +22,9 @@ def load(path: Path) -> SourceModel:
     import tensorflow as tf
 
     require_files(path, ["bert_config.json", f"{PREFIX}.index", "vocab.txt"], "BERT checkpoint directory")
+    if not list(path.glob(f"{PREFIX}.data-*")):
+        raise SourceError(f"{path} has {PREFIX}.index but no {PREFIX}.data-* file",
+                          "copy the complete checkpoint (index and data files)")
     try:
         cfg = BertConfig.from_google_json(path / "bert_config.json")
     except (KeyError, ValueError) as e:
@@ -36,8 +39,7 @@ def load(path: Path) -> SourceModel:
                 raise SourceError(f"checkpoint {path / PREFIX} has no variable '{full}'",
                                   "is this a google-research/bert checkpoint?")
             weights[name] = np.asarray(reader.get_tensor(full), np.float32)
-    except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
-            tf.errors.InternalError, tf.errors.FailedPreconditionError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: short data file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SourceError(f"checkpoint {path / PREFIX} is corrupt or truncated ({first})",
                           "download the checkpoint again") from None
