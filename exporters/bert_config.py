@@ -81,6 +81,9 @@ def layer_names(i: int) -> dict[str, str]:
         "i_w": p + "intermediate/dense/kernel", "i_b": p + "intermediate/dense/bias",
         "out_w": p + "output/dense/kernel", "out_b": p + "output/dense/bias",
         "ln2_g": p + "output/LayerNorm/gamma", "ln2_b": p + "output/LayerNorm/beta",
+        # Optional SmoothQuant activation scales (set by edgebert.quantize, not checkpoints).
+        "qkv_smooth": p + "attention/self/qkv_smooth", "o_smooth": p + "attention/output/o_smooth",
+        "ffn_smooth": p + "intermediate/ffn_smooth", "out_smooth": p + "output/out_smooth",
     }
 
 

@@ -4,9 +4,10 @@ Used for the reference SavedModel and (later) for every TFLite / ONNX conversion
 is spelled the way the converters and the GPU delegate need (shared NOTES.md):
 - the attention mask is ``reshape(mask, [B, 1, 1, S])``, not ``mask[:, None, None, :]``
   (StridedSlice breaks dynamic-shape TFLite conversion);
-- word embeddings are a 1-D gather, token-type embeddings ``one_hot(type_ids) @ table``
-  (a 2-D GATHER does not run on the GPU delegate, and a 1-D gather of the 2-row type
-  table runs there but wrongly);
+- word embeddings are a 1-D gather; token-type embeddings are arithmetic on the two rows
+  (``one_hot(type_ids) @ table`` for larger tables): a 2-D GATHER does not run on the GPU
+  delegate, a 1-D gather of the 2-row type table runs there but wrongly, and ONE_HOT has
+  no int16 kernel;
 - [CLS] is ``reshape(slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])`` (no shrink_axis_mask);
 - LayerNorm squares ``d * d`` (``squared_difference`` ruins full-int8 accuracy).
 """
@@ -27,12 +28,18 @@ def _gelu_tanh(x):
     return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
-def activation_fn(kind: str):
+def _gelu_erf_onnx(x):
+    # The spelling ONNX Runtime fuses (tf.nn.gelu lowers to Erfc, which tf2onnx lacks).
+    return x * (0.5 * (1.0 + tf.math.erf(x * 0.7071067811865476)))
+
+
+def activation_fn(kind: str, target: str = "tflite"):
+    """The activation spelled for ``target`` ("tflite", "onnx" or "savedmodel")."""
     if kind == "gelu_tanh":
         return _gelu_tanh
     if kind == "gelu_erf":
-        # Becomes TFLite's builtin GELU.
-        return lambda x: tf.nn.gelu(x, approximate=False)
+        # tf.nn.gelu becomes TFLite's builtin GELU; ONNX needs the Erf spelling.
+        return _gelu_erf_onnx if target == "onnx" else (lambda x: tf.nn.gelu(x, approximate=False))
     return tf.nn.relu
 
 
@@ -44,16 +51,17 @@ class BertEncoderModule(tf.Module):
     ``encoder_outputs`` (a list), like a TF Hub BERT encoder.
     """
 
-    def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert"):
+    def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert",
+                 target: str = "tflite"):
         super().__init__(name=name)
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
         self.weights = {
             k: tf.Variable(np.asarray(v, np.float32), trainable=False, name=k.replace("/", "__"))
             for k, v in weights.items()
-            if k in _wanted(cfg)
+            if k in _wanted(cfg) or k.endswith("_smooth")
         }
-        self._act = activation_fn(cfg.activation)
+        self._act = activation_fn(cfg.activation, target)
 
     def _ln(self, x, g, b):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
@@ -61,16 +69,38 @@ class BertEncoderModule(tf.Module):
         var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
         return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
 
+    def _smooth(self, x, name):
+        # Optional per-channel activation scale (SmoothQuant): the following kernels hold
+        # its inverse, so the float result is unchanged but int8 activations lose less.
+        if name not in self.weights:
+            return x
+        with tf.name_scope(name.replace("encoder/", "")):
+            return x * self.weights[name]
+
     def _dense(self, x, w, b):
-        return tf.matmul(x, self.weights[w]) + self.weights[b]
+        # The name scope (the weight's canonical name) names the TFLite / ONNX op, so
+        # quantization recipes can select layers by regex, e.g. "layer_3/output/dense".
+        with tf.name_scope(w.rsplit("/", 1)[0].replace("encoder/", "")):
+            return tf.matmul(x, self.weights[w]) + self.weights[b]
+
+    def _type_embeddings(self, type_ids):
+        table = self.weights[EMBEDDING_NAMES["type"]]
+        with tf.name_scope("embeddings/token_type_embeddings"):
+            if self.cfg.type_vocab_size == 2:
+                # row0 + t * (row1 - row0): plain arithmetic runs in every quantization mode
+                # (ONE_HOT has no int16 kernel) and on the GPU delegate (no GATHER).
+                t = tf.cast(type_ids, tf.float32)[..., None]
+                return table[0] + t * (table[1] - table[0])
+            return tf.matmul(tf.one_hot(type_ids, self.cfg.type_vocab_size, dtype=tf.float32), table)
 
     def encode(self, ids, mask, type_ids):
         cfg, W = self.cfg, self.weights
         B, S = tf.shape(ids)[0], tf.shape(ids)[1]
         H, nh, dh = cfg.hidden_size, cfg.num_heads, cfg.head_size
         e = EMBEDDING_NAMES
-        word = tf.reshape(tf.gather(W[e["word"]], tf.reshape(ids, [-1])), [B, S, H])
-        types = tf.matmul(tf.one_hot(type_ids, cfg.type_vocab_size, dtype=tf.float32), W[e["type"]])
+        with tf.name_scope("embeddings/word_embeddings"):
+            word = tf.reshape(tf.gather(W[e["word"]], tf.reshape(ids, [-1])), [B, S, H])
+        types = self._type_embeddings(type_ids)
         pos = tf.slice(W[e["position"]], [0, 0], [S, H])
         x = self._ln(word + types + pos[None], e["ln_g"], e["ln_b"])
         mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * -10000.0
@@ -82,15 +112,18 @@ class BertEncoderModule(tf.Module):
             def heads(t):
                 return tf.transpose(tf.reshape(t, [B, S, nh, dh]), [0, 2, 1, 3])
 
-            q = heads(self._dense(x, n["q_w"], n["q_b"]))
-            k = heads(self._dense(x, n["k_w"], n["k_b"]))
-            v = heads(self._dense(x, n["v_w"], n["v_b"]))
+            xa = self._smooth(x, n["qkv_smooth"])
+            q = heads(self._dense(xa, n["q_w"], n["q_b"]))
+            k = heads(self._dense(xa, n["k_w"], n["k_b"]))
+            v = heads(self._dense(xa, n["v_w"], n["v_b"]))
             scores = tf.matmul(q * scale, k, transpose_b=True) + mask_bias
             probs = tf.nn.softmax(scores, axis=-1)
             ctx = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [B, S, H])
-            x = self._ln(self._dense(ctx, n["o_w"], n["o_b"]) + x, n["ln1_g"], n["ln1_b"])
-            h = self._act(self._dense(x, n["i_w"], n["i_b"]))
-            x = self._ln(self._dense(h, n["out_w"], n["out_b"]) + x, n["ln2_g"], n["ln2_b"])
+            x = self._ln(self._dense(self._smooth(ctx, n["o_smooth"]), n["o_w"], n["o_b"]) + x,
+                         n["ln1_g"], n["ln1_b"])
+            h = self._act(self._dense(self._smooth(x, n["ffn_smooth"]), n["i_w"], n["i_b"]))
+            x = self._ln(self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"]) + x,
+                         n["ln2_g"], n["ln2_b"])
             outputs.append(x)
         cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
         pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))

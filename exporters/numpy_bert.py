@@ -24,15 +24,29 @@ def _act(x, kind):
     return np.maximum(x, 0.0)
 
 
-def forward(cfg: BertConfig, w: dict, ids, mask, type_ids) -> dict:
-    """Returns ``sequence_output``, ``pooled_output``, ``encoder_outputs`` in float64."""
-    w = {k: np.asarray(v, np.float64) for k, v in w.items()}
+def _observe(x, name, w, mask, record):
+    if record is not None:
+        amax = np.abs(x[mask.astype(bool)]).max(0)
+        record[name] = np.maximum(record.get(name, amax), amax)
+    return x * w[name] if name in w else x
+
+
+def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None = None,
+            dtype=np.float64) -> dict:
+    """Returns ``sequence_output``, ``pooled_output``, ``encoder_outputs`` in ``dtype``.
+
+    With ``record`` (a dict), stores the per-channel max-abs over real tokens of the
+    inputs of each layer's dense kernels under the ``*_smooth`` names of
+    ``bert_config.layer_names`` (what activation smoothing calibrates on), maximised
+    over calls.
+    """
+    w = {k: np.asarray(v, dtype) for k, v in w.items()}
     ids, mask, type_ids = (np.asarray(a) for a in (ids, mask, type_ids))
     B, S = ids.shape
     e = EMBEDDING_NAMES
     x = w[e["word"]][ids] + w[e["position"]][:S][None] + w[e["type"]][type_ids]
     x = _layer_norm(x, w[e["ln_g"]], w[e["ln_b"]], cfg.layer_norm_eps)
-    bias = (1.0 - mask[:, None, None, :].astype(np.float64)) * -10000.0
+    bias = (1.0 - mask[:, None, None, :].astype(dtype)) * -10000.0
     nh, dh = cfg.num_heads, cfg.head_size
     outs = []
     for i in range(cfg.num_layers):
@@ -41,16 +55,18 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids) -> dict:
         def heads(t):
             return t.reshape(B, S, nh, dh).transpose(0, 2, 1, 3)
 
-        q = heads(x @ w[n["q_w"]] + w[n["q_b"]])
-        k = heads(x @ w[n["k_w"]] + w[n["k_b"]])
-        v = heads(x @ w[n["v_w"]] + w[n["v_b"]])
+        xa = _observe(x, n["qkv_smooth"], w, mask, record)
+        q = heads(xa @ w[n["q_w"]] + w[n["q_b"]])
+        k = heads(xa @ w[n["k_w"]] + w[n["k_b"]])
+        v = heads(xa @ w[n["v_w"]] + w[n["v_b"]])
         s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + bias
         s = np.exp(s - s.max(-1, keepdims=True))
         p = s / s.sum(-1, keepdims=True)
         ctx = (p @ v).transpose(0, 2, 1, 3).reshape(B, S, nh * dh)
-        a = ctx @ w[n["o_w"]] + w[n["o_b"]]
+        a = _observe(ctx, n["o_smooth"], w, mask, record) @ w[n["o_w"]] + w[n["o_b"]]
         x = _layer_norm(a + x, w[n["ln1_g"]], w[n["ln1_b"]], cfg.layer_norm_eps)
-        h = _act(x @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
+        h = _act(_observe(x, n["ffn_smooth"], w, mask, record) @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
+        h = _observe(h, n["out_smooth"], w, mask, record)
         x = _layer_norm(h @ w[n["out_w"]] + w[n["out_b"]] + x, w[n["ln2_g"]], w[n["ln2_b"]],
                         cfg.layer_norm_eps)
         outs.append(x)

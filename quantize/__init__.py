@@ -1,5 +1,6 @@
-"""Quantization recipes for edgebert exports (installed as ``edgebert.quantize``).
+"""Quantization for edgebert exports (installed as ``edgebert.quantize``).
 
-Recipes, calibration and the per-recipe accuracy thresholds arrive with the exporters
-(issue: exporters and quantization); nothing here is used yet.
+Recipes are data (``recipes.json``); ``recipes.get(name)`` reads one. The calibration
+text, the SmoothQuant pass and the per-format application of a recipe live in their
+own modules.
 """
