@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/edgebert export -o out/demo
+	$(BIN)/edgebert export --int8 -o out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -32,6 +32,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from edgebert.quantize import recipes
+
+    for r in recipes.all_recipes().values():
+        t = r.thresholds
+        print(f"{r.name:16s} {','.join(r.formats):12s} gate cos mean>={t['cosine_mean']} min>={t['cosine_min']}"
+              f"  {r.description}")
+    return 0
+
+
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF raises real errors; its logs are noise here
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -40,46 +50,56 @@ def _quiet_tensorflow() -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.reference import build_reference
-        from edgebert.exporters.sources import load_source
+        from edgebert.exporters.export import ExportRequest, export
+        from edgebert.quantize import recipes
     except ImportError as e:
         raise EdgebertError(f"exporting needs the export extra ({e.name} is missing)",
                             "pip install 'edgebert[export]'") from None
     from edgebert import default_model
 
+    if args.recipe and args.int8 and not recipes.get(args.recipe).int8:
+        raise EdgebertError(f"--int8 asks for an int8 recipe but --recipe {args.recipe} is not one",
+                            "drop one of the two flags")
+    recipe = recipes.get(args.recipe or (recipes.DEFAULT_INT8 if args.int8 else recipes.DEFAULT_FLOAT))
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    for f in formats:
+        if f not in ("tflite", "onnx"):
+            raise EdgebertError(f"unknown format '{f}'", "use --format tflite,onnx")
+    seq = args.seq_len
+    seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
     source = args.source or str(default_model.model_dir())
     label = args.source or f"{default_model.NAME} (embedded default)"
-    print(f"reading {label}", file=sys.stderr)
-    src = load_source(source)
-    out = Path(args.output)
-    ref = build_reference(src, out / "reference")
-    shapes = _reference_shapes(ref)
-    c = ref.config
-    print(f"source:    {label} [{src.kind}]")
-    print(f"model:     L={c.num_layers} H={c.hidden_size} A={c.num_heads} I={c.intermediate_size} "
-          f"vocab={c.vocab_size} activation={c.activation} do_lower_case={ref.do_lower_case}")
-    where = "the source itself (a TF Hub encoder SavedModel)" if ref.max_abs_vs_source is None else ""
-    print(f"reference: {ref.path} {where}".rstrip())
-    print(f"sha256:    {ref.sha256}")
-    if ref.max_abs_vs_source is not None:
-        print(f"verified:  max-abs {ref.max_abs_vs_source:.2e} vs the source's own outputs")
-    for name, shape in shapes.items():
-        print(f"  {name}: {shape}")
+    req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
+                        recipe=recipe, seq_length=seq_length,
+                        calibration_file=Path(args.calibration) if args.calibration else None,
+                        allow_accuracy_loss=args.allow_accuracy_loss)
+    m = export(req)
+    a = m["architecture"]
+    print(f"bundle:    {req.output}")
+    print(f"source:    {label} [{m['source']['kind']}]")
+    print(f"model:     L={a['num_layers']} H={a['hidden_size']} A={a['num_heads']} I={a['intermediate_size']} "
+          f"vocab={a['vocab_size']} activation={a['activation']} do_lower_case={m['tokenizer']['do_lower_case']}")
+    print(f"reference: {m['reference']['path']} (sha256 {m['reference']['sha256'][:16]}...)")
+    print(f"recipe:    {recipe.name}: {recipe.description}")
+    for fmt, e in m["models"].items():
+        acc = e["accuracy"]
+        gate = "passed" if e["gate"]["passed"] else "FAILED (kept: --allow-accuracy-loss)"
+        print(f"  {e['file']:13s} {e['bytes'] / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
+              f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}")
+    print(f"  inputs  int32 [batch, {seq_length or 'seq'}]: input_word_ids, input_mask, input_type_ids")
+    print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
+          f"{a['hidden_size']}]")
     return 0
 
 
-def _reference_shapes(ref) -> dict:
-    """Output shapes for one input of TF Hub preprocessing's 128 tokens (or max_position)."""
-    import numpy as np
-
-    from edgebert.exporters.sources.saved_model_util import load_saved_model
-    from edgebert.exporters.sources.tf2_saved_model import run_encoder
-
-    ids = np.zeros((1, min(128, ref.config.max_position)), np.int32)
-    out = run_encoder(load_saved_model(ref.path), ids, np.ones_like(ids), np.zeros_like(ids))
-    shapes = {k: tuple(v.shape) for k, v in out.items() if k != "encoder_outputs"}
-    shapes["encoder_outputs"] = f"{len(out['encoder_outputs'])} x {tuple(out['encoder_outputs'][0].shape)}"
-    return shapes
+def _positive_int(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 3:
+        raise EdgebertError(f"{flag} must be an integer >= 3 or 'dynamic', got '{text}'", f"e.g. {flag} 128")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,10 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
     m.set_defaults(func=_cmd_models)
 
-    e = sub.add_parser("export", help="import a model into the reference SavedModel")
+    r = sub.add_parser("recipes", help="list the quantization recipes")
+    r.set_defaults(func=_cmd_recipes)
+
+    e = sub.add_parser("export", help="export a model to TFLite / ONNX (a bundle with vocab and manifest)")
     e.add_argument("source", nargs="?", help="catalog handle or model directory "
                    "(default: the embedded all-MiniLM-L6-v2)")
-    e.add_argument("-o", "--output", default="edgebert-out", help="output directory (default: %(default)s)")
+    e.add_argument("--int8", action="store_true", help="use the default int8 recipe (wi8_afp32)")
+    e.add_argument("--recipe", help="quantization recipe (see `edgebert recipes`); default fp32")
+    e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")
+    e.add_argument("--seq-len", default="128", help="fixed sequence length, or 'dynamic' (default: %(default)s)")
+    e.add_argument("--calibration", help="text file for calibration and the accuracy gate "
+                   "(one sentence a line, or id<TAB>score<TAB>text); default: the bundled corpus")
+    e.add_argument("--allow-accuracy-loss", action="store_true",
+                   help="write the bundle even when the recipe's accuracy thresholds are missed")
+    e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)
     return p
 

@@ -89,8 +89,10 @@ class BertEncoderModule(tf.Module):
             if self.cfg.type_vocab_size == 2:
                 # row0 + t * (row1 - row0): plain arithmetic runs in every quantization mode
                 # (ONE_HOT has no int16 kernel) and on the GPU delegate (no GATHER).
-                t = tf.cast(type_ids, tf.float32)[..., None]
-                return table[0] + t * (table[1] - table[0])
+                # tf.slice, not table[0]: StridedSlice breaks dynamic-shape TFLite.
+                row0, row1 = tf.slice(table, [0, 0], [1, -1]), tf.slice(table, [1, 0], [1, -1])
+                t = tf.expand_dims(tf.cast(type_ids, tf.float32), -1)
+                return row0 + t * (row1 - row0)
             return tf.matmul(tf.one_hot(type_ids, self.cfg.type_vocab_size, dtype=tf.float32), table)
 
     def encode(self, ids, mask, type_ids):

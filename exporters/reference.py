@@ -8,7 +8,6 @@ then checked against the source's own computation before it is accepted.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 from edgebert.exporters import numpy_bert
+from edgebert.exporters.files import tree_sha256
 from edgebert.exporters.bert_config import BertConfig
 from edgebert.exporters.sources import probe, tf1_hub
 from edgebert.exporters.sources.base import SourceModel
@@ -33,17 +33,6 @@ class Reference:
     sha256: str
     source_kind: str
     max_abs_vs_source: float | None  # None when the source is the reference itself
-
-
-def tree_sha256(path: Path) -> str:
-    """A digest of a directory: relative names and contents, in sorted order."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def _source_outputs(src: SourceModel, inputs) -> dict:

@@ -1,0 +1,203 @@
+"""``edgebert export``: source -> reference -> TFLite / ONNX with a recipe -> gated bundle.
+
+The heavy steps (import, each conversion) run in worker processes; this process only
+orchestrates, runs the exported files with the device runtimes and writes the bundle.
+A bundle directory appears by one rename once everything in it is written and measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgebert import backends, metrics
+from edgebert.errors import EdgebertError
+from edgebert.exporters.files import file_sha256, tree_sha256
+from edgebert.quantize import calibration as calib
+from edgebert.quantize.recipes import Recipe
+
+MANIFEST = "edgebert.json"
+FORMAT_VERSION = 1
+FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+         "tokenizers", "numpy")
+
+
+@dataclasses.dataclass
+class ExportRequest:
+    source: str
+    source_label: str
+    output: Path
+    formats: tuple[str, ...]
+    recipe: Recipe
+    seq_length: int | None = 128
+    calibration_file: Path | None = None
+    allow_accuracy_loss: bool = False
+    held_out: int = 64
+
+
+def _progress(step: str) -> None:
+    print(step, file=sys.stderr, flush=True)
+
+
+def run_worker(task: dict, work: Path) -> dict:
+    """Runs one worker task in a fresh process; returns its result plus peak memory."""
+    name = f"{task['task']}-{task.get('format', 'ref')}"
+    task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
+    task_file.write_text(json.dumps(task))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
+                            env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if not result_file.exists():
+        raise EdgebertError(f"the {name} step died (exit {proc.returncode}, peak {usage.ru_maxrss / 1e6:.1f} GB)",
+                            "if it ran out of memory, close other programs or use a machine with more RAM")
+    result = json.loads(result_file.read_text())
+    if not result.pop("ok"):
+        if "traceback" in result:
+            (work.parent / "edgebert-export-error.log").write_text(result["traceback"])
+        raise EdgebertError(result["error"])
+    result["peak_rss_gb"] = round(usage.ru_maxrss / 1e6, 2)  # ru_maxrss is in KiB on Linux
+    return result
+
+
+def reference_dir_for(source_path: Path) -> Path:
+    """Where the reference of a non-SavedModel source is kept: the cache, by content."""
+    from edgebert.download import cache_dir
+
+    return cache_dir() / "references" / tree_sha256(source_path)[:20]
+
+
+def _resolve(spec: str) -> Path:
+    from edgebert import catalog, download
+
+    path = Path(spec).expanduser()
+    if not path.exists() and catalog.is_handle(spec):
+        entry = catalog.lookup(spec)
+        return download.download_model(entry.handle, entry.url, sha256=entry.sha256)
+    if not path.is_dir():
+        raise EdgebertError(f"model source '{spec}' not found",
+                            "pass a model directory or a catalog handle (see `edgebert models`)")
+    return path
+
+
+def export(req: ExportRequest) -> dict:
+    """Runs the export; returns the manifest written to ``req.output``."""
+    for fmt in req.formats:
+        if fmt not in req.recipe.formats:
+            raise EdgebertError(f"recipe {req.recipe.name} has no {fmt} form",
+                                f"it supports {', '.join(req.recipe.formats)}")
+    texts = calib.read_texts(req.calibration_file)
+    cal_texts, held_out = calib.split(texts, req.held_out)
+    source_path = _resolve(req.source)
+    out = Path(req.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        work = staging / ".work"
+        work.mkdir()
+        steps = 2 + len(req.formats)
+        _progress(f"[1/{steps}] importing {req.source_label}")
+        ref = run_worker({"task": "reference", "source": str(source_path),
+                          "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
+                          "seq_length": req.seq_length or 128, "outputs_npz": str(work / "reference.npz")}, work)
+        expected = dict(np.load(work / "reference.npz"))
+        feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
+        models = {}
+        for i, fmt in enumerate(req.formats, start=2):
+            _progress(f"[{i}/{steps}] converting to {fmt} with recipe {req.recipe.name}")
+            path = staging / FILE_NAMES[fmt]
+            conv = run_worker({"task": "convert", "format": fmt, "recipe": req.recipe.name,
+                               "reference": ref["reference"], "seq_length": req.seq_length,
+                               "calibration": cal_texts, "out": str(path)}, work)
+            models[fmt] = {"file": path.name, "conversion": conv}
+        _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
+        failed = []
+        for fmt, entry in models.items():
+            path = staging / entry["file"]
+            runner = backends.open_runner(path, num_threads=2)
+            got = backends.run_batches(runner, _batches(feeds, 8))
+            result = metrics.compare(got, expected, feeds["input_mask"])
+            misses = metrics.gate(result, req.recipe.thresholds)
+            entry.update(_file_entry(path, runner, req.seq_length), accuracy=result,
+                         gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
+            p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
+            _progress(f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
+                      f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
+                      f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
+                      + ("" if not misses else "  FAILS: " + "; ".join(misses)))
+            failed += [f"{fmt}: {x}" for x in misses]
+        if failed and not req.allow_accuracy_loss:
+            raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
+                                "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
+        shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
+        shutil.rmtree(work)
+        manifest = _manifest(req, ref, models, len(cal_texts), len(held_out))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _replace_dir(staging, out)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _batches(feeds: dict, size: int):
+    n = len(feeds["input_word_ids"])
+    for i in range(0, n, size):
+        yield {k: v[i:i + size] for k, v in feeds.items()}
+
+
+def _file_entry(path: Path, runner, seq_length) -> dict:
+    shape = [-1, seq_length if seq_length else -1]
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size, "runtime": runner.runtime,
+            "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
+            "outputs": [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
+                        {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]}]}
+
+
+def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: int) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"spec": req.source_label, "kind": ref["kind"]},
+        "reference": {"path": ref["reference"], "sha256": ref["sha256"],
+                      "max_abs_vs_source": ref["max_abs_vs_source"]},
+        "architecture": ref["config"],
+        "tokenizer": {"vocab": "vocab.txt", "do_lower_case": ref["do_lower_case"],
+                      "casing": "uncased" if ref["do_lower_case"] else "cased"},
+        "seq_length": req.seq_length,
+        "recipe": req.recipe.to_json(),
+        "calibration": {"source": str(req.calibration_file) if req.calibration_file else "default corpus",
+                        "sentences": n_cal, "held_out": n_held},
+        "models": models,
+        "tools": {t: _version(t) for t in TOOLS},
+    }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        if not (dest / MANIFEST).exists() and any(dest.iterdir()):
+            raise EdgebertError(f"{dest} exists and is not an edgebert bundle", "choose another -o directory")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""One heavy export step in its own process: ``python -m edgebert.exporters.worker TASK RESULT``.
+
+TensorFlow and the converters keep memory they never give back (tf2onnx peaked at 13.6 GB
+for BERT-base); one process per step lets BERT-large export on a 24 GiB machine. TASK is a
+JSON file; RESULT receives ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from edgebert.errors import EdgebertError
+
+
+def _log(msg: str) -> None:
+    print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def task_reference(t: dict) -> dict:
+    """Imports the source into the reference and records its outputs on held-out text."""
+    from edgebert.exporters.reference import build_reference
+    from edgebert.exporters.sources import load_source
+    from edgebert.exporters.sources.saved_model_util import load_saved_model
+    from edgebert.exporters.sources.tf2_saved_model import run_encoder
+    from edgebert.tokenizer import BertTokenizer
+
+    src = load_source(t["source"])
+    ref = build_reference(src, Path(t["reference_dir"]))
+    tok = BertTokenizer(ref.vocab_file, ref.do_lower_case)
+    feeds = tok(t["held_out"], seq_length=t["seq_length"])
+    model = load_saved_model(ref.path)
+    pooled, seq = [], []
+    for i in range(0, len(t["held_out"]), 16):
+        out = run_encoder(model, *(feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")))
+        pooled.append(out["pooled_output"])
+        seq.append(out["sequence_output"])
+    np.savez(t["outputs_npz"], pooled_output=np.concatenate(pooled), sequence_output=np.concatenate(seq),
+             **feeds)
+    return {"kind": src.kind, "reference": str(ref.path), "sha256": ref.sha256,
+            "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
+            "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
+
+
+def task_convert(t: dict) -> dict:
+    """Converts the reference to one format with one recipe."""
+    from edgebert.exporters import onnx_export, tflite
+    from edgebert.exporters.sources import load_source
+    from edgebert.quantize import recipes, smoothing
+    from edgebert.tokenizer import BertTokenizer
+
+    recipe = recipes.get(t["recipe"])
+    src = load_source(t["reference"])
+    tok = BertTokenizer(src.vocab_file, src.do_lower_case)
+    texts = t["calibration"]
+    info: dict = {}
+    if recipe.smoothing:
+        n = min(len(texts), recipe.smoothing["calibration_sentences"])
+        _log(f"calibrating SmoothQuant scales on {n} sentences (alpha={recipe.smoothing['alpha']})")
+        batches = [_tuple(tok(texts[i:i + 32], seq_length=t["seq_length"] or 128, dynamic_padding=True))
+                   for i in range(0, n, 32)]
+        ranges = smoothing.activation_ranges(src, batches)
+        src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
+        info["smoothing"] = {**recipe.smoothing, "sentences": n}
+    calibration = None
+    if recipe.calibration:
+        n = min(len(texts), recipe.calibration["sentences"])
+        _log(f"calibrating activation ranges ({recipe.calibration['method']}) on {n} sentences")
+        enc = tok(texts[:n], seq_length=t["seq_length"] or 128)
+        calibration = [{k: v[i:i + 1] for k, v in enc.items()} for i in range(n)]
+        info["calibration"] = {**recipe.calibration, "sentences": n}
+    convert = {"tflite": tflite.convert, "onnx": onnx_export.convert}[t["format"]]
+    t0 = time.perf_counter()
+    convert(src, Path(t["out"]), seq_length=t["seq_length"], recipe=recipe, calibration=calibration)
+    info["seconds"] = round(time.perf_counter() - t0, 1)
+    return info
+
+
+def _tuple(feeds: dict):
+    return feeds["input_word_ids"], feeds["input_mask"], feeds["input_type_ids"]
+
+
+TASKS = {"reference": task_reference, "convert": task_convert}
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    task = json.loads(Path(argv[0]).read_text())
+    try:
+        result = {"ok": True, **TASKS[task["task"]](task)}
+        code = 0
+    except EdgebertError as e:
+        result, code = {"ok": False, "error": str(e)}, 1
+    except Exception as e:  # report, with the trace for a bug report
+        result = {"ok": False, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:500] if str(e).strip() else ''}",
+                  "traceback": traceback.format_exc()}
+        code = 1
+    Path(argv[1]).write_text(json.dumps(result))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
