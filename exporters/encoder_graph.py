@@ -22,6 +22,10 @@ import tensorflow as tf
 from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+# Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
+# value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
+# that must hold -10000 next to scores of +-20 has no precision left for the scores.
+MASK_BIAS = -10000.0
 
 
 def _gelu_tanh(x):
@@ -57,11 +61,13 @@ class BertEncoderModule(tf.Module):
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
         self.weights = {
-            k: tf.Variable(np.asarray(v, np.float32), trainable=False, name=k.replace("/", "__"))
+            k: tf.Variable(np.asarray(v, np.int8 if k.endswith("_int8") else np.float32), trainable=False,
+                           name=k.replace("/", "__"))
             for k, v in weights.items()
-            if k in _wanted(cfg) or k.endswith("_smooth")
+            if k in _wanted(cfg) or k.endswith(("_smooth", "_int8", "_scale"))
         }
         self._act = activation_fn(cfg.activation, target)
+        self.mask_bias = MASK_BIAS
 
     def _ln(self, x, g, b):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
@@ -101,11 +107,17 @@ class BertEncoderModule(tf.Module):
         H, nh, dh = cfg.hidden_size, cfg.num_heads, cfg.head_size
         e = EMBEDDING_NAMES
         with tf.name_scope("embeddings/word_embeddings"):
-            word = tf.reshape(tf.gather(W[e["word"]], tf.reshape(ids, [-1])), [B, S, H])
+            flat_ids = tf.reshape(ids, [-1])
+            if e["word"] in W:
+                word = tf.gather(W[e["word"]], flat_ids)
+            else:  # int8 rows and per-row scales (edgebert.quantize.embedding)
+                word = tf.cast(tf.gather(W[e["word"] + "_int8"], flat_ids), tf.float32) \
+                    * tf.gather(W[e["word"] + "_scale"], flat_ids)
+            word = tf.reshape(word, [B, S, H])
         types = self._type_embeddings(type_ids)
         pos = tf.slice(W[e["position"]], [0, 0], [S, H])
         x = self._ln(word + types + pos[None], e["ln_g"], e["ln_b"])
-        mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * -10000.0
+        mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * self.mask_bias
         scale = 1.0 / math.sqrt(dh)
         outputs = []
         for i in range(cfg.num_layers):

@@ -55,7 +55,9 @@ def run_worker(task: dict, work: Path) -> dict:
     name = f"{task['task']}-{task.get('format', 'ref')}"
     task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
     task_file.write_text(json.dumps(task))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # quiet, and the same numbers on every CPU
     proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
                             env=env)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -21,7 +21,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
-    proto = _fp32_model(src, seq_length)
+    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"))
     if recipe.name == "fp32":
         return atomic_write_bytes(out_path, proto.SerializeToString())
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-work-") as work:
@@ -33,11 +33,13 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     return out_path
 
 
-def _fp32_model(src: SourceModel, seq_length: int | None):
+def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | None = None):
     import tensorflow as tf
     import tf2onnx
 
     module = BertEncoderModule(src.config, src.weights, target="onnx")
+    if mask_bias is not None:
+        module.mask_bias = mask_bias
     spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
 
     @tf.function(input_signature=spec)

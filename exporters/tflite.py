@@ -31,6 +31,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
     recipe = recipe or recipes.get("fp32")
     module = BertEncoderModule(src.config, src.weights, target="tflite")
+    module.mask_bias = (recipe.graph or {}).get("mask_bias", module.mask_bias)
     spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
 
     @tf.function(input_signature=spec)
@@ -48,4 +49,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
             for feeds in calibration:
                 yield [feeds[n] for n in INPUT_NAMES]
     tflite_quant.configure(converter, recipe, representative)
-    return atomic_write_bytes(Path(out_path), converter.convert())
+    flat = converter.convert()
+    if recipe.for_format("tflite").get("engine") == "ai-edge-quantizer":
+        flat = tflite_quant.ai_edge_quantize(flat, recipe, calibration)
+    return atomic_write_bytes(Path(out_path), flat)

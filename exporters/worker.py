@@ -52,7 +52,7 @@ def task_convert(t: dict) -> dict:
     """Converts the reference to one format with one recipe."""
     from edgebert.exporters import onnx_export, tflite
     from edgebert.exporters.sources import load_source
-    from edgebert.quantize import recipes, smoothing
+    from edgebert.quantize import embedding, recipes, smoothing
     from edgebert.tokenizer import BertTokenizer
 
     recipe = recipes.get(t["recipe"])
@@ -75,6 +75,9 @@ def task_convert(t: dict) -> dict:
         enc = tok(texts[:n], seq_length=t["seq_length"] or 128)
         calibration = [{k: v[i:i + 1] for k, v in enc.items()} for i in range(n)]
         info["calibration"] = {**recipe.calibration, "sentences": n}
+    if recipe.for_format(t["format"]).get("embedding") == "int8_per_row":
+        src = embedding.int8_rows(src)
+        info["embedding"] = "int8_per_row"
     convert = {"tflite": tflite.convert, "onnx": onnx_export.convert}[t["format"]]
     t0 = time.perf_counter()
     convert(src, Path(t["out"]), seq_length=t["seq_length"], recipe=recipe, calibration=calibration)

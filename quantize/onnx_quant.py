@@ -26,10 +26,8 @@ def apply(fp32_path: Path, out_path: Path, recipe: Recipe, calibration: list[dic
         quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
                          per_channel=recipe.onnx.get("per_channel", True))
     elif name == "wi8_afp32":
-        model = _matmul_nbits(onnx.load(str(fp32_path)), recipe.onnx)
-        _int8_rows_embedding(model)
-        onnx.save(model, str(out_path))
-    elif name in ("wi8_ai8", "wi8_ai16"):
+        onnx.save(_matmul_nbits(onnx.load(str(fp32_path)), recipe.onnx), str(out_path))
+    elif name in ("wi8_ai8", "wi8_ai16", "wi8_ai8_mixed"):
         _static_qdq(fp32_path, out_path, recipe, calibration)
     else:
         raise ValueError(f"recipe {name} has no ONNX form")
@@ -66,44 +64,6 @@ def _matmul_nbits(model, params: dict):
     return q.model.model
 
 
-def _int8_rows_embedding(model) -> None:
-    """Word embeddings as int8 with one float scale per row: ``Gather -> Cast -> Mul``.
-
-    ORT's quantizers would dequantize the whole table on every run (or leave it float);
-    gathering int8 rows first costs nothing and keeps per-row precision.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    for idx, node in enumerate(list(graph.node)):
-        if node.op_type != "Gather" or node.input[0] not in inits:
-            continue
-        table = numpy_helper.to_array(inits[node.input[0]])
-        if table.ndim != 2 or table.size < MIN_ELEMENTS or table.dtype != np.float32:
-            continue
-        scale = np.maximum(np.abs(table).max(axis=1), 1e-12) / 127.0
-        q = np.clip(np.round(table / scale[:, None]), -127, 127).astype(np.int8)
-        base = node.input[0]
-        graph.initializer.remove(inits[base])
-        graph.initializer.extend([numpy_helper.from_array(q, base + "_int8"),
-                                  numpy_helper.from_array(scale.astype(np.float32)[:, None], base + "_scale")])
-        out = node.output[0]
-        pos = list(graph.node).index(node)
-        graph.node.remove(node)
-        new = [
-            helper.make_node("Gather", [base + "_int8", node.input[1]], [out + "_q"], name=node.name + "_q",
-                             axis=0),
-            helper.make_node("Cast", [out + "_q"], [out + "_f"], to=onnx.TensorProto.FLOAT, name=node.name + "_cast"),
-            helper.make_node("Gather", [base + "_scale", node.input[1]], [out + "_s"], name=node.name + "_scale",
-                             axis=0),
-            helper.make_node("Mul", [out + "_f", out + "_s"], [out], name=node.name + "_dequant"),
-        ]
-        for k, n in enumerate(new):
-            graph.node.insert(pos + k, n)
-
-
 class _Reader:
     def __init__(self, batches):
         self._it = iter(batches)
@@ -121,6 +81,16 @@ def _static_qdq(fp32_path: Path, out_path: Path, recipe: Recipe, calibration) ->
               "entropy": CalibrationMethod.Entropy}[recipe.calibration.get("method", "minmax")]
     act = QuantType.QUInt16 if recipe.name == "wi8_ai16" else QuantType.QUInt8
     extra = {"CalibPercentile": recipe.calibration.get("percentile", 99.999)}
+    params = recipe.for_format("onnx")
+    kw = {}
+    if params.get("static_ops"):
+        import re
+
+        import onnx
+
+        pattern = re.compile(params.get("float_regex") or "$^")
+        kw["op_types_to_quantize"] = params["static_ops"]
+        kw["nodes_to_exclude"] = [n.name for n in onnx.load(str(fp32_path)).graph.node if pattern.search(n.name)]
     quantize_static(str(fp32_path), str(out_path), _Reader(calibration), quant_format=QuantFormat.QDQ,
                     activation_type=act, weight_type=QuantType.QInt8, per_channel=True,
-                    calibrate_method=method, extra_options=extra)
+                    calibrate_method=method, extra_options=extra, **kw)

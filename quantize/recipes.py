@@ -22,7 +22,12 @@ class Recipe:
     thresholds: dict
     smoothing: dict | None = None
     calibration: dict | None = None
-    onnx: dict | None = None
+    graph: dict | None = None  # graph spelling for this recipe (e.g. mask_bias)
+    tflite: dict | None = None  # TFLite-specific settings
+    onnx: dict | None = None  # ONNX-specific settings
+
+    def for_format(self, fmt: str) -> dict:
+        return dict(getattr(self, fmt) or {})
 
     @property
     def needs_calibration(self) -> bool:

@@ -149,14 +149,3 @@ def _hf_numpy_forward(t, cfg, ids, mask, types):
         h = 0.5 * h * (1 + erf(h / np.sqrt(2)))
         x = ln(lin(h, p + "output.dense") + x, p + "output.LayerNorm")
     return x
-
-
-@pytest.mark.parametrize("maker", ["hf", "tf1_checkpoint", "tf2"])
-def test_export_cli_prints_reference_and_shapes(maker, hf_tiny, tf1_checkpoint_tiny, tf2_hub_tiny, tmp_path, capsys):
-    from edgebert.cli import main
-
-    path = {"hf": hf_tiny, "tf1_checkpoint": tf1_checkpoint_tiny[0], "tf2": tf2_hub_tiny}[maker]
-    assert main(["export", str(path), "-o", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
-    assert "reference:" in out and "sequence_output: (1, 40, 32)" in out  # tiny max_position 40
-    assert "encoder_outputs: 2 x (1, 40, 32)" in out
