@@ -72,7 +72,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
                         recipe=recipe, seq_length=seq_length,
                         calibration_file=Path(args.calibration) if args.calibration else None,
-                        allow_accuracy_loss=args.allow_accuracy_loss)
+                        allow_accuracy_loss=args.allow_accuracy_loss, onnx_optimize=args.onnx_optimize)
     m = export(req)
     a = m["architecture"]
     print(f"bundle:    {req.output}")
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(one sentence a line, or id<TAB>score<TAB>text); default: the bundled corpus")
     e.add_argument("--allow-accuracy-loss", action="store_true",
                    help="write the bundle even when the recipe's accuracy thresholds are missed")
+    e.add_argument("--onnx-optimize", action="store_true",
+                   help="fuse the ONNX graph with ONNX Runtime's transformer optimizer, kept only if it "
+                        "reproduces the unfused graph to 1e-4")
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)
     return p

@@ -43,6 +43,7 @@ class ExportRequest:
     seq_length: int | None = 128
     calibration_file: Path | None = None
     allow_accuracy_loss: bool = False
+    onnx_optimize: bool = False
     held_out: int = 64
 
 
@@ -113,7 +114,7 @@ def export(req: ExportRequest) -> dict:
         _progress(f"[1/{steps}] importing {req.source_label}")
         ref = run_worker({"task": "reference", "source": str(source_path),
                           "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                          "seq_length": req.seq_length or 128, "outputs_npz": str(work / "reference.npz")}, work)
+                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
         expected = dict(np.load(work / "reference.npz"))
         feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
         models = {}
@@ -122,7 +123,8 @@ def export(req: ExportRequest) -> dict:
             path = staging / FILE_NAMES[fmt]
             conv = run_worker({"task": "convert", "format": fmt, "recipe": req.recipe.name,
                                "reference": ref["reference"], "seq_length": req.seq_length,
-                               "calibration": cal_texts, "out": str(path)}, work)
+                               "calibration": cal_texts, "out": str(path),
+                               "onnx_optimize": req.onnx_optimize}, work)
             models[fmt] = {"file": path.name, "conversion": conv}
         _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
         failed = []
@@ -145,8 +147,9 @@ def export(req: ExportRequest) -> dict:
                                 "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
         shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
         shutil.rmtree(work)
-        manifest = _manifest(req, ref, models, len(cal_texts), len(held_out))
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        text = json.dumps(_manifest(req, ref, models, len(cal_texts), len(held_out)), indent=1)
+        (staging / MANIFEST).write_text(text)
+        manifest = json.loads(text)
         _replace_dir(staging, out)
         return manifest
     finally:

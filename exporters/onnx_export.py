@@ -15,13 +15,20 @@ OUTPUTS = ("pooled_output", "sequence_output")
 
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
-            calibration: list[dict] | None = None) -> Path:
-    """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS``, dynamic batch), atomically."""
+            calibration: list[dict] | None = None, optimize: bool = False, report: dict | None = None) -> Path:
+    """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS``, dynamic batch), atomically.
+
+    With ``optimize``, ONNX Runtime's transformer optimizer fuses the fp32 graph, and the
+    fused graph is kept only if it reproduces the unfused one to ``FUSION_TOLERANCE``
+    (the optimizer silently swaps Q and K on some graphs); ``report`` records the outcome.
+    """
     from edgebert.quantize import onnx_quant, recipes
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
     proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"))
+    if optimize:
+        proto = _optimized_if_exact(proto, src, seq_length, report if report is not None else {})
     if recipe.name == "fp32":
         return atomic_write_bytes(out_path, proto.SerializeToString())
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-work-") as work:
@@ -56,3 +63,31 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     for o in proto.graph.output:
         o.name = rename.get(o.name, o.name)
     return proto
+
+
+FUSION_TOLERANCE = 1e-4
+
+
+def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report: dict):
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from edgebert.exporters.sources.probe import output_max_abs, probe_inputs
+
+    candidate = type(proto)()
+    candidate.CopyFrom(proto)  # the optimizer edits its input in place; keep the original to compare
+    fused = optimize_model(candidate, model_type="bert_tf", num_heads=src.config.num_heads,
+                           hidden_size=src.config.hidden_size, opt_level=0).model  # 0: python fusions only (the ORT pass imports torch)
+    ids, mask, types = probe_inputs(src.config, batch=2, seq=seq_length or 16)
+    feeds = dict(zip(INPUT_NAMES, (ids, mask, types)))
+
+    def run(model):
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return dict(zip(OUTPUTS, sess.run(list(OUTPUTS), feeds)))
+
+    err = output_max_abs(run(fused), run(proto), mask)
+    fused_ops = sorted({n.op_type for n in fused.graph.node} - {n.op_type for n in proto.graph.node})
+    report["onnx_optimizer"] = {"max_abs_vs_unfused": err, "new_ops": fused_ops,
+                                "kept": bool(err <= FUSION_TOLERANCE and np.isfinite(err))}
+    return fused if report["onnx_optimizer"]["kept"] else proto

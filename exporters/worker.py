@@ -34,7 +34,7 @@ def task_reference(t: dict) -> dict:
     src = load_source(t["source"])
     ref = build_reference(src, Path(t["reference_dir"]))
     tok = BertTokenizer(ref.vocab_file, ref.do_lower_case)
-    feeds = tok(t["held_out"], seq_length=t["seq_length"])
+    feeds = tok(t["held_out"], seq_length=_seq_length(t["seq_length"], ref.config))
     model = load_saved_model(ref.path)
     pooled, seq = [], []
     for i in range(0, len(t["held_out"]), 16):
@@ -63,7 +63,8 @@ def task_convert(t: dict) -> dict:
     if recipe.smoothing:
         n = min(len(texts), recipe.smoothing["calibration_sentences"])
         _log(f"calibrating SmoothQuant scales on {n} sentences (alpha={recipe.smoothing['alpha']})")
-        batches = [_tuple(tok(texts[i:i + 32], seq_length=t["seq_length"] or 128, dynamic_padding=True))
+        batches = [_tuple(tok(texts[i:i + 32], seq_length=_seq_length(t["seq_length"], src.config),
+                              dynamic_padding=True))
                    for i in range(0, n, 32)]
         ranges = smoothing.activation_ranges(src, batches)
         src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
@@ -72,17 +73,34 @@ def task_convert(t: dict) -> dict:
     if recipe.calibration:
         n = min(len(texts), recipe.calibration["sentences"])
         _log(f"calibrating activation ranges ({recipe.calibration['method']}) on {n} sentences")
-        enc = tok(texts[:n], seq_length=t["seq_length"] or 128)
+        enc = tok(texts[:n], seq_length=_seq_length(t["seq_length"], src.config))
         calibration = [{k: v[i:i + 1] for k, v in enc.items()} for i in range(n)]
         info["calibration"] = {**recipe.calibration, "sentences": n}
     if recipe.for_format(t["format"]).get("embedding") == "int8_per_row":
         src = embedding.int8_rows(src)
         info["embedding"] = "int8_per_row"
-    convert = {"tflite": tflite.convert, "onnx": onnx_export.convert}[t["format"]]
     t0 = time.perf_counter()
-    convert(src, Path(t["out"]), seq_length=t["seq_length"], recipe=recipe, calibration=calibration)
+    kw = dict(seq_length=t["seq_length"], recipe=recipe, calibration=calibration)
+    if t["format"] == "onnx":
+        onnx_export.convert(src, Path(t["out"]), optimize=t.get("onnx_optimize", False), report=info, **kw)
+        if "onnx_optimizer" in info:
+            o = info["onnx_optimizer"]
+            _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
+                 f"vs the unfused graph, new ops {o['new_ops']}")
+    else:
+        tflite.convert(src, Path(t["out"]), **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
+
+
+def _seq_length(requested: int | None, cfg) -> int:
+    """The length to tokenize to: the export's fixed length, or (dynamic) TF Hub's 128."""
+    if requested is None:
+        return min(128, cfg.max_position)
+    if requested > cfg.max_position:
+        raise EdgebertError(f"--seq-len {requested} exceeds the model's {cfg.max_position} positions",
+                            f"use --seq-len {cfg.max_position} or less")
+    return requested
 
 
 def _tuple(feeds: dict):

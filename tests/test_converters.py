@@ -75,3 +75,31 @@ def test_small_bert_architectures_export_both_formats(layers, hidden, tmp_path):
         runner = open_runner(convert(src, tmp_path / f"m{ext}", seq_length=32))
         err = _max_abs(runner.run(_feeds(*inputs)), want, inputs[1])
         assert err <= TOL, f"{fmt} L{layers} H{hidden}: max-abs {err}"
+
+
+def test_onnx_fusion_is_kept_only_when_it_reproduces_the_graph(long_tiny, monkeypatch, tmp_path):
+    """ORT's optimizer once swapped Q and K silently; a fused graph that differs is dropped."""
+    import onnxruntime.transformers.optimizer as ort_opt
+
+    report = {}
+    onnx_export.convert(long_tiny, tmp_path / "a.onnx", seq_length=16, optimize=True, report=report)
+    assert report["onnx_optimizer"]["kept"] and report["onnx_optimizer"]["max_abs_vs_unfused"] <= 1e-4
+
+    class Broken:
+        def __init__(self, model):
+            # Swap the Q and K projections of layer 0, as the faulty fusion effectively did.
+            for node in model.graph.node:
+                if node.name.startswith("layer_0/attention/self/query/MatMul"):
+                    q = node
+                if node.name.startswith("layer_0/attention/self/key/MatMul"):
+                    k = node
+            q.input[1], k.input[1] = k.input[1], q.input[1]
+            self.model = model
+
+    monkeypatch.setattr(ort_opt, "optimize_model", lambda proto, **kw: Broken(proto))
+    report = {}
+    path = onnx_export.convert(long_tiny, tmp_path / "b.onnx", seq_length=16, optimize=True, report=report)
+    assert not report["onnx_optimizer"]["kept"] and report["onnx_optimizer"]["max_abs_vs_unfused"] > 1e-3
+    inputs = tiny_models.token_inputs(batch=2, seq=16, vocab=long_tiny.config.vocab_size)
+    want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)
+    assert _max_abs(open_runner(path).run(_feeds(*inputs)), want, inputs[1]) <= TOL  # the unfused graph

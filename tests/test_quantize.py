@@ -1,0 +1,77 @@
+"""Recipes as data, calibration text, SmoothQuant and int8 embeddings: float-exact rewrites."""
+
+import re
+
+import numpy as np
+import pytest
+
+from fixtures import tiny_models
+from edgebert.errors import EdgebertError
+from edgebert.exporters import numpy_bert
+from edgebert.exporters.bert_config import EMBEDDING_NAMES
+from edgebert.exporters.sources import load_source
+from edgebert.quantize import calibration, embedding, recipes, smoothing
+
+
+def test_recipes_are_data_with_decoded_names_and_thresholds():
+    all_ = recipes.all_recipes()
+    assert {"fp32", "wfp16_afp32", "wi8_afp32", "wi8_ai8", "wi8_ai8_mixed", "wi8_ai16"} <= set(all_)
+    for r in all_.values():
+        assert re.fullmatch(r"fp32|w(i8|fp16)_a(fp32|i8|i16)(_[a-z]+)?", r.name), r.name
+        assert set(r.formats) <= {"tflite", "onnx"} and r.formats
+        assert 0 <= r.thresholds["cosine_min"] <= r.thresholds["cosine_mean"] <= 1
+        assert r.int8 == r.name.startswith("wi8")
+    default = recipes.get(recipes.DEFAULT_INT8)
+    assert default.int8 and default.thresholds == {"cosine_mean": 0.999, "cosine_min": 0.99}
+    with pytest.raises(EdgebertError, match="unknown recipe 'nope'.*wi8_afp32"):
+        recipes.get("nope")
+
+
+def test_calibration_text_formats(tmp_path):
+    default = calibration.read_texts()
+    assert len(default) == 600 and all(t.strip() for t in default)
+    f = tmp_path / "s.tsv"
+    f.write_text("".join(f"{i}\t{(-1) ** i * 1.5}\tsentence number {i}\n" for i in range(10)) + "\n\n")
+    texts = calibration.read_texts(f)
+    assert texts[:2] == ["sentence number 0", "sentence number 1"] and len(texts) == 10
+    cal, held = calibration.split(default, 64)
+    assert len(held) == 64 and not set(cal) & set(held) and len(cal) == 536
+    (tmp_path / "few.txt").write_text("one\ntwo\n")
+    with pytest.raises(EdgebertError, match="has 2 sentences"):
+        calibration.read_texts(tmp_path / "few.txt")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_source(tiny_models.make_hf(tmp_path_factory.mktemp("q") / "hf"))
+
+
+def test_smoothing_leaves_float_outputs_unchanged_and_shrinks_outlier_channels(tiny):
+    inputs = tiny_models.token_inputs(batch=3, seq=16, vocab=tiny.config.vocab_size)
+    ranges = smoothing.activation_ranges(tiny, [inputs])
+    smoothed = smoothing.smooth(tiny, ranges, alpha=0.5, layers=("qkv", "ffn_in", "attn_out", "ffn_out"))
+    before = numpy_bert.forward(tiny.config, tiny.weights, *inputs)
+    after = numpy_bert.forward(smoothed.config, smoothed.weights, *inputs)
+    assert np.abs(before["sequence_output"] - after["sequence_output"]).max() <= 1e-5
+    assert np.abs(before["pooled_output"] - after["pooled_output"]).max() <= 1e-5
+    # The smoothed Q/K/V input has a flatter channel profile than the raw one.
+    new = smoothing.activation_ranges(smoothed, [inputs])
+    key = "encoder/layer_1/attention/self/qkv_smooth"
+    spread = lambda r: r.max() / np.median(r)  # noqa: E731
+    assert spread(new[key] * smoothed.weights[key]) < spread(ranges[key])
+
+
+def test_int8_embedding_rows_are_within_half_a_step_and_the_graph_uses_them(tiny):
+    import tensorflow as tf
+    from edgebert.exporters.encoder_graph import BertEncoderModule
+
+    q = embedding.int8_rows(tiny)
+    table = tiny.weights[EMBEDDING_NAMES["word"]]
+    deq = q.weights[embedding.INT8].astype(np.float32) * q.weights[embedding.SCALE]
+    assert EMBEDDING_NAMES["word"] not in q.weights and q.weights[embedding.INT8].dtype == np.int8
+    assert (np.abs(deq - table) <= q.weights[embedding.SCALE] / 2 + 1e-7).all()
+    inputs = tiny_models.token_inputs(batch=2, seq=16, vocab=tiny.config.vocab_size)
+    out = BertEncoderModule(q.config, q.weights)({n: tf.constant(a) for n, a in
+                                                  zip(("input_word_ids", "input_mask", "input_type_ids"), inputs)})
+    want = numpy_bert.forward(tiny.config, {**tiny.weights, EMBEDDING_NAMES["word"]: deq}, *inputs)
+    assert np.abs(out["pooled_output"].numpy() - want["pooled_output"]).max() <= 1e-4
