@@ -64,8 +64,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         pre = preprocess_reference.build(vocab, True, Path(d) / "pre")
         runs = {
-            "edgebert (tokenizers WordPiece)": edgebert(True),
-            "edgebert (plain Python WordPiece)": edgebert(False),
+            "edgebert (tokenizers WordPiece, use_fast=True)": edgebert(True),
+            "edgebert (Python WordPiece, default)": edgebert(False),
             "TF Text (TF Hub preprocess SavedModel)":
                 lambda: lambda b: preprocess_reference.run(pre, b)["input_word_ids"],
         }

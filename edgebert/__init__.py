@@ -1,7 +1,7 @@
 """edgebert: Google's BERT models on edge devices.
 
 Importing this package never imports TensorFlow: the runtime and tokenizer run with numpy,
-ai-edge-litert / onnxruntime and ``tokenizers`` only. The export side lives in
+ai-edge-litert / onnxruntime only (the tokenizer is pure Python). The export side lives in
 ``edgebert.exporters`` and ``edgebert.quantize`` and needs the ``export`` extra.
 """
 

@@ -30,7 +30,7 @@ MANIFEST = "edgebert.json"
 FORMAT_VERSION = 1
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-         "tokenizers", "numpy")
+         "numpy")
 
 
 @dataclasses.dataclass

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from fixtures import tiny_models
 from edgebert.exporters import numpy_bert

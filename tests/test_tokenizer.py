@@ -76,14 +76,13 @@ def test_hard_pairs_every_truncation_case(oracles, setting, seq_length):
 
 def test_round_robin_grid_matches_reference(oracles):
     tok, pre = oracles["uncased"]
-    a, b, budgets = [], [], []
+    a, b = [], []
     for n in range(0, 9):
         for m in range(0, 9):
             a.append("the " * n)
             b.append("dog " * m)
     for budget in range(0, 10):
         assert_same(tok(a, b, seq_length=budget + 3), preprocess_reference.run(pre, a, b, budget + 3), a)
-        budgets.append(budget)
     assert round_robin_lengths(100, 100, 9) == (5, 4)
 
 

@@ -3,7 +3,6 @@ and edgebert's own reference SavedModels."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
