@@ -22,7 +22,8 @@ import numpy as np
 
 from edgebert import backends, metrics
 from edgebert.errors import EdgebertError
-from edgebert.exporters.files import file_sha256, tree_sha256
+from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
+from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
 from edgebert.quantize.recipes import Recipe
 
@@ -82,19 +83,6 @@ def reference_dir_for(source_path: Path) -> Path:
     return cache_dir() / "references" / tree_sha256(source_path)[:20]
 
 
-def _resolve(spec: str) -> Path:
-    from edgebert import catalog, download
-
-    path = Path(spec).expanduser()
-    if not path.exists() and catalog.is_handle(spec):
-        entry = catalog.lookup(spec)
-        return download.download_model(entry.handle, entry.url, sha256=entry.sha256)
-    if not path.is_dir():
-        raise EdgebertError(f"model source '{spec}' not found",
-                            "pass a model directory or a catalog handle (see `edgebert models`)")
-    return path
-
-
 def export(req: ExportRequest) -> dict:
     """Runs the export; returns the manifest written to ``req.output``."""
     for fmt in req.formats:
@@ -103,8 +91,9 @@ def export(req: ExportRequest) -> dict:
                                 f"it supports {', '.join(req.recipe.formats)}")
     texts = calib.read_texts(req.calibration_file)
     cal_texts, held_out = calib.split(texts, req.held_out)
-    source_path = _resolve(req.source)
+    source_path = resolve_source(req.source)
     out = Path(req.output)
+    _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
@@ -150,7 +139,7 @@ def export(req: ExportRequest) -> dict:
         text = json.dumps(_manifest(req, ref, models, len(cal_texts), len(held_out)), indent=1)
         (staging / MANIFEST).write_text(text)
         manifest = json.loads(text)
-        _replace_dir(staging, out)
+        replace_dir(staging, out)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -196,13 +185,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _replace_dir(new: Path, dest: Path) -> None:
-    old = None
-    if dest.exists():
-        if not (dest / MANIFEST).exists() and any(dest.iterdir()):
-            raise EdgebertError(f"{dest} exists and is not an edgebert bundle", "choose another -o directory")
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _check_replaceable(dest: Path) -> None:
+    if dest.exists() and not (dest / MANIFEST).exists() and any(dest.iterdir()):
+        raise EdgebertError(f"{dest} exists and is not an edgebert bundle", "choose another -o directory")

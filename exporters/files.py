@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,3 +39,18 @@ def tree_sha256(path: Path) -> str:
         h.update(str(f.relative_to(path)).encode() + b"\0")
         h.update(bytes.fromhex(file_sha256(f)))
     return h.hexdigest()
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Moves directory ``new`` to ``dest`` (same filesystem), replacing what was there.
+
+    ``dest`` is never absent-but-half-written: the old one is renamed away first and only
+    deleted after the new one is in place.
+    """
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

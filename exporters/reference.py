@@ -8,14 +8,13 @@ then checked against the source's own computation before it is accepted.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from edgebert.errors import EdgebertError
 from edgebert.exporters import numpy_bert
-from edgebert.exporters.files import tree_sha256
+from edgebert.exporters.files import replace_dir, tree_sha256
 from edgebert.exporters.bert_config import BertConfig
 from edgebert.exporters.sources import probe, tf1_hub
 from edgebert.exporters.sources.base import SourceModel
@@ -66,20 +65,10 @@ def save_reference(src: SourceModel, out_dir: Path) -> Path:
         concrete = serving.get_concrete_function(**spec)
         saved = staging / "saved_model"
         tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
-        _replace_dir(saved, out_dir)
+        replace_dir(saved, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def build_reference(src: SourceModel, out_dir: Path) -> Reference:

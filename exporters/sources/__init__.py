@@ -11,6 +11,7 @@ from pathlib import Path
 from edgebert.errors import SourceError
 from edgebert.exporters.sources import hf, tf1_checkpoint, tf1_hub, tf2_saved_model
 from edgebert.exporters.sources.base import SourceModel
+from edgebert.exporters.sources.resolve import resolve_source
 
 # Order matters: a TF1 Hub module also has a saved_model.pb.
 READERS = (tf1_hub, tf2_saved_model, tf1_checkpoint, hf)
@@ -25,18 +26,7 @@ def detect(path: Path):
 
 def load_source(spec: str | Path) -> SourceModel:
     """Reads a catalog handle or a local model directory."""
-    from edgebert import catalog, download
-
-    path = Path(spec).expanduser()
-    if not path.exists() and catalog.is_handle(str(spec)):
-        entry = catalog.lookup(str(spec))
-        path = download.download_model(entry.handle, entry.url, sha256=entry.sha256)
-    if not path.exists():
-        raise SourceError(f"model source '{spec}' not found",
-                          "pass a model directory or a catalog handle (see `edgebert models`)")
-    if not path.is_dir():
-        raise SourceError(f"model source '{spec}' is a file, not a model directory",
-                          "pass the directory that holds the model files")
+    path = resolve_source(spec)
     reader = detect(path)
     if reader is None:
         raise SourceError(
