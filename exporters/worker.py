@@ -111,7 +111,11 @@ TASKS = {"reference": task_reference, "convert": task_convert}
 
 
 def main(argv: list[str]) -> int:
+    import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # ONNX Runtime's quantizers log every skipped node at INFO; progress lines are ours.
+    logging.getLogger("onnxruntime").setLevel(logging.WARNING)
     task = json.loads(Path(argv[0]).read_text())
     try:
         result = {"ok": True, **TASKS[task["task"]](task)}
