@@ -19,7 +19,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.exporters.bert_config import (EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes,
+                                            layer_names)
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 # Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
@@ -60,11 +61,12 @@ class BertEncoderModule(tf.Module):
         super().__init__(name=name)
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
+        wanted = expected_shapes(cfg)
         self.weights = {
             k: tf.Variable(np.asarray(v, np.int8 if k.endswith("_int8") else np.float32), trainable=False,
                            name=k.replace("/", "__"))
             for k, v in weights.items()
-            if k in _wanted(cfg) or k.endswith(("_smooth", "_int8", "_scale"))
+            if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))
         }
         self._act = activation_fn(cfg.activation, target)
         self.mask_bias = MASK_BIAS
@@ -147,11 +149,6 @@ class BertEncoderModule(tf.Module):
     @tf.function(input_signature=[{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}])
     def __call__(self, inputs):
         return self.encode(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
-
-
-def _wanted(cfg: BertConfig):
-    from edgebert.exporters.bert_config import expected_shapes
-    return expected_shapes(cfg)
 
 
 def flat_outputs(out: dict) -> dict:
