@@ -1,72 +1,237 @@
-"""Minimal runners for exported files: LiteRT (ai-edge-litert, then tflite-runtime, then
-tf.lite) and ONNX Runtime. No TensorFlow unless it is the only TFLite interpreter there."""
+"""Runners for exported files: LiteRT (ai-edge-litert, then tflite-runtime, then tf.lite),
+LiteRT's CompiledModel GPU accelerator, and ONNX Runtime. No TensorFlow unless it is the only
+TFLite interpreter installed.
+
+A runner is not thread-safe (neither is a TFLite interpreter); ``edgebert.runtime`` keeps a
+pool of them.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from edgebert import delegates
+from edgebert.delegates import DelegateReport
 from edgebert.errors import EdgebertError
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_NAMES = ("pooled_output", "sequence_output")
+BACKENDS = ("auto", "tflite", "onnx")
 
 
-def _tflite_interpreter_class():
+def _tflite_module():
+    """The installed TFLite interpreter module, best first."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
-        return Interpreter, "ai-edge-litert"
+        import ai_edge_litert.interpreter as mod
+        return mod, "ai-edge-litert"
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter
-        return Interpreter, "tflite-runtime"
+        import tflite_runtime.interpreter as mod
+        return mod, "tflite-runtime"
     except ImportError:
         pass
     try:
-        import tensorflow as tf
-        return tf.lite.Interpreter, "tensorflow"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow as tf
+        return _TfLiteShim(tf), "tensorflow"
     except ImportError:
         raise EdgebertError("no TFLite interpreter is installed", "pip install ai-edge-litert") from None
 
 
-class TFLiteRunner:
-    """Runs a ``.tflite`` with a ``serving_default`` signature."""
+class _TfLiteShim:
+    """``tf.lite`` spelled like the interpreter modules."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
-        cls, self.runtime = _tflite_interpreter_class()
+    def __init__(self, tf):
+        self.Interpreter = tf.lite.Interpreter
+        self.load_delegate = tf.lite.experimental.load_delegate
+
+
+def _load_error(runtime: str, path, e: Exception) -> EdgebertError:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "version" in msg and runtime != "ai-edge-litert":
+        fix = (f"{runtime} is older than the model's op versions; pip install ai-edge-litert "
+               "(tflite-runtime stopped at 2.14 and rejects TF 2.21 int8 ops)")
+    else:
+        fix = "the file is corrupt or incomplete (export it again), or the runtime is older than the " \
+              "model's ops (pip install -U ai-edge-litert)"
+    return EdgebertError(f"{runtime} cannot load {path}: {msg}", fix)
+
+
+class TFLiteRunner:
+    """Runs a ``.tflite`` with a ``serving_default`` signature on the LiteRT interpreter.
+
+    Args:
+      path: the model file.
+      num_threads: CPU threads (default: all cores).
+      delegate: ``auto``/``cpu``/``xnnpack`` (XNNPACK, LiteRT's CPU default), or ``gpu``/``nnapi``
+        through a delegate library (``delegate_library``, else the usual library names).
+      delegate_library: path or name of a TFLite delegate shared library for ``load_delegate``.
+      delegate_options: options passed to ``load_delegate``.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
+                 delegate_library: str | None = None, delegate_options: dict | None = None):
+        mod, self.runtime = _tflite_module()
+        self.path = Path(path)
+        kwargs = {"model_path": str(path), "num_threads": num_threads or os.cpu_count()}
+        used = "xnnpack"
+        if delegate in ("gpu", "nnapi") or delegate_library:
+            lib, used = self._load_delegate(mod, delegate, delegate_library, delegate_options)
+            kwargs["experimental_delegates"] = [lib]
         try:
-            self.interpreter = cls(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            self.interpreter = mod.Interpreter(**kwargs)
         except (ValueError, RuntimeError) as e:
-            raise EdgebertError(f"{self.runtime} cannot load {path}: {str(e).splitlines()[0]}",
-                                "the file is corrupt, or the runtime is older than the model's ops "
-                                "(pip install -U ai-edge-litert)") from None
+            if "experimental_delegates" in kwargs:
+                raise EdgebertError(f"the {used} delegate failed to prepare {path}: {str(e).splitlines()[0]}",
+                                    "use delegate='cpu', or fallback=True") from None
+            raise _load_error(self.runtime, path, e) from None
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
+        missing = [n for n in INPUT_NAMES if n not in details]
+        if missing:
+            raise EdgebertError(f"{path} has no input {', '.join(missing)} in its serving signature "
+                                f"(it has {', '.join(details)})", "pass an edgebert bundle's model")
         self.seq_length = _fixed(details["input_word_ids"]["shape_signature"][1])
+        self.report = DelegateReport(requested=delegate, used=used)
+        if used != "xnnpack":
+            self._count_delegation()
+
+    @staticmethod
+    def _load_delegate(mod, intent, library, options):
+        names = [library] if library else list(delegates.DEFAULT_DELEGATE_LIBRARIES.get(intent, ()))
+        errors = []
+        for name in names:
+            try:
+                # Checked first: a failed load_delegate leaves an object whose __del__ raises.
+                lib = ctypes.CDLL(name)
+                if not hasattr(lib, "tflite_plugin_create_delegate"):
+                    raise OSError("not a TFLite delegate (no tflite_plugin_create_delegate symbol)")
+                return mod.load_delegate(name, options or {}), f"delegate:{Path(name).name}"
+            except (ValueError, OSError, RuntimeError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                errors.append(msg if name in msg else f"{name}: {msg}")
+        raise EdgebertError(f"no TFLite {intent or 'custom'} delegate could be loaded ({'; '.join(errors)})",
+                            "pass delegate_library= the delegate's .so path, use delegate='cpu', "
+                            "or pass fallback=True")
+
+    def _count_delegation(self):
+        """Counts delegated ops after the first allocation (delegates apply there)."""
+        self.interpreter.allocate_tensors()
+        total, taken, parts, rest = delegates.tflite_delegation(self.interpreter)
+        self.report.nodes_total, self.report.nodes_delegated = total, taken
+        self.report.partitions, self.report.not_delegated = parts, rest
+        if taken == 0:
+            raise EdgebertError(f"the {self.report.used} delegate took 0 of {total} ops of {self.path}: "
+                                "everything would run on the CPU kernels",
+                                "the delegate does not support this model's ops; use delegate='cpu'")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner(**{k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
 
 
-class OnnxRunner:
-    """Runs a ``.onnx`` with ONNX Runtime on the CPU execution provider."""
+class LiteRtAcceleratedRunner:
+    """Runs a ``.tflite`` through LiteRT's CompiledModel API (its GPU accelerator).
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+    Args:
+      path: the model file.
+      hidden_size: width of the outputs (to size the read-back).
+      strict: GPU only: refuse a model the GPU cannot take whole (else GPU with CPU fall-back).
+      accelerator: ``gpu`` (default) or ``cpu`` (the same code path on the CPU, for tests).
+    """
+
+    def __init__(self, path: str | os.PathLike, hidden_size: int, strict: bool = False, accelerator: str = "gpu"):
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.hardware_accelerator import HardwareAccelerator as HA
+            from ai_edge_litert.options import Options
+        except ImportError:
+            raise EdgebertError("LiteRT's GPU accelerator needs ai-edge-litert >= 2.3",
+                                "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate") from None
+        flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
+        log: list[str] = []
+        try:
+            with delegates.captured_native_stderr(log):
+                self.model = CompiledModel.from_file(str(path), options=Options(flags))
+        except RuntimeError as e:
+            reason = delegates.first_reason("".join(log) + str(e), str(e).splitlines()[0])
+            hint = ("no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
+                    if "No adapters found" in reason or "WebGPU environment" in "".join(log) else reason)
+            what = "a GPU-only run (strict) of" if strict else "the GPU accelerator for"
+            raise EdgebertError(f"LiteRT could not create {what} {path}: {hint}",
+                                "use delegate='cpu', or fallback=True to run on the CPU"
+                                + ("; without strict the ops the GPU lacks run on the CPU" if strict else "")) from None
+        self.runtime = "ai-edge-litert CompiledModel"
+        self.path, self.hidden = Path(path), hidden_size
+        sig = self.model.get_signature_list()["serving_default"]
+        self.input_order, self.output_order = sig["inputs"], sig["outputs"]
+        shape = self.model.get_input_tensor_details("serving_default")["input_word_ids"]["shape"]
+        self.seq_length = None  # CompiledModel reports the current shape; the bundle's manifest knows
+        self._shape = tuple(shape)
+        self._buffers()
+        used = "litert-gpu" if accelerator == "gpu" else "litert-cpu"
+        self.report = DelegateReport(requested=accelerator, used=used,
+                                     fully_accelerated=bool(self.model.is_fully_accelerated()))
+        if strict and not self.report.fully_accelerated:
+            raise EdgebertError(f"the GPU cannot take all of {path} (strict mode)",
+                                "export it with the default graph form, or drop strict to let the CPU "
+                                "run the ops the GPU lacks")
+
+    def _buffers(self):
+        self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shape = tuple(feeds["input_word_ids"].shape)
+        if shape != self._shape:
+            for i in range(len(self.input_order)):
+                self.model.resize_input_tensor(i, list(shape))
+            self._shape = shape
+            self._buffers()
+        for buf, name in zip(self.ins, self.input_order):
+            buf.write(np.ascontiguousarray(feeds[name], np.int32))
+        self.model.run_by_index(0, self.ins, self.outs)
+        b, s = shape
+        sizes = {"pooled_output": (b, self.hidden), "sequence_output": (b, s, self.hidden)}
+        return {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
+                for buf, name in zip(self.outs, self.output_order) if name in sizes}
+
+
+class OnnxRunner:
+    """Runs a ``.onnx`` with ONNX Runtime on the execution provider for ``delegate``."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto"):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = num_threads or os.cpu_count() or 1
+        so.log_severity_level = 3
         self.runtime = f"onnxruntime {ort.__version__}"
+        self.path = Path(path)
+        providers = delegates.ort_providers(delegate, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # ORT raises its own exception types
             raise EdgebertError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}",
                                 "the file is corrupt or incomplete; export it again") from None
-        dim = {i.name: i.shape for i in self.session.get_inputs()}["input_word_ids"][1]
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        missing = [n for n in INPUT_NAMES if n not in inputs]
+        if missing:
+            raise EdgebertError(f"{path} has no input {', '.join(missing)} (it has {', '.join(inputs)})",
+                                "pass an edgebert bundle's model")
+        dim = inputs["input_word_ids"][1]
         self.seq_length = dim if isinstance(dim, int) else None
+        active = self.session.get_providers()
+        # ORT silently drops a provider whose libraries are missing: say what really runs.
+        if providers[0] not in active:
+            raise EdgebertError(f"onnxruntime could not start {providers[0]} (active: {', '.join(active)})",
+                                "install its libraries (CUDA/cuDNN for CUDA), or pass fallback=True")
+        self.report = DelegateReport(requested=delegate, used=active[0])
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.session.run(list(OUTPUT_NAMES), {k: np.ascontiguousarray(feeds[k], np.int32)
@@ -78,12 +243,23 @@ def _fixed(dim) -> int | None:
     return int(dim) if dim is not None and int(dim) > 0 else None
 
 
-def open_runner(path: str | os.PathLike, num_threads: int | None = None):
+def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
+                delegate_library: str | None = None, hidden_size: int | None = None, strict: bool = False):
+    """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there)."""
+    delegates.check_intent(delegate)
     suffix = Path(path).suffix
+    if not Path(path).is_file():
+        raise EdgebertError(f"model file {path} not found", "pass a bundle directory made by edgebert export")
     if suffix == ".tflite":
-        return TFLiteRunner(path, num_threads)
+        if delegate == "gpu" and not delegate_library:
+            if hidden_size is None:
+                raise EdgebertError("the GPU runner needs the model's hidden size", "load the model with edgebert.load")
+            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict)
+        return TFLiteRunner(path, num_threads, delegate, delegate_library)
     if suffix == ".onnx":
-        return OnnxRunner(path, num_threads)
+        if delegate_library:
+            raise EdgebertError("delegate_library is a TFLite option", "use backend='tflite', or drop it")
+        return OnnxRunner(path, num_threads, delegate)
     raise EdgebertError(f"cannot run {path}", "expected a .tflite or .onnx file")
 
 

@@ -92,6 +92,51 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edgebert.runtime import load
+
+    texts = list(args.texts)
+    if not texts or texts == ["-"]:
+        if sys.stdin.isatty() and not texts:
+            raise EdgebertError("no texts given", 'pass texts as arguments, or lines on stdin (use "-")')
+        texts = [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
+        if not texts:
+            raise EdgebertError("stdin held no non-empty lines", "pipe one sentence a line")
+    if args.pairs:
+        if len(texts) % 2:
+            raise EdgebertError(f"--pairs needs an even number of texts, got {len(texts)}",
+                                "pass text and pair alternately (or TAB-separated lines on stdin)")
+        inputs = list(zip(texts[0::2], texts[1::2]))
+    elif all("\t" in t for t in texts) and args.tab_pairs:
+        inputs = [tuple(t.split("\t", 1)) for t in texts]
+    else:
+        inputs = texts
+    m = load(args.bundle, backend=args.backend, delegate=args.delegate, num_threads=args.threads,
+             fallback=args.fallback, delegate_library=args.delegate_library)
+    emb = m.embed(inputs, pooling=args.pooling, normalize=args.normalize)
+    if args.json:
+        json.dump({"bundle": str(m.bundle), "backend": m.backend, "delegate": m.delegate.to_json(),
+                   "pooling": args.pooling, "normalized": args.normalize,
+                   "inputs": [list(t) if isinstance(t, tuple) else t for t in inputs],
+                   "embeddings": np.round(emb.astype(np.float64), 7).tolist()}, sys.stdout)
+        print()
+        return 0
+    print(f"{m.backend} on {m.delegate.summary()}, {args.pooling} pooling, dim {emb.shape[1]}", file=sys.stderr)
+    for t, e in zip(inputs, emb):
+        label = " || ".join(t) if isinstance(t, tuple) else t
+        head = " ".join(f"{v:+.4f}" for v in e[:4])
+        print(f"[{head} ...] |e|={np.linalg.norm(e):.4f}  {label[:60]}")
+    if len(emb) > 1:
+        unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        sim = unit @ unit.T
+        np.fill_diagonal(sim, -2)
+        i, j = np.unravel_index(int(sim.argmax()), sim.shape)
+        print(f"most similar: {i} and {j} (cosine {sim[i, j]:.4f})")
+    return 0
+
+
 def _positive_int(text: str, flag: str) -> int:
     try:
         value = int(text)
@@ -135,11 +180,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "reproduces the unfused graph to 1e-4")
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)
+
+    r = sub.add_parser("run", prog="edgebert run", help="embed texts with a bundle (no TensorFlow needed)")
+    r.add_argument("bundle", help="bundle directory written by `edgebert export`")
+    r.add_argument("texts", nargs="*", help='texts (none or "-": one a line from stdin)')
+    r.add_argument("--pairs", action="store_true", help="texts are text, pair, text, pair, ...")
+    r.add_argument("--tab-pairs", action="store_true", help="stdin lines are text<TAB>pair")
+    r.add_argument("--backend", default="auto", choices=["auto", "tflite", "onnx"])
+    r.add_argument("--delegate", default="auto", choices=["auto", "cpu", "xnnpack", "gpu", "nnapi"])
+    r.add_argument("--delegate-library", help="TFLite delegate .so for load_delegate")
+    r.add_argument("--fallback", action="store_true", help="run on the CPU when the delegate is not there")
+    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    r.add_argument("--pooling", default="cls", choices=["cls", "mean"])
+    r.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    r.add_argument("--json", action="store_true", help="print all embeddings as JSON")
+    r.set_defaults(func=_cmd_run)
+    p.run_parser = r
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:
+        # Texts may come before or after the flags (argparse alone stops at the first flag).
+        args = parser.run_parser.parse_intermixed_args(argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except EdgebertError as e:

@@ -1,0 +1,278 @@
+"""The device side: load a bundle and run it with its bundled tokenizer.
+
+    import edgebert
+    m = edgebert.load("out/demo")                 # TFLite on XNNPACK, all cores
+    m.embed(["a sentence", "another"], pooling="mean", normalize=True)   # [2, H]
+    m.encode([("question", "passage")])           # pairs: dict of numpy arrays
+
+Needs numpy plus ai-edge-litert and/or onnxruntime; never TensorFlow (unless tf.lite is the
+only TFLite interpreter installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+
+from edgebert import backends, delegates
+from edgebert.errors import EdgebertError
+from edgebert.metrics import mean_pool
+from edgebert.tokenizer import BertTokenizer
+
+MANIFEST = "edgebert.json"
+FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+# Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
+# shape re-plans the interpreter) for at most 7 wasted positions.
+LENGTH_BUCKET = 8
+
+Text = Union[str, tuple[str, str], list[str]]
+
+
+def load(bundle: str | os.PathLike, backend: str = "auto", delegate: str = "auto",
+         num_threads: int | None = None, *, fallback: bool = False, delegate_library: str | None = None,
+         strict: bool = False, pool_size: int = 1, batch_size: int = 32,
+         fast_tokenizer: bool = False) -> "BertModel":
+    """Loads an edgebert bundle (a directory written by ``edgebert export``).
+
+    Args:
+      bundle: the bundle directory.
+      backend: ``auto`` (TFLite when the bundle has it and an interpreter is installed, else
+        ONNX), ``tflite`` or ``onnx``.
+      delegate: ``auto``/``cpu`` (XNNPACK on TFLite, the CPU provider on ONNX), ``xnnpack``,
+        ``gpu`` (LiteRT's GPU accelerator, or an ONNX Runtime GPU provider) or ``nnapi``.
+      num_threads: CPU threads per runner (default: all cores).
+      fallback: when the delegate is not available, warn and run on the CPU instead of raising.
+      delegate_library: a TFLite delegate ``.so`` (path or name) for ``load_delegate``.
+      strict: GPU only: refuse a model that the GPU cannot take whole.
+      pool_size: runners kept for concurrent callers (each holds its own interpreter).
+      batch_size: sentences per runner call.
+      fast_tokenizer: WordPiece in Hugging Face ``tokenizers`` (same ids).
+
+    Returns:
+      A ``BertModel``.
+    """
+    return BertModel(bundle, backend, delegate, num_threads, fallback=fallback, delegate_library=delegate_library,
+                     strict=strict, pool_size=pool_size, batch_size=batch_size, fast_tokenizer=fast_tokenizer)
+
+
+def read_manifest(bundle: Path) -> dict:
+    if not bundle.exists():
+        raise EdgebertError(f"bundle {bundle} not found", "pass the directory written by `edgebert export -o`")
+    if not bundle.is_dir():
+        raise EdgebertError(f"{bundle} is a file, not a bundle directory",
+                            "pass the directory that holds edgebert.json and the model")
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise EdgebertError(f"{bundle} has no {MANIFEST}: it is not an edgebert bundle",
+                            "export one with `edgebert export -o DIR`")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgebertError(f"{path} is not valid JSON ({e})", "export the bundle again") from None
+
+
+def pick_backend(manifest: dict, backend: str, bundle: Path) -> str:
+    if backend not in backends.BACKENDS:
+        raise EdgebertError(f"unknown backend {backend!r}", f"use one of {', '.join(backends.BACKENDS)}")
+    have = [f for f in ("tflite", "onnx") if f in manifest.get("models", {})]
+    if backend == "auto":
+        if "tflite" in have and _has_tflite():
+            return "tflite"
+        if "onnx" in have:
+            return "onnx"
+        if have:
+            return have[0]
+        raise EdgebertError(f"{bundle}'s manifest lists no model", "export the bundle again")
+    if backend not in have:
+        raise EdgebertError(f"bundle {bundle} has no {backend} model (it has {', '.join(have) or 'none'})",
+                            f"use backend={have[0]!r}" if have else "export the bundle again")
+    return backend
+
+
+def _has_tflite() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime"))
+
+
+class BertModel:
+    """An exported BERT encoder with its tokenizer. See ``load``."""
+
+    def __init__(self, bundle, backend="auto", delegate="auto", num_threads=None, *, fallback=False,
+                 delegate_library=None, strict=False, pool_size=1, batch_size=32, fast_tokenizer=False):
+        self.bundle = Path(bundle)
+        self.info = read_manifest(self.bundle)
+        delegates.check_intent(delegate)
+        if pool_size < 1 or batch_size < 1:
+            raise EdgebertError("pool_size and batch_size must be >= 1", "pass positive numbers")
+        self.backend = pick_backend(self.info, backend, self.bundle)
+        entry = self.info["models"][self.backend]
+        self.model_path = self.bundle / entry["file"]
+        _check_model_file(self.model_path, entry)
+        arch = self.info["architecture"]
+        self.hidden_size = int(arch["hidden_size"])
+        self.seq_length = self.info.get("seq_length")  # None: dynamic sequence axis
+        self.max_seq_length = int(self.seq_length or arch.get("max_position", 512))
+        tok = self.info["tokenizer"]
+        self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
+        self.batch_size = batch_size
+        opts = dict(num_threads=num_threads, delegate_library=delegate_library, hidden_size=self.hidden_size,
+                    strict=strict)
+        first = self._open(delegate, opts, fallback)
+        self.delegate = first.report
+        self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool.put(first)
+        for _ in range(pool_size - 1):
+            self._pool.put(backends.open_runner(self.model_path, delegate=self._used_intent, **opts))
+
+    def _open(self, delegate, opts, fallback):
+        self._used_intent = delegate
+        try:
+            return backends.open_runner(self.model_path, delegate=delegate, **opts)
+        except EdgebertError as e:
+            if not fallback or delegate in ("auto", "cpu", "xnnpack"):
+                raise
+            warnings.warn(f"edgebert: delegate={delegate!r} is not available ({e.problem}); running on the CPU",
+                          RuntimeWarning, stacklevel=4)
+            self._used_intent = "cpu"
+            opts = dict(opts, delegate_library=None)
+            runner = backends.open_runner(self.model_path, delegate="cpu", **opts)
+            runner.report.requested, runner.report.fell_back, runner.report.reason = delegate, True, e.problem
+            return runner
+
+    # ------------------------------------------------------------------ public API
+    def encode(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *,
+               seq_length: int | None = None) -> dict[str, np.ndarray]:
+        """Runs the encoder.
+
+        Args:
+          texts: a string, a list of strings, or a list of ``(text, text_pair)`` tuples.
+          pairs: second segments, one per text (instead of tuples).
+          seq_length: truncate to this many tokens (default: the model's length).
+
+        Returns:
+          ``pooled_output`` [n, H], ``sequence_output`` [n, S, H] and ``input_mask`` [n, S], in
+          input order; S is the longest item (dynamic models) or the model's fixed length.
+        """
+        feeds = self.tokenize(texts, pairs, seq_length)
+        n, width = feeds["input_word_ids"].shape
+        pooled = np.zeros((n, self.hidden_size), np.float32)
+        seq = np.zeros((n, width, self.hidden_size), np.float32)
+        for idx, out in self._run(feeds):
+            pooled[idx] = out["pooled_output"]
+            seq[idx, :out["sequence_output"].shape[1]] = out["sequence_output"]
+        return {"pooled_output": pooled, "sequence_output": seq, "input_mask": feeds["input_mask"]}
+
+    def embed(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *, pooling: str = "cls",
+              normalize: bool = False, seq_length: int | None = None) -> np.ndarray:
+        """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output) or ``mean`` over real tokens."""
+        if pooling not in ("cls", "mean"):
+            raise EdgebertError(f"unknown pooling {pooling!r}", "use pooling='cls' or 'mean'")
+        feeds = self.tokenize(texts, pairs, seq_length)
+        emb = np.zeros((len(feeds["input_word_ids"]), self.hidden_size), np.float32)
+        for idx, out in self._run(feeds):
+            if pooling == "cls":
+                emb[idx] = out["pooled_output"]
+            else:
+                emb[idx] = mean_pool(out["sequence_output"], feeds["input_mask"][idx])
+        if normalize:
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+    def tokenize(self, texts, pairs=None, seq_length: int | None = None) -> dict[str, np.ndarray]:
+        """The model's inputs for ``texts`` (padded to the longest item on dynamic models)."""
+        a, b = _split_inputs(texts, pairs)
+        limit = seq_length or self.max_seq_length
+        if limit > self.max_seq_length:
+            raise EdgebertError(f"seq_length {limit} exceeds the model's {self.max_seq_length}",
+                                f"use seq_length <= {self.max_seq_length}")
+        if self.seq_length is not None:  # fixed-length model: every row is seq_length wide
+            feeds = self.tokenizer(a, b, seq_length=limit)
+            if limit < self.seq_length:
+                feeds = {k: np.pad(v, ((0, 0), (0, self.seq_length - limit))) for k, v in feeds.items()}
+            return feeds
+        return self.tokenizer(a, b, seq_length=limit, dynamic_padding=True)
+
+    def close(self) -> None:
+        while not self._pool.empty():
+            self._pool.get_nowait()
+
+    def __enter__(self) -> "BertModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"BertModel({str(self.bundle)!r}, backend={self.backend!r}, delegate={self.delegate.summary()!r}, "
+                f"seq_length={self.seq_length or 'dynamic'})")
+
+    # ------------------------------------------------------------------ batching
+    def _batches(self, feeds: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Index arrays and feeds of each batch: sorted by length, each cut to its longest item."""
+        lengths = feeds["input_mask"].sum(1)
+        width = feeds["input_word_ids"].shape[1]
+        # Longest first: the first call sizes the buffers, later (shorter) ones fit in them.
+        order = np.argsort(-lengths, kind="stable")
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            w = width
+            if self.seq_length is None:
+                w = min(width, -(-int(lengths[idx].max()) // LENGTH_BUCKET) * LENGTH_BUCKET)
+            yield idx, {k: v[idx, :w] for k, v in feeds.items()}
+
+    def _run(self, feeds):
+        for idx, batch in self._batches(feeds):
+            with self._runner() as runner:
+                yield idx, runner.run(batch)
+
+    @contextlib.contextmanager
+    def _runner(self):
+        runner = self._pool.get()  # blocks while every runner is busy: interpreters are not thread-safe
+        try:
+            yield runner
+        finally:
+            self._pool.put(runner)
+
+
+def _split_inputs(texts, pairs) -> tuple[list[str], list[str] | None]:
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts) and pairs is None:
+        texts = [texts]  # one (text, pair) tuple
+    texts = list(texts)
+    if not texts:
+        raise EdgebertError("no texts given", "pass a string or a non-empty list of strings")
+    if all(isinstance(t, (tuple, list)) for t in texts):
+        if pairs is not None:
+            raise EdgebertError("got (text, pair) tuples and pairs=", "pass one or the other")
+        if any(len(t) != 2 for t in texts):
+            raise EdgebertError("a pair must be a (text, text_pair) tuple of two strings", "fix the pairs")
+        a, b = [t[0] for t in texts], [t[1] for t in texts]
+    else:
+        a, b = texts, (None if pairs is None else ([pairs] if isinstance(pairs, str) else list(pairs)))
+    for name, seq in (("text", a), ("pair", b or [])):
+        for i, t in enumerate(seq):
+            if not isinstance(t, str):
+                raise EdgebertError(f"{name} {i} is a {type(t).__name__}, not a str", "pass strings")
+            if not t.strip():
+                raise EdgebertError(f"{name} {i} is empty", "drop empty lines before encoding")
+    if b is not None and len(b) != len(a):
+        raise EdgebertError(f"got {len(a)} texts but {len(b)} pairs", "pass one pair per text")
+    return a, b
+
+
+def _check_model_file(path: Path, entry: dict) -> None:
+    if not path.is_file():
+        raise EdgebertError(f"{path} is missing from the bundle", "export the bundle again")
+    size, want = path.stat().st_size, entry.get("bytes")
+    if want is not None and size != want:
+        raise EdgebertError(f"{path} has {size} bytes but the manifest says {want}: the file is truncated or "
+                            "was replaced", "copy the bundle again, or export it again")
