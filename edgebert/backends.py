@@ -85,6 +85,11 @@ class TFLiteRunner:
         if delegate in ("gpu", "nnapi") or delegate_library:
             lib, used = self._load_delegate(mod, delegate, delegate_library, delegate_options)
             kwargs["experimental_delegates"] = [lib]
+            # Without this LiteRT also applies XNNPACK, whose partitions would be counted as
+            # this delegate's. Ops the delegate leaves run on the builtin CPU kernels.
+            resolver = getattr(mod, "OpResolverType", None)
+            if resolver is not None:
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interpreter = mod.Interpreter(**kwargs)
         except (ValueError, RuntimeError) as e:
@@ -92,16 +97,18 @@ class TFLiteRunner:
                 raise EdgebertError(f"the {used} delegate failed to prepare {path}: {str(e).splitlines()[0]}",
                                     "use delegate='cpu', or fallback=True") from None
             raise _load_error(self.runtime, path, e) from None
+        self.report = DelegateReport(requested=delegate, used=used)
+        if used != "xnnpack":
+            self._count_delegation()  # before the signature runner: it holds tensor references
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         missing = [n for n in INPUT_NAMES if n not in details]
         if missing:
             raise EdgebertError(f"{path} has no input {', '.join(missing)} in its serving signature "
                                 f"(it has {', '.join(details)})", "pass an edgebert bundle's model")
+        self.batch_size = _fixed(details["input_word_ids"]["shape_signature"][0])
         self.seq_length = _fixed(details["input_word_ids"]["shape_signature"][1])
-        self.report = DelegateReport(requested=delegate, used=used)
-        if used != "xnnpack":
-            self._count_delegation()
+        self._counted = used != "xnnpack"
 
     @staticmethod
     def _load_delegate(mod, intent, library, options):
@@ -117,23 +124,31 @@ class TFLiteRunner:
             except (ValueError, OSError, RuntimeError) as e:
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 errors.append(msg if name in msg else f"{name}: {msg}")
-        raise EdgebertError(f"no TFLite {intent or 'custom'} delegate could be loaded ({'; '.join(errors)})",
+        raise EdgebertError(f"no TFLite {intent if intent in ('gpu', 'nnapi') else 'custom'} delegate could be loaded ({'; '.join(errors)})",
                             "pass delegate_library= the delegate's .so path, use delegate='cpu', "
                             "or pass fallback=True")
 
     def _count_delegation(self):
         """Counts delegated ops after the first allocation (delegates apply there)."""
         self.interpreter.allocate_tensors()
-        total, taken, parts, rest = delegates.tflite_delegation(self.interpreter)
-        self.report.nodes_total, self.report.nodes_delegated = total, taken
-        self.report.partitions, self.report.not_delegated = parts, rest
-        if taken == 0:
-            raise EdgebertError(f"the {self.report.used} delegate took 0 of {total} ops of {self.path}: "
+        self._fill_counts()
+        if self.report.nodes_delegated == 0:
+            # Free the interpreter before the delegate it points to (the reverse order crashes).
+            del self.interpreter
+            raise EdgebertError(f"the {self.report.used} delegate took 0 of {self.report.nodes_total} ops of {self.path}: "
                                 "everything would run on the CPU kernels",
                                 "the delegate does not support this model's ops; use delegate='cpu'")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runner(**{k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
+        out = self.runner(**{k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
+        if not self._counted:  # XNNPACK applies itself at the first run: count what it took then
+            self._counted = True
+            self._fill_counts()
+        return out
+
+    def _fill_counts(self):
+        r = self.report
+        r.nodes_total, r.nodes_delegated, r.partitions, r.not_delegated = delegates.tflite_delegation(self.interpreter)
 
 
 class LiteRtAcceleratedRunner:
@@ -144,25 +159,30 @@ class LiteRtAcceleratedRunner:
       hidden_size: width of the outputs (to size the read-back).
       strict: GPU only: refuse a model the GPU cannot take whole (else GPU with CPU fall-back).
       accelerator: ``gpu`` (default) or ``cpu`` (the same code path on the CPU, for tests).
+      enforce_f32: compute in fp32 on the GPU (LiteRT may otherwise use fp16).
     """
 
-    def __init__(self, path: str | os.PathLike, hidden_size: int, strict: bool = False, accelerator: str = "gpu"):
+    def __init__(self, path: str | os.PathLike, hidden_size: int, strict: bool = False, accelerator: str = "gpu",
+                 enforce_f32: bool = False):
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.hardware_accelerator import HardwareAccelerator as HA
-            from ai_edge_litert.options import Options
+            from ai_edge_litert.options import GpuOptions, Options
         except ImportError:
             raise EdgebertError("LiteRT's GPU accelerator needs ai-edge-litert >= 2.3",
                                 "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate") from None
+        if accelerator == "gpu":
+            _refuse_dynamic_for_gpu(path)
         flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
         log: list[str] = []
         try:
             with delegates.captured_native_stderr(log):
-                self.model = CompiledModel.from_file(str(path), options=Options(flags))
+                gpu_options = GpuOptions(enforce_f32=True) if enforce_f32 and accelerator == "gpu" else None
+                self.model = CompiledModel.from_file(str(path), options=Options(flags, gpu_options=gpu_options))
         except RuntimeError as e:
             reason = delegates.first_reason("".join(log) + str(e), str(e).splitlines()[0])
             hint = ("no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
-                    if "No adapters found" in reason or "WebGPU environment" in "".join(log) else reason)
+                    if "No adapters found" in "".join(log) + reason else reason)
             what = "a GPU-only run (strict) of" if strict else "the GPU accelerator for"
             raise EdgebertError(f"LiteRT could not create {what} {path}: {hint}",
                                 "use delegate='cpu', or fallback=True to run on the CPU"
@@ -172,9 +192,10 @@ class LiteRtAcceleratedRunner:
         sig = self.model.get_signature_list()["serving_default"]
         self.input_order, self.output_order = sig["inputs"], sig["outputs"]
         shape = self.model.get_input_tensor_details("serving_default")["input_word_ids"]["shape"]
-        self.seq_length = None  # CompiledModel reports the current shape; the bundle's manifest knows
+        # CompiledModel reports the current shape, not the signature's; the manifest knows.
+        self.batch_size = self.seq_length = None
         self._shape = tuple(shape)
-        self._buffers()
+        self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
         used = "litert-gpu" if accelerator == "gpu" else "litert-cpu"
         self.report = DelegateReport(requested=accelerator, used=used,
                                      fully_accelerated=bool(self.model.is_fully_accelerated()))
@@ -183,16 +204,13 @@ class LiteRtAcceleratedRunner:
                                 "export it with the default graph form, or drop strict to let the CPU "
                                 "run the ops the GPU lacks")
 
-    def _buffers(self):
-        self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
-
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         shape = tuple(feeds["input_word_ids"].shape)
         if shape != self._shape:
-            for i in range(len(self.input_order)):
-                self.model.resize_input_tensor(i, list(shape))
-            self._shape = shape
-            self._buffers()
+            # Only static graphs reach this runner (dynamic ones are refused for the GPU, and
+            # resizing a CompiledModel crashed LiteRT 2.3 on the CPU).
+            raise EdgebertError(f"this model takes inputs of shape {list(self._shape)}, got {list(shape)}",
+                                "pad the batch to the model's fixed shape (edgebert.load does)")
         for buf, name in zip(self.ins, self.input_order):
             buf.write(np.ascontiguousarray(feeds[name], np.int32))
         self.model.run_by_index(0, self.ins, self.outs)
@@ -200,6 +218,16 @@ class LiteRtAcceleratedRunner:
         sizes = {"pooled_output": (b, self.hidden), "sequence_output": (b, s, self.hidden)}
         return {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
                 for buf, name in zip(self.outs, self.output_order) if name in sizes}
+
+
+def _refuse_dynamic_for_gpu(path) -> None:
+    from edgebert import gpu_compat
+
+    report = gpu_compat.check_tflite(path)
+    if report["dynamic_inputs"]:
+        raise EdgebertError(f"{path} has a dynamic batch or sequence length, which LiteRT's GPU accelerator "
+                            "refuses or computes wrongly (measured on a real GPU)",
+                            "export a GPU bundle with --batch 1 --seq-len 128 (or fallback=True for the CPU)")
 
 
 class OnnxRunner:
@@ -224,8 +252,8 @@ class OnnxRunner:
         if missing:
             raise EdgebertError(f"{path} has no input {', '.join(missing)} (it has {', '.join(inputs)})",
                                 "pass an edgebert bundle's model")
-        dim = inputs["input_word_ids"][1]
-        self.seq_length = dim if isinstance(dim, int) else None
+        dims = [d if isinstance(d, int) and d > 0 else None for d in inputs["input_word_ids"]]
+        self.batch_size, self.seq_length = dims
         active = self.session.get_providers()
         # ORT silently drops a provider whose libraries are missing: say what really runs.
         if providers[0] not in active:
@@ -244,7 +272,8 @@ def _fixed(dim) -> int | None:
 
 
 def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
-                delegate_library: str | None = None, hidden_size: int | None = None, strict: bool = False):
+                delegate_library: str | None = None, hidden_size: int | None = None, strict: bool = False,
+                gpu_enforce_f32: bool = False):
     """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there)."""
     delegates.check_intent(delegate)
     suffix = Path(path).suffix
@@ -254,7 +283,7 @@ def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegat
         if delegate == "gpu" and not delegate_library:
             if hidden_size is None:
                 raise EdgebertError("the GPU runner needs the model's hidden size", "load the model with edgebert.load")
-            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict)
+            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict, enforce_f32=gpu_enforce_f32)
         return TFLiteRunner(path, num_threads, delegate, delegate_library)
     if suffix == ".onnx":
         if delegate_library:

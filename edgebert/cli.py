@@ -72,7 +72,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
                         recipe=recipe, seq_length=seq_length,
                         calibration_file=Path(args.calibration) if args.calibration else None,
-                        allow_accuracy_loss=args.allow_accuracy_loss, onnx_optimize=args.onnx_optimize)
+                        allow_accuracy_loss=args.allow_accuracy_loss, onnx_optimize=args.onnx_optimize,
+                        batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
+                        graph_form=args.graph_form)
     m = export(req)
     a = m["architecture"]
     print(f"bundle:    {req.output}")
@@ -86,6 +88,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         gate = "passed" if e["gate"]["passed"] else "FAILED (kept: --allow-accuracy-loss)"
         print(f"  {e['file']:13s} {e['bytes'] / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
               f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}")
+    if "gpu_compatibility" in m["models"].get("tflite", {}):
+        from edgebert import gpu_compat
+
+        print(f"  {gpu_compat.summary(m['models']['tflite']['gpu_compatibility'])}")
     print(f"  inputs  int32 [batch, {seq_length or 'seq'}]: input_word_ids, input_mask, input_type_ids")
     print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
           f"{a['hidden_size']}]")
@@ -137,13 +143,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str, flag: str) -> int:
+def _positive_int(text: str, flag: str, least: int = 3) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 3:
-        raise EdgebertError(f"{flag} must be an integer >= 3 or 'dynamic', got '{text}'", f"e.g. {flag} 128")
+    if value < least:
+        raise EdgebertError(f"{flag} must be an integer >= {least} or 'dynamic', got '{text}'",
+                            f"e.g. {flag} {128 if least > 1 else 1}")
     return value
 
 
@@ -170,7 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--int8", action="store_true", help="use the default int8 recipe (wi8_afp32)")
     e.add_argument("--recipe", help="quantization recipe (see `edgebert recipes`); default fp32")
     e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")
-    e.add_argument("--seq-len", default="128", help="fixed sequence length, or 'dynamic' (default: %(default)s)")
+    e.add_argument("--seq-len", default="dynamic",
+                   help="'dynamic' (default: each batch runs at its longest sentence, up to the model's "
+                        "positions) or a fixed length (Android, the GPU delegate)")
+    e.add_argument("--batch", default="dynamic",
+                   help="TFLite batch: 'dynamic' (default) or a fixed size; a fixed batch gives a static graph "
+                        "with no shape ops, as Android and the GPU delegate want")
+    e.add_argument("--graph-form", default="gpu", choices=["gpu", "classic"],
+                   help="gpu (default): lookups spelled so the GPU delegate takes the whole graph; classic: "
+                        "2-D gathers and x[:, 0] (for comparison)")
     e.add_argument("--calibration", help="text file for calibration and the accuracy gate "
                    "(one sentence a line, or id<TAB>score<TAB>text); default: the bundled corpus")
     e.add_argument("--allow-accuracy-loss", action="store_true",

@@ -10,6 +10,9 @@ is spelled the way the converters and the GPU delegate need (shared NOTES.md):
   no int16 kernel;
 - [CLS] is ``reshape(slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])`` (no shrink_axis_mask);
 - LayerNorm squares ``d * d`` (``squared_difference`` ruins full-int8 accuracy).
+
+``graph_form="classic"`` spells the three lookups the usual way (2-D gathers, ``x[:, 0, :]``),
+kept to measure that the GPU form costs nothing on the CPU and for the GPU check's contrast.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 # value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
 # that must hold -10000 next to scores of +-20 has no precision left for the scores.
 MASK_BIAS = -10000.0
+GRAPH_FORMS = ("gpu", "classic")
 
 
 def _gelu_tanh(x):
@@ -57,8 +61,11 @@ class BertEncoderModule(tf.Module):
     """
 
     def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert",
-                 target: str = "tflite"):
+                 target: str = "tflite", graph_form: str = "gpu"):
         super().__init__(name=name)
+        if graph_form not in GRAPH_FORMS:
+            raise ValueError(f"graph_form must be one of {GRAPH_FORMS}, got {graph_form!r}")
+        self.graph_form = graph_form
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
         wanted = expected_shapes(cfg)
@@ -94,22 +101,41 @@ class BertEncoderModule(tf.Module):
     def _type_embeddings(self, type_ids):
         table = self.weights[EMBEDDING_NAMES["type"]]
         with tf.name_scope("embeddings/token_type_embeddings"):
+            if self.graph_form == "classic":
+                return tf.gather(table, type_ids)
             if self.cfg.type_vocab_size == 2:
                 # row0 + t * (row1 - row0): plain arithmetic runs in every quantization mode
                 # (ONE_HOT has no int16 kernel) and on the GPU delegate (no GATHER).
                 # tf.slice, not table[0]: StridedSlice breaks dynamic-shape TFLite.
                 row0, row1 = tf.slice(table, [0, 0], [1, -1]), tf.slice(table, [1, 0], [1, -1])
-                t = tf.expand_dims(tf.cast(type_ids, tf.float32), -1)
+                # reshape, not expand_dims: the GPU delegates have no EXPAND_DIMS kernel.
+                t = tf.reshape(tf.cast(type_ids, tf.float32), [self._B, self._S, 1])
                 return row0 + t * (row1 - row0)
             return tf.matmul(tf.one_hot(type_ids, self.cfg.type_vocab_size, dtype=tf.float32), table)
 
+    def _positions(self, ids, S):
+        table = self.weights[EMBEDDING_NAMES["position"]]
+        with tf.name_scope("embeddings/position_embeddings"):
+            if not (isinstance(S, int) and S < 0):
+                return tf.slice(table, [0, 0], [S, self.cfg.hidden_size])
+            # Length unknown without a SHAPE op: number the first row's positions instead.
+            first = tf.reshape(tf.slice(ids, [0, 0], [1, -1]), [-1])
+            steps = tf.cast(first, tf.float32) * 0.0 + 1.0
+            return tf.gather(table, tf.cast(tf.cumsum(steps), tf.int32) - 1)
+
     def encode(self, ids, mask, type_ids):
         cfg, W = self.cfg, self.weights
-        B, S = tf.shape(ids)[0], tf.shape(ids)[1]
+        # Static dimensions stay Python ints, so a fixed-shape graph has no shape ops at all
+        # (SHAPE and shape-vector slices have no GPU kernels). With a static batch and a dynamic
+        # length, reshapes say -1 for the length and positions come from a cumulative sum.
+        B = ids.shape[0] if ids.shape[0] is not None else tf.shape(ids)[0]
+        S_static = ids.shape[1]
+        S = S_static if S_static is not None else (-1 if ids.shape[0] is not None else tf.shape(ids)[1])
+        self._B, self._S = B, S
         H, nh, dh = cfg.hidden_size, cfg.num_heads, cfg.head_size
         e = EMBEDDING_NAMES
         with tf.name_scope("embeddings/word_embeddings"):
-            flat_ids = tf.reshape(ids, [-1])
+            flat_ids = tf.reshape(ids, [-1]) if self.graph_form == "gpu" else ids
             if e["word"] in W:
                 word = tf.gather(W[e["word"]], flat_ids)
             else:  # int8 rows and per-row scales (edgebert.quantize.embedding)
@@ -117,7 +143,7 @@ class BertEncoderModule(tf.Module):
                     * tf.gather(W[e["word"] + "_scale"], flat_ids)
             word = tf.reshape(word, [B, S, H])
         types = self._type_embeddings(type_ids)
-        pos = tf.slice(W[e["position"]], [0, 0], [S, H])
+        pos = self._positions(ids, S)
         x = self._ln(word + types + pos[None], e["ln_g"], e["ln_b"])
         mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * self.mask_bias
         scale = 1.0 / math.sqrt(dh)
@@ -141,7 +167,10 @@ class BertEncoderModule(tf.Module):
             x = self._ln(self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"]) + x,
                          n["ln2_g"], n["ln2_b"])
             outputs.append(x)
-        cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
+        if self.graph_form == "classic":
+            cls = x[:, 0, :]
+        else:
+            cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
         pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))
         return {"sequence_output": x, "pooled_output": pooled, "default": pooled,
                 "encoder_outputs": outputs}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, metrics
+from edgebert import backends, gpu_compat, metrics
 from edgebert.errors import EdgebertError
 from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
@@ -46,6 +46,8 @@ class ExportRequest:
     allow_accuracy_loss: bool = False
     onnx_optimize: bool = False
     held_out: int = 64
+    batch_size: int | None = None  # TFLite only: a fixed batch makes a static graph (GPU, Android)
+    graph_form: str = "gpu"
 
 
 def _progress(step: str) -> None:
@@ -103,7 +105,8 @@ def export(req: ExportRequest) -> dict:
         _progress(f"[1/{steps}] importing {req.source_label}")
         ref = run_worker({"task": "reference", "source": str(source_path),
                           "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+                          "seq_length": req.seq_length,
+        "graph_form": req.graph_form, "outputs_npz": str(work / "reference.npz")}, work)
         expected = dict(np.load(work / "reference.npz"))
         feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
         models = {}
@@ -113,16 +116,20 @@ def export(req: ExportRequest) -> dict:
             conv = run_worker({"task": "convert", "format": fmt, "recipe": req.recipe.name,
                                "reference": ref["reference"], "seq_length": req.seq_length,
                                "calibration": cal_texts, "out": str(path),
-                               "onnx_optimize": req.onnx_optimize}, work)
+                               "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
+                               "graph_form": req.graph_form}, work)
             models[fmt] = {"file": path.name, "conversion": conv}
         _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
         failed = []
         for fmt, entry in models.items():
             path = staging / entry["file"]
             runner = backends.open_runner(path, num_threads=2)
-            got = backends.run_batches(runner, _batches(feeds, 8))
+            got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8))
             result = metrics.compare(got, expected, feeds["input_mask"])
             misses = metrics.gate(result, req.recipe.thresholds)
+            if fmt == "tflite":
+                entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
+                _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
             entry.update(_file_entry(path, runner, req.seq_length), accuracy=result,
                          gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
             p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
@@ -152,7 +159,7 @@ def _batches(feeds: dict, size: int):
 
 
 def _file_entry(path: Path, runner, seq_length) -> dict:
-    shape = [-1, seq_length if seq_length else -1]
+    shape = [runner.batch_size or -1, seq_length if seq_length else -1]
     return {"sha256": file_sha256(path), "bytes": path.stat().st_size, "runtime": runner.runtime,
             "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
             "outputs": [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
@@ -170,6 +177,7 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
         "tokenizer": {"vocab": "vocab.txt", "do_lower_case": ref["do_lower_case"],
                       "casing": "uncased" if ref["do_lower_case"] else "cased"},
         "seq_length": req.seq_length,
+        "graph_form": req.graph_form,
         "recipe": req.recipe.to_json(),
         "calibration": {"source": str(req.calibration_file) if req.calibration_file else "default corpus",
                         "sentences": n_cal, "held_out": n_held},

@@ -14,14 +14,18 @@ from edgebert.exporters.sources.base import SourceModel
 
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
-            calibration: list[dict] | None = None) -> Path:
+            calibration: list[dict] | None = None, batch_size: int | None = None,
+            graph_form: str = "gpu") -> Path:
     """Writes a ``.tflite``, atomically.
 
     Args:
       src: the model (usually the reference read back with ``load_source``; smoothing
         scales, when a recipe uses them, are already folded into its weights).
       out_path: destination file.
-      seq_length: fixed sequence length, or None for a dynamic one (batch is always dynamic).
+      seq_length: fixed sequence length, or None for a dynamic one.
+      batch_size: fixed batch (1 for Android and the GPU: a static graph has no shape ops),
+        or None for a dynamic batch.
+      graph_form: ``gpu`` (default) or ``classic`` (see ``encoder_graph``).
       recipe: a ``quantize.recipes.Recipe`` (None: fp32).
       calibration: token feeds (dicts of int32 arrays) for recipes that calibrate.
     """
@@ -30,9 +34,9 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     from edgebert.quantize import recipes, tflite_quant
 
     recipe = recipe or recipes.get("fp32")
-    module = BertEncoderModule(src.config, src.weights, target="tflite")
+    module = BertEncoderModule(src.config, src.weights, target="tflite", graph_form=graph_form)
     module.mask_bias = (recipe.graph or {}).get("mask_bias", module.mask_bias)
-    spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
+    spec = [tf.TensorSpec([batch_size, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
 
     @tf.function(input_signature=spec)
     def serving(input_word_ids, input_mask, input_type_ids):
@@ -47,7 +51,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     if calibration:
         def representative():
             for feeds in calibration:
-                yield [feeds[n] for n in INPUT_NAMES]
+                yield [feeds[n][:batch_size] if batch_size else feeds[n] for n in INPUT_NAMES]
     tflite_quant.configure(converter, recipe, representative)
     flat = converter.convert()
     if recipe.for_format("tflite").get("engine") == "ai-edge-quantizer":

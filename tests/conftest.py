@@ -49,6 +49,30 @@ def default_model_dir():
 
 
 @pytest.fixture(scope="session")
+def default_bundles(tmp_path_factory, default_model_dir):
+    """The default model exported once per run (both formats): fp32 at fixed length 128, and
+    the default int8 recipe with a dynamic sequence axis. {recipe: (bundle dir, manifest)}."""
+    from edgebert.exporters.export import ExportRequest, export
+    from edgebert.quantize import recipes
+
+    root = tmp_path_factory.mktemp("default")
+    saved = os.environ.get("EDGEBERT_CACHE")
+    os.environ["EDGEBERT_CACHE"] = str(root / "cache")  # the references must outlive one test's cache
+    try:
+        out = {}
+        for recipe, seq in (("fp32", 128), ("wi8_afp32", None)):
+            req = ExportRequest(source=str(default_model_dir), source_label="default", output=root / recipe,
+                                formats=("tflite", "onnx"), recipe=recipes.get(recipe), seq_length=seq)
+            out[recipe] = (root / recipe, export(req))
+        return out
+    finally:
+        if saved is None:
+            os.environ.pop("EDGEBERT_CACHE", None)
+        else:
+            os.environ["EDGEBERT_CACHE"] = saved
+
+
+@pytest.fixture(scope="session")
 def sentiment_dir():
     if not (SENTIMENT_DIR / "movieReviewSnippets_GroundTruth.txt").exists():
         pytest.skip(f"real sentences not found at {SENTIMENT_DIR} (shared/data/sentiment is missing)")

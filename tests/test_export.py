@@ -105,18 +105,6 @@ def test_cli_argument_errors(argv, message, hf_tiny, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-@pytest.fixture(scope="module")
-def default_bundles(tmp_path_factory, default_model_dir):
-    """The default model exported fp32 and --int8 (both formats), once for this module."""
-    root = tmp_path_factory.mktemp("default")
-    out = {}
-    for recipe in ("fp32", "wi8_afp32"):
-        req = ExportRequest(source=str(default_model_dir), source_label="default", output=root / recipe,
-                            formats=("tflite", "onnx"), recipe=recipes.get(recipe))
-        out[recipe] = (root / recipe, export(req))
-    return out
-
-
 def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sentiment_dir, tmp_path):
     """The issue's bar: mean cosine >= 0.999 and min >= 0.99 (pooled and mean-pooled),
     both formats, 1,000 movie-review sentences, and <= 0.27x the fp32 file."""

@@ -1,0 +1,310 @@
+"""``edgebert.load``: outputs vs the reference SavedModel on TF Hub preprocessing's ids, batching,
+threads, memory, delegates and their errors, ``edgebert run``."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import preprocess_reference
+from edgebert import metrics
+from edgebert.cli import main
+from edgebert.errors import EdgebertError
+from edgebert.quantize import recipes
+from edgebert.runtime import load
+
+HARD = ["Straße und ﬁsh, naïve CAFÉ", "东京是日本的首都。", "e-mail: a.b@c.d — «quoted» text…", "ok", "Hi!"]
+
+
+def _texts(sentiment_dir, n=64):
+    lines = (sentiment_dir / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8").splitlines()
+    real = [ln.split("\t")[2] for ln in lines if ln.count("\t") >= 2][:n - len(HARD) - 2]
+    long = " ".join(real[:12]) * 3  # far over 128 tokens: truncated
+    return HARD + real + [long, "unbelievably overdramatised " * 60]
+
+
+@pytest.fixture(scope="module")
+def oracle(default_bundles, tmp_path_factory):
+    """TF Hub preprocessing (the tokenizer's oracle) and the reference SavedModel, run in TF."""
+    import tensorflow as tf
+
+    bundle, manifest = default_bundles["fp32"]
+    pre = preprocess_reference.build(bundle / "vocab.txt", True, tmp_path_factory.mktemp("pre") / "pre")
+    ref = tf.saved_model.load(manifest["reference"]["path"])
+
+    def run(texts, pairs=None):
+        feeds = preprocess_reference.run(pre, texts, pairs, seq_length=128)
+        outs = [ref({k: tf.constant(v[i:i + 16]) for k, v in feeds.items()}) for i in range(0, len(texts), 16)]
+        return feeds, {"pooled_output": np.concatenate([o["pooled_output"].numpy() for o in outs]),
+                       "sequence_output": np.concatenate([o["sequence_output"].numpy() for o in outs])}
+
+    return run
+
+
+@pytest.mark.parametrize("paired", [False, True], ids=["single", "paired"])
+@pytest.mark.parametrize("backend", ["tflite", "onnx"])
+@pytest.mark.parametrize("recipe", ["fp32", "wi8_afp32"])
+def test_encode_matches_reference_savedmodel(recipe, backend, paired, default_bundles, oracle, sentiment_dir):
+    texts = _texts(sentiment_dir)
+    pairs = list(reversed(texts)) if paired else None
+    ref_feeds, ref = oracle(texts, pairs)
+    bundle, manifest = default_bundles[recipe]
+    thresholds = manifest["models"][backend]["gate"]["thresholds"]
+    results = {}
+    for batch_size in (1, 7, 64):
+        m = load(bundle, backend=backend, batch_size=batch_size, num_threads=2)
+        inputs = list(zip(texts, pairs)) if paired else texts
+        got = m.encode(inputs, seq_length=128)
+        width = got["input_mask"].shape[1]
+        assert width == (128 if manifest["seq_length"] else ref_feeds["input_mask"].sum(1).max())
+        # The bundled tokenizer gives TF Hub preprocessing's ids exactly.
+        ids = m.tokenize(inputs, seq_length=128)["input_word_ids"]
+        np.testing.assert_array_equal(ids, ref_feeds["input_word_ids"][:, :width])
+        assert not ref_feeds["input_word_ids"][:, width:].any()
+        np.testing.assert_array_equal(got["input_mask"], ref_feeds["input_mask"][:, :width])
+        res = metrics.compare(got, ref, ref_feeds["input_mask"])
+        if recipe == "fp32":
+            assert res["pooled_output"]["max_abs"] <= 1e-4 and res["sequence_output"]["max_abs"] <= 1e-4, res
+        else:
+            assert metrics.gate(res, thresholds) == [], res
+            assert res["sequence_output"]["cosine"]["mean"] >= 0.998  # per token (seen 0.9989)
+        results[batch_size] = got
+    # Batching and padding do not change a sentence's result beyond float noise, which int8
+    # rounding amplifies on a few rows (TFLite: pooled cosine 0.99961 on 1 of 64 sentences).
+    for b in (7, 64):
+        if recipe == "fp32":
+            np.testing.assert_allclose(results[b]["pooled_output"], results[1]["pooled_output"], atol=2e-5)
+        else:
+            c = metrics.cosine(results[b]["pooled_output"], results[1]["pooled_output"])
+            assert c.min() >= 0.999 and np.median(c) >= 0.999999, (c.min(), np.median(c))
+
+
+def test_single_string_and_embed_forms(default_bundles):
+    m = load(default_bundles["wi8_afp32"][0], num_threads=2)
+    one = m.encode("The movie was great")
+    # [CLS] the movie was great [SEP]: a dynamic-length model runs 6 positions, not 128
+    assert one["pooled_output"].shape == (1, 384) and one["sequence_output"].shape == (1, 6, 384)
+    assert one["input_mask"].sum() == 6
+    e_cls = m.embed(["The movie was great", "Awful"])
+    np.testing.assert_allclose(e_cls[0], one["pooled_output"][0], atol=1e-6)
+    e_mean = m.embed(["The movie was great", "Awful"], pooling="mean", normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(e_mean, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(e_mean[0] * np.linalg.norm(metrics.mean_pool(one["sequence_output"], one["input_mask"])),
+                               metrics.mean_pool(one["sequence_output"], one["input_mask"])[0], atol=1e-5)
+    pair = m.encode(("who", "me"))
+    np.testing.assert_array_equal(m.tokenize(("who", "me"))["input_type_ids"][0, :5], [0, 0, 0, 1, 1])
+    np.testing.assert_allclose(m.encode(["who"], pairs=["me"])["pooled_output"], pair["pooled_output"], atol=1e-6)
+    assert m.info["recipe"]["name"] == "wi8_afp32" and "xnnpack" in repr(m)
+
+
+def test_results_come_back_in_input_order(default_bundles, sentiment_dir):
+    texts = _texts(sentiment_dir, 40)
+    m = load(default_bundles["wi8_afp32"][0], batch_size=8, num_threads=2)
+    together = m.embed(texts)
+    alone = np.concatenate([m.embed(t) for t in texts])
+    c = metrics.cosine(together, alone)  # int8: see the batching note above
+    assert c.min() >= 0.999 and np.median(c) >= 0.999999, (c.min(), np.median(c))
+    # Wrong order would pair different sentences: their cosines are far lower.
+    assert metrics.cosine(together[:-1], alone[1:]).max() < 0.99
+
+
+@pytest.mark.parametrize("backend,pool", [("tflite", 1), ("onnx", 2)])
+def test_threads_give_sequential_results(backend, pool, default_bundles, sentiment_dir):
+    """8 threads x 200 calls each equal the sequential results (runner pool of 1 and 2)."""
+    texts = _texts(sentiment_dir, 50)
+    m = load(default_bundles["wi8_afp32"][0], backend=backend, pool_size=pool, num_threads=1)
+    want = np.concatenate([m.embed(t) for t in texts])
+    errors = []
+
+    def worker(k):
+        rng = np.random.default_rng(k)
+        for _ in range(200):
+            i = int(rng.integers(len(texts)))
+            got = m.embed(texts[i])[0]
+            if np.abs(got - want[i]).max() > 1e-6:
+                errors.append((k, i, float(np.abs(got - want[i]).max())))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def test_memory_does_not_grow_over_10000_calls(default_bundles):
+    m = load(default_bundles["wi8_afp32"][0], num_threads=2)
+    words = "the a movie film great awful plot actor scene story".split()
+    texts = [" ".join(words[: 1 + i % 10]) for i in range(10)]  # ten lengths: reshapes every call
+    for i in range(500):
+        m.embed(texts[i % 10])
+    before = _rss_mb()
+    for i in range(10_000):
+        m.embed(texts[i % 10])
+    grown = _rss_mb() - before
+    assert grown < 8.0, f"RSS grew {grown:.1f} MB over 10,000 calls"
+
+
+def test_xnnpack_report_counts_delegated_ops(default_bundles):
+    m = load(default_bundles["fp32"][0], num_threads=2)
+    m.embed("hello")
+    r = m.delegate
+    assert r.used == "xnnpack" and r.nodes_total > 200
+    assert r.nodes_total - 60 < r.nodes_delegated < r.nodes_total and r.partitions >= 1
+    assert sum(r.not_delegated.values()) == r.nodes_total - r.nodes_delegated
+
+
+@pytest.mark.parametrize("backend,delegate,message", [
+    ("tflite", "gpu", "has a dynamic batch or sequence length, which LiteRT's GPU accelerator refuses or "
+                      "computes wrongly .*--batch 1 --seq-len 128"),
+    ("tflite", "nnapi", "no TFLite nnapi delegate could be loaded .*libtensorflowlite_nnapi_delegate.so"),
+    ("onnx", "gpu", "no execution provider for delegate='gpu' .*available: .*CPUExecutionProvider"),
+    ("onnx", "nnapi", "no execution provider for delegate='nnapi'"),
+])
+def test_missing_accelerator_errors_then_falls_back(backend, delegate, message, default_bundles):
+    bundle = default_bundles["wi8_afp32"][0]
+    with pytest.raises(EdgebertError, match=message):
+        load(bundle, backend=backend, delegate=delegate)
+    with pytest.warns(RuntimeWarning, match=f"delegate='{delegate}' is not available.*running on the CPU"):
+        m = load(bundle, backend=backend, delegate=delegate, fallback=True, num_threads=2)
+    assert m.delegate.fell_back and m.delegate.requested == delegate and m.delegate.reason
+    ref = load(bundle, backend=backend, num_threads=2)
+    np.testing.assert_array_equal(m.embed("a fine day"), ref.embed("a fine day"))
+
+
+@pytest.fixture(scope="module")
+def static_bundle(hf_tiny, tmp_path_factory):
+    """A tiny fp32 TFLite bundle with a fixed batch of 1 and length 16 (the GPU / Android form)."""
+    from edgebert.exporters.export import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("static") / "b"
+    export(ExportRequest(source=str(hf_tiny), source_label="tiny", output=out, formats=("tflite",),
+                         recipe=recipes.get("fp32"), seq_length=16, batch_size=1))
+    return out
+
+
+def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
+    m = load(static_bundle, num_threads=2, batch_size=4)
+    assert m.model_batch == 1 and m.info["models"]["tflite"]["gpu_compatibility"]["gpu_ready"]
+    texts = ["the a", "a the the", "the", "a a a a a"]
+    together = m.encode(texts)
+    assert together["sequence_output"].shape == (4, 16, 32)
+    for i, t in enumerate(texts):
+        np.testing.assert_allclose(m.encode(t)["pooled_output"][0], together["pooled_output"][i], atol=1e-6)
+    with pytest.raises(EdgebertError, match="LiteRT could not create the GPU accelerator .*no GPU that LiteRT "
+                                            "can use was found"):
+        load(static_bundle, delegate="gpu")
+    with pytest.raises(EdgebertError, match="GPU-only run \\(strict\\)"):
+        load(static_bundle, delegate="gpu", strict=True)
+
+
+def test_litert_compiled_model_path_on_cpu(static_bundle):
+    """The code path that runs the GPU accelerator (CompiledModel and its buffers), on the CPU."""
+    from edgebert.backends import LiteRtAcceleratedRunner
+
+    m = load(static_bundle, num_threads=2)
+    runner = LiteRtAcceleratedRunner(static_bundle / "model.tflite", 32, accelerator="cpu")
+    for text in ("the a", "a the the a the"):
+        out, want = runner.run(m.tokenize(text)), m.encode(text)
+        np.testing.assert_allclose(out["pooled_output"], want["pooled_output"], atol=1e-5)
+        np.testing.assert_allclose(out["sequence_output"], want["sequence_output"], atol=1e-5)
+    with pytest.raises(EdgebertError, match="takes inputs of shape \\[1, 16\\], got \\[2, 16\\]"):
+        runner.run(m.tokenize(["a", "b"]))
+
+
+@pytest.fixture(scope="module")
+def zero_delegate(tmp_path_factory):
+    """A real TFLite delegate plugin that takes no nodes, compiled here."""
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the test delegate (apt install gcc)")
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "zero_delegate.c")
+    out = tmp_path_factory.mktemp("delegate") / "libzero_delegate.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out), src], check=True)
+    return out
+
+
+def test_delegate_that_takes_no_ops_is_refused(zero_delegate, default_bundles):
+    bundle = default_bundles["fp32"][0]
+    with pytest.raises(EdgebertError, match=r"libzero_delegate.so delegate took 0 of \d+ ops .*would run on the CPU"):
+        load(bundle, delegate="gpu", delegate_library=str(zero_delegate))
+    with pytest.warns(RuntimeWarning):
+        m = load(bundle, delegate="gpu", delegate_library=str(zero_delegate), fallback=True)
+    assert m.delegate.fell_back and "took 0 of" in m.delegate.reason
+
+
+def test_delegate_library_that_is_not_a_delegate(default_bundles):
+    with pytest.raises(EdgebertError, match="not a TFLite delegate .*tflite_plugin_create_delegate"):
+        load(default_bundles["fp32"][0], delegate_library="libc.so.6")
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:5000]), "truncated"),
+    (lambda b: (b / "edgebert.json").write_text("{"), "is not valid JSON"),
+    (lambda b: (b / "edgebert.json").unlink(), "not an edgebert bundle"),
+    (lambda b: (b / "vocab.txt").write_text("hello\n"), "lacks \\[PAD\\]"),
+])
+def test_broken_bundles(mutate, message, default_bundles, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(default_bundles["wi8_afp32"][0], bundle)
+    mutate(bundle)
+    with pytest.raises(EdgebertError, match=message):
+        load(bundle, backend="tflite")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"backend": "coreml"}, "unknown backend 'coreml'"),
+    ({"delegate": "tpu"}, "unknown delegate 'tpu'"),
+])
+def test_bad_arguments(kwargs, message, default_bundles):
+    with pytest.raises(EdgebertError, match=message):
+        load(default_bundles["wi8_afp32"][0], **kwargs)
+
+
+@pytest.mark.parametrize("texts,message", [
+    ([], "no texts given"), (["fine", "  "], "text 1 is empty"), ([3], "text 0 is a int, not a str"),
+])
+def test_bad_texts(texts, message, default_bundles):
+    m = load(default_bundles["wi8_afp32"][0])
+    with pytest.raises(EdgebertError, match=message):
+        m.embed(texts)
+
+
+def test_cli_run(default_bundles, capsys):
+    bundle = str(default_bundles["wi8_afp32"][0])
+    assert main(["run", bundle, "I loved it", "I adored it", "--json", "--normalize"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    emb = np.array(out["embeddings"])
+    assert emb.shape == (2, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(emb, load(bundle).embed(["I loved it", "I adored it"], normalize=True), atol=1e-6)
+    assert out["delegate"]["used"] == "xnnpack"
+    assert main(["run", bundle, "--pairs", "q", "a", "q2", "a2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("q || a") and lines[2].startswith("most similar: 0 and 1")
+    assert main(["run", bundle, "odd", "--pairs"]) == 1
+    assert "--pairs needs an even number of texts" in capsys.readouterr().err
+
+
+def test_cli_run_reads_stdin_without_tensorflow(default_bundles):
+    bundle = str(default_bundles["wi8_afp32"][0])
+    code = ("import sys, edgebert.cli as c; rc = c.main(['run', sys.argv[1], '--backend', 'onnx']); "
+            "assert 'tensorflow' not in sys.modules; sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", code, bundle], input="first line\n\nsecond line\n", text=True,
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert [ln.split("  ")[-1] for ln in p.stdout.splitlines()[:2]] == ["first line", "second line"]
+    assert "onnx on CPUExecutionProvider" in p.stderr
