@@ -1,0 +1,139 @@
+"""``edgebert verify``: real sentences against the reference, and deliberately broken exports
+that must fail for the right reason."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from edgebert.cli import main
+from edgebert.exporters import tflite
+from edgebert.exporters.export import ExportRequest, export
+from edgebert.exporters.files import file_sha256
+from edgebert.exporters.sources import load_source
+from edgebert.exporters.verify import VerifyRequest, read_texts, verify
+from edgebert.quantize import recipes
+
+N_REAL = 500
+
+
+@pytest.fixture(scope="module")
+def movie(sentiment_dir):
+    texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
+    # Every 13th sentence (the file is sorted by sentiment: its first 500 are 98% positive),
+    # leaving out the last 700, which hold the 600 calibration sentences.
+    return texts[:-700:13][:N_REAL], labels[:-700:13][:N_REAL]
+
+
+def _copy(bundle, tmp_path, name="b"):
+    dest = tmp_path / name
+    shutil.copytree(bundle, dest, ignore=shutil.ignore_patterns("verify"))
+    return dest
+
+
+def test_read_texts_formats(tmp_path):
+    p = tmp_path / "s.tsv"
+    p.write_text("id\tsentiment\ttext\n1\t1.5\tgood film\n2\t-0.6\tbad film\n3\t0.2\tneutral\n")
+    assert read_texts(p) == (["good film", "bad film"], [1, 0])
+    q = tmp_path / "plain.txt"
+    q.write_text("one\n\ntwo\n")
+    (tmp_path / "labels.txt").write_text("pos\nneg\n")
+    assert read_texts(q, tmp_path / "labels.txt") == (["one", "two"], [1, 0])
+
+
+@pytest.mark.parametrize("recipe", ["fp32", "wi8_afp32"])
+def test_default_bundles_pass_on_real_sentences(recipe, default_bundles, movie, tmp_path, capsys):
+    bundle = _copy(default_bundles[recipe][0], tmp_path)
+    texts, labels = movie
+    (tmp_path / "texts.tsv").write_text("".join(f"{i}\t{1 if y else -1}\t{t}\n" for i, (t, y) in
+                                                enumerate(zip(texts, labels))))
+    rc = main(["verify", str(bundle), "--texts", str(tmp_path / "texts.tsv"), "-o", str(tmp_path / "r")])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r" / "verify.json").read_text())
+    assert report["texts"] == N_REAL and set(report["formats"]) == {"tflite", "onnx"}
+    for fmt, s in report["formats"].items():
+        assert s["token_ids_match_reference"] and s["passed"]
+        floor = 0.99999 if recipe == "fp32" else 0.999
+        assert s["pooled_output"]["cosine"]["mean"] >= floor and s["mean_pooled"]["cosine"]["mean"] >= floor
+        assert s["probe"]["agreement"] >= 0.99 and s["probe"]["test"] == 100
+        assert 0.65 < s["probe"]["reference_accuracy"] < 0.95
+    png = (tmp_path / "r" / "verify.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "| tflite | pooled_output |" in (tmp_path / "r" / "verify.md").read_text()
+    manifest = json.loads((bundle / "edgebert.json").read_text())
+    assert manifest["verify"]["passed"] and manifest["verify"]["texts"] == N_REAL
+    assert manifest["verify"]["formats"]["onnx"]["agreement"] == report["formats"]["onnx"]["probe"]["agreement"]
+
+
+def _swap_qk(weights):
+    out = dict(weights)
+    for k in weights:
+        if "/attention/self/query/" in k:
+            other = k.replace("/query/", "/key/")
+            out[k], out[other] = weights[other], weights[k]
+    return out
+
+
+def test_broken_exports_fail_for_the_right_reason(default_bundles, default_model_dir, movie, tmp_path):
+    texts = movie[0][:200]
+    good = default_bundles["fp32"][0]
+
+    # 1. Q and K swapped in every layer (the ONNX Runtime fusion bug the NOTES describe).
+    swapped = _copy(good, tmp_path, "qk")
+    src = load_source(default_model_dir)
+    swapped_src = dataclasses.replace(src, weights=_swap_qk(src.weights))
+    path = tflite.convert(swapped_src, swapped / "model.tflite", seq_length=128)
+    manifest = json.loads((swapped / "edgebert.json").read_text())
+    manifest["models"]["tflite"].update(bytes=path.stat().st_size, sha256=file_sha256(path))
+    (swapped / "edgebert.json").write_text(json.dumps(manifest))
+    r = verify(VerifyRequest(bundle=swapped, texts=texts, formats=("tflite",)), progress=lambda m: None)
+    s = r["formats"]["tflite"]
+    assert not r["passed"] and s["token_ids_match_reference"]
+    assert any(m.startswith("pooled_output mean cosine") for m in s["misses"]), s["misses"]
+    assert s["sequence_output"]["cosine"]["mean"] < 0.99
+
+    # 2. Vocabulary shifted by one line: every id is off by one.
+    shifted = _copy(good, tmp_path, "vocab")
+    lines = (shifted / "vocab.txt").read_text().splitlines()
+    (shifted / "vocab.txt").write_text("\n".join(lines[:5] + ["[unused_extra]"] + lines[5:-1]) + "\n")
+    r = verify(VerifyRequest(bundle=shifted, texts=texts, formats=("onnx",)), progress=lambda m: None)
+    s = r["formats"]["onnx"]
+    assert not r["passed"] and not s["token_ids_match_reference"]
+    assert "token ids differ from the reference's (vocab or casing mismatch)" in s["misses"]
+    assert s["mean_pooled"]["cosine"]["mean"] < 0.99
+
+    # 3. Wrong casing: the bundle claims a cased model.
+    cased = _copy(good, tmp_path, "cased")
+    manifest = json.loads((cased / "edgebert.json").read_text())
+    manifest["tokenizer"]["do_lower_case"] = False
+    (cased / "edgebert.json").write_text(json.dumps(manifest))
+    r = verify(VerifyRequest(bundle=cased, texts=texts, formats=("tflite",)), progress=lambda m: None)
+    s = r["formats"]["tflite"]
+    assert not r["passed"] and not s["token_ids_match_reference"]
+    assert s["mean_pooled"]["cosine"]["min"] < 0.99
+
+
+def test_cli_exit_code_on_failure(default_bundles, movie, tmp_path, capsys):
+    bundle = _copy(default_bundles["fp32"][0], tmp_path)
+    lines = (bundle / "vocab.txt").read_text().splitlines()
+    (bundle / "vocab.txt").write_text("\n".join(lines[:5] + ["[x]"] + lines[5:-1]) + "\n")
+    (tmp_path / "t.txt").write_text("\n".join(movie[0][:50]) + "\n")
+    assert main(["verify", str(bundle), "--texts", str(tmp_path / "t.txt"), "--format", "tflite"]) == 2
+    out = capsys.readouterr().out
+    assert "FAILED: pooled_output mean cosine" in out and (bundle / "verify" / "verify.png").exists()
+    assert main(["verify", str(tmp_path / "nope")]) == 1
+
+
+@pytest.mark.parametrize("kind", ["tf1_hub_tiny", "tf2_hub_tiny"])
+def test_tiny_tf1_and_tf2_sources_verify(kind, request, tmp_path):
+    source = request.getfixturevalue(kind)
+    source = source[0] if isinstance(source, tuple) else source
+    out = tmp_path / "b"
+    export(ExportRequest(source=str(source), source_label=kind, output=out, formats=("tflite", "onnx"),
+                         recipe=recipes.get("fp32"), seq_length=16))
+    r = verify(VerifyRequest(bundle=out, texts=["the a", "a the the", "hello world"], seq_length=16),
+               progress=lambda m: None)
+    assert r["passed"], r
+    for s in r["formats"].values():
+        assert s["pooled_output"]["max_abs"] <= 1e-4
