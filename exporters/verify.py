@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import metrics
+from edgebert import linear_probe, metrics
 from edgebert.errors import EdgebertError
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.runtime import MANIFEST, load, read_manifest
 
 PERCENTILES = (1, 5, 50)
-PROBE_SPLIT = 0.8
 NEUTRAL_BAND = 0.5  # ../shared/data/sentiment/README: binary labels drop |score| < 0.5
 
 
@@ -100,32 +99,14 @@ def compare_outputs(got: dict, ref: dict, mask: np.ndarray) -> tuple[dict, dict]
     return stats, per_sentence
 
 
-def logistic_probe(train_x, train_y, steps: int = 300, l2: float = 1e-3):
-    """Multinomial logistic regression by full-batch gradient descent on standardised inputs."""
-    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
-    x = (train_x - mu) / sd
-    k = int(max(train_y)) + 1
-    w, b = np.zeros((x.shape[1], k)), np.zeros(k)
-    y = np.eye(k)[train_y]
-    lr = 0.5
-    for _ in range(steps):
-        z = x @ w + b
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        g = (p - y) / len(x)
-        w -= lr * (x.T @ g + l2 * w)
-        b -= lr * g.sum(0)
-    return lambda q: (((q - mu) / sd) @ w + b).argmax(1)
-
-
 def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
+    """Trains on reference embeddings (80%, L2 picked inside it), scores both on the other 20%."""
     y = np.asarray(labels)
-    order = np.random.default_rng(0).permutation(len(y))
-    cut = int(len(y) * PROBE_SPLIT)
-    tr, te = order[:cut], order[cut:]
-    predict = logistic_probe(ref_emb[tr].astype(np.float64), y[tr])
-    pr, pg = predict(ref_emb[te].astype(np.float64)), predict(got_emb[te].astype(np.float64))
-    return {"train": int(len(tr)), "test": int(len(te)), "embedding": "mean_pooled",
+    fitted = linear_probe.select_and_fit(ref_emb, y)
+    te = fitted["held"]
+    pr = linear_probe.predict(fitted["kernel"], fitted["bias"], ref_emb[te])
+    pg = linear_probe.predict(fitted["kernel"], fitted["bias"], got_emb[te])
+    return {"train": int(len(fitted["train"])), "test": int(len(te)), "embedding": "mean_pooled", "l2": fitted["l2"],
             "reference_accuracy": float((pr == y[te]).mean()), "bundle_accuracy": float((pg == y[te]).mean()),
             "agreement": float((pr == pg).mean())}
 

@@ -88,7 +88,12 @@ def task_convert(t: dict) -> dict:
             _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
                  f"vs the unfused graph, new ops {o['new_ops']}")
     else:
-        tflite.convert(src, Path(t["out"]), batch_size=t.get("batch_size"), graph_form=t.get("graph_form", "gpu"), **kw)
+        head = t.get("head")
+        if head and head.get("npz"):  # classifier weights travel as a file
+            with np.load(head["npz"]) as z:
+                head = {**head, "kernel": z["kernel"], "bias": z["bias"]}
+        tflite.convert(src, Path(t["out"]), batch_size=t.get("batch_size"), graph_form=t.get("graph_form", "gpu"),
+                       head=head, **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
 

@@ -1,0 +1,373 @@
+"""``edgebert android``: an ``assets/`` folder for MediaPipe Tasks and the TFLite Task Library.
+
+The encoder is converted with a fixed ``[1, seq]`` shape (static graph: what Android and the
+GPU delegate want) and one task output (``embedding``, or a classifier's ``probability``),
+TFLite Metadata with the BERT tokenizer and vocab (and labels) is written into it, and the
+result is measured against the reference SavedModel before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgebert import gpu_compat, linear_probe, metrics
+from edgebert.errors import EdgebertError
+from edgebert.exporters import android_metadata as amd
+from edgebert.exporters.export import _progress, reference_dir_for, run_worker
+from edgebert.exporters.files import replace_dir
+from edgebert.exporters.sources.resolve import resolve_source
+from edgebert.quantize import calibration as calib
+from edgebert.quantize import recipes
+
+TASKS = ("embedder", "classifier")
+MAX_TASK_LIBRARY_SEQ = 512  # BertNLClassifier / MediaPipe read the length from the fixed input shape
+HEAD_FORMAT = ("A head file is an .npz with 'kernel' [features, labels] and 'bias' [labels] (float32), and "
+               "optionally 'labels' (strings), 'pooling' ('cls' or 'mean') and 'activation' ('softmax' or 'sigmoid').")
+
+
+@dataclasses.dataclass
+class AndroidRequest:
+    source: str
+    source_label: str
+    output: Path
+    task: str = "embedder"
+    labels_file: Path | None = None
+    head_file: Path | None = None
+    train_file: Path | None = None
+    int8: bool = False
+    seq_length: int = 128
+    pooling: str | None = None  # default: the head file's, else mean
+    allow_accuracy_loss: bool = False
+    held_out: int = 150  # decisions flip one at a time: 64 sentences are too coarse for a 99% bar
+
+
+def read_labelled(path: Path) -> tuple[list[str], list[int], list[str]]:
+    """``label<TAB>text`` lines, or the ``id<TAB>score<TAB>text`` sentiment format (sign of score)."""
+    from edgebert.exporters.verify import read_texts
+
+    if not path.is_file():
+        raise EdgebertError(f"training file {path} not found", "pass label<TAB>text lines")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if lines and all(ln.count("\t") == 1 for ln in lines):
+        pairs = [ln.split("\t") for ln in lines]
+        names = sorted({p[0].strip() for p in pairs})
+        return [p[1] for p in pairs], [names.index(p[0].strip()) for p in pairs], names
+    texts, labels = read_texts(path)
+    if labels is None:
+        raise EdgebertError(f"{path} has no labels", "use label<TAB>text lines, or id<TAB>score<TAB>text")
+    return texts, labels, ["negative", "positive"]
+
+
+def train_head(features: np.ndarray, labels: list[int]) -> dict:
+    """A logistic-regression head on frozen features (``edgebert.linear_probe``): L2 and the
+    reported accuracy come from a held-out 20%; the shipped head is refit on every sentence."""
+    y = np.asarray(labels)
+    fitted = linear_probe.select_and_fit(features, y)
+    kernel, bias = linear_probe.fit(features, y, fitted["l2"])
+    return {"kernel": kernel, "bias": bias, "l2": fitted["l2"], "held_out": int(len(fitted["held"])),
+            "held_out_accuracy": fitted["held_out_accuracy"],
+            "train_accuracy": float((linear_probe.predict(kernel, bias, features) == y).mean())}
+
+
+def _features(ref: dict, pooling: str) -> np.ndarray:
+    if pooling == "cls":
+        return ref["pooled_output"]
+    return metrics.mean_pool(ref["sequence_output"], ref["input_mask"].astype(bool)).astype(np.float32)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _source_of(spec: str) -> str:
+    """A bundle stands for the reference it was exported from."""
+    p = Path(spec)
+    if (p / "edgebert.json").is_file():
+        return json.loads((p / "edgebert.json").read_text())["reference"]["path"]
+    return spec
+
+
+def build(req: AndroidRequest) -> dict:
+    """Writes ``req.output`` (the assets folder); returns its manifest."""
+    if req.task not in TASKS:
+        raise EdgebertError(f"unknown task {req.task!r}", f"use --task {' or --task '.join(TASKS)}")
+    if not 3 <= req.seq_length <= MAX_TASK_LIBRARY_SEQ:
+        raise EdgebertError(f"--seq-len {req.seq_length} is outside what MediaPipe and the Task Library take "
+                            f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})", "use --seq-len 128")
+    if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
+        raise EdgebertError("--head, --train and --labels are for --task classifier", "drop them, or use --task classifier")
+    if req.task == "classifier" and not (req.head_file or req.train_file):
+        raise EdgebertError("a classifier asset needs a head", f"pass --train FILE (label<TAB>text) or --head FILE. "
+                                                                f"{HEAD_FORMAT}")
+    head_data = _read_head(req.head_file) if req.head_file else None
+    pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
+    if pooling not in ("cls", "mean"):
+        raise EdgebertError(f"unknown pooling {pooling!r}", "use cls or mean")
+    recipe = recipes.get(recipes.DEFAULT_INT8 if req.int8 else recipes.DEFAULT_FLOAT)
+    texts = calib.read_texts(None)
+    cal_texts, held_out = calib.split(texts, req.held_out)
+    source_path = resolve_source(_source_of(req.source))
+    out = Path(req.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        work = staging / ".work"
+        work.mkdir()
+        steps = 4 if req.train_file else 3
+        _progress(f"[1/{steps}] importing {req.source_label}")
+        ref = run_worker({"task": "reference", "source": str(source_path),
+                          "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
+                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+        _check_source(ref, req)
+        expected = dict(np.load(work / "reference.npz"))
+        head, labels, training = None, None, None
+        if req.task == "classifier":
+            if req.train_file:
+                _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
+                train_texts, train_y, labels = read_labelled(Path(req.train_file))
+                (work / "train").mkdir()
+                run_worker({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
+                            "held_out": train_texts, "seq_length": req.seq_length,
+                            "outputs_npz": str(work / "train" / "train.npz")}, work / "train")
+                train_ref = dict(np.load(work / "train" / "train.npz"))
+                trained = train_head(_features(train_ref, pooling), train_y)
+                head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
+                training = {"file": str(req.train_file), "sentences": len(train_texts), "pooling": pooling,
+                            "train_accuracy": trained["train_accuracy"],
+                            "held_out_accuracy": trained["held_out_accuracy"], "held_out": trained["held_out"],
+                            "l2": trained["l2"]}
+                _progress(f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
+                          f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences")
+            labels = _labels(req, head_data, labels)
+            np.savez(work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
+            head = {"task": "classifier", "pooling": pooling, "npz": str(work / "head.npz"),
+                    "activation": head_data.get("activation", "softmax")}
+        else:
+            head = {"task": "embedder", "pooling": pooling}
+        _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
+        raw = work / "model.tflite"
+        run_worker({"task": "convert", "format": "tflite", "recipe": recipe.name, "reference": ref["reference"],
+                    "seq_length": req.seq_length, "calibration": cal_texts, "out": str(raw), "batch_size": 1,
+                    "head": head}, work)
+        model_buf = raw.read_bytes()
+        output_name = "probability" if req.task == "classifier" else "embedding"
+        meta = amd.build_metadata(model_buf, name=f"{Path(str(req.source_label)).name} {req.task}",
+                                  description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
+                                              f"{pooling} pooling, seq {req.seq_length}).",
+                                  task=req.task, vocab_name="vocab.txt",
+                                  labels_name="labels.txt" if labels else None,
+                                  num_labels=len(labels) if labels else None, version=recipe.name)
+        vocab = Path(ref["vocab_file"]).read_bytes()
+        files = {"vocab.txt": vocab}
+        if labels:
+            files["labels.txt"] = ("\n".join(labels) + "\n").encode()
+        (staging / "model.tflite").write_bytes(amd.populate(model_buf, meta, files))
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
+        accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
+        gate = _gate(accuracy, recipe, req.task)
+        gpu = gpu_compat.check_tflite(staging / "model.tflite")
+        _progress(f"  {_accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
+        _progress(f"  {gpu_compat.summary(gpu)}")
+        if gate and not req.allow_accuracy_loss:
+            raise EdgebertError(f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
+                                "use fp32 (drop --int8), or --allow-accuracy-loss")
+        shutil.rmtree(work)
+        manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
+                             staging / "model.tflite")
+        (staging / "edgebert.json").write_text(json.dumps(manifest, indent=1))
+        (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
+        replace_dir(staging, out)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_source(ref: dict, req: AndroidRequest) -> None:
+    if not ref["do_lower_case"]:
+        raise EdgebertError("the model is cased, but MediaPipe's BertTokenizer always lower-cases: the app would "
+                            "feed it wrong token ids without any error", "use an uncased model for Android assets")
+    if req.seq_length > ref["config"]["max_position"]:
+        raise EdgebertError(f"--seq-len {req.seq_length} exceeds the model's {ref['config']['max_position']} positions",
+                            f"use --seq-len {ref['config']['max_position']} or less")
+    tokens = set(Path(ref["vocab_file"]).read_text(encoding="utf-8").splitlines())
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in tokens]
+    if missing:
+        raise EdgebertError(f"the vocab lacks {', '.join(missing)}: MediaPipe would pack inputs without them",
+                            "use the model's original BERT vocab")
+
+
+def _read_head(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise EdgebertError(f"head file {path} not found", HEAD_FORMAT)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise EdgebertError(f"head file {path} is not a readable .npz ({e})", HEAD_FORMAT) from None
+    if "kernel" not in data or "bias" not in data:
+        raise EdgebertError(f"head file {path} lacks 'kernel' or 'bias' (it has {', '.join(data) or 'nothing'})",
+                            HEAD_FORMAT)
+    k, b = np.asarray(data["kernel"], np.float32), np.asarray(data["bias"], np.float32)
+    if k.ndim != 2 or b.shape != (k.shape[1],):
+        raise EdgebertError(f"head kernel {k.shape} and bias {b.shape} do not fit", HEAD_FORMAT)
+    out = {"kernel": k, "bias": b}
+    for key in ("pooling", "activation"):
+        if key in data:
+            out[key] = str(data[key])
+    if "labels" in data:
+        out["labels"] = [str(x) for x in data["labels"]]
+    return out
+
+
+def _labels(req: AndroidRequest, head: dict, trained_names: list[str] | None) -> list[str]:
+    if req.labels_file:
+        p = Path(req.labels_file)
+        if not p.is_file():
+            raise EdgebertError(f"labels file {p} not found", "one label a line, in the head's output order")
+        names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    else:
+        names = trained_names or head.get("labels")
+    width = head["kernel"].shape[1]
+    if not names:
+        raise EdgebertError("the classifier has no label names", "pass --labels FILE (one label a line)")
+    if len(names) != width:
+        raise EdgebertError(f"{len(names)} labels for a head with {width} outputs: MediaPipe would name the "
+                            "scores wrongly", "pass one label per head output, in order")
+    if len(set(names)) != len(names):
+        raise EdgebertError("the labels contain duplicates", "give each output its own label")
+    return names
+
+
+def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: str, output: str) -> dict:
+    from edgebert.backends import INPUT_NAMES, TFLiteRunner
+
+    runner = TFLiteRunner(path, num_threads=2)
+    got = np.concatenate([runner.run({k: expected[k][i:i + 1] for k in INPUT_NAMES})[output]
+                          for i in range(len(expected["input_word_ids"]))])
+    feats = _features(expected, pooling)
+    if task == "embedder":
+        cos = metrics.cosine(got, feats)
+        return {"n": len(got), "cosine": {"mean": float(cos.mean()), "min": float(cos.min())},
+                "max_abs": float(np.abs(got - feats).max())}
+    want = feats @ head["kernel"] + head["bias"]
+    want = 1 / (1 + np.exp(-want)) if head.get("activation") == "sigmoid" else _softmax(want)
+    return {"n": len(got), "max_abs": float(np.abs(got - want).max()),
+            "top_class_agreement": float((got.argmax(1) == want.argmax(1)).mean())}
+
+
+def _gate(acc: dict, recipe, task: str) -> list[str]:
+    misses = []
+    if recipe.name == recipes.DEFAULT_FLOAT and acc["max_abs"] > 1e-4:
+        misses.append(f"max-abs {acc['max_abs']:.2e} > 1e-4 for fp32")
+    if task == "embedder" and acc["cosine"]["mean"] < recipe.thresholds["cosine_mean"]:
+        misses.append(f"embedding mean cosine {acc['cosine']['mean']:.5f} < {recipe.thresholds['cosine_mean']}")
+    if task == "classifier" and acc["top_class_agreement"] < recipe.thresholds.get("agreement_min", 0.99):
+        misses.append(f"top-class agreement {acc['top_class_agreement']:.4f} < {recipe.thresholds['agreement_min']}")
+    return misses
+
+
+def _accuracy_line(acc: dict) -> str:
+    if "cosine" in acc:
+        return (f"embedding vs reference: cosine mean {acc['cosine']['mean']:.5f} (min {acc['cosine']['min']:.5f}), "
+                f"max-abs {acc['max_abs']:.2e}")
+    return f"probabilities vs reference: max-abs {acc['max_abs']:.2e}, top class agreement {acc['top_class_agreement']:.4f}"
+
+
+def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path) -> dict:
+    from edgebert.exporters.files import file_sha256
+
+    return {
+        "format_version": 1, "kind": "android-assets", "task": req.task,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"spec": req.source_label, "kind": ref["kind"]},
+        "reference": {"path": ref["reference"], "sha256": ref["sha256"]},
+        "architecture": ref["config"],
+        "tokenizer": {"vocab": "vocab.txt", "do_lower_case": True, "casing": "uncased"},
+        "seq_length": req.seq_length, "graph_form": "gpu", "pooling": pooling,
+        "labels": labels, "recipe": recipe.to_json(), "head_training": training,
+        "models": {"tflite": {
+            "file": "model.tflite", "bytes": model_path.stat().st_size, "sha256": file_sha256(model_path),
+            "inputs": [{"name": n, "dtype": "int32", "shape": [1, req.seq_length], "metadata_name": m}
+                       for n, m in amd.BERT_INPUTS.items()],
+            "outputs": [{"name": output_name, "dtype": "float32",
+                         "shape": [1, len(labels) if labels else ref["config"]["hidden_size"]]}],
+            "accuracy": accuracy, "gate": {"passed": not gate, "misses": gate},
+            "gpu_compatibility": gpu}},
+    }
+
+
+def _readme(task: str, output: str, labels, seq: int, gpu: dict) -> str:
+    gpu_line = ("The static check found every op supported by the GPU delegate."
+                if gpu["gpu_ready"] else f"GPU delegate: {gpu_compat.summary(gpu)}.")
+    kotlin = {
+        "embedder": '''```kotlin
+import com.google.mediapipe.tasks.core.BaseOptions
+import com.google.mediapipe.tasks.text.textembedder.TextEmbedder
+
+val options = TextEmbedder.TextEmbedderOptions.builder()
+    .setBaseOptions(BaseOptions.builder().setModelAssetPath("model.tflite").build())
+    .build()
+val embedder = TextEmbedder.createFromOptions(context, options)
+val vector = embedder.embed("The movie was great").embeddingResult().embeddings()[0].floatEmbedding()
+val similarity = TextEmbedder.cosineSimilarity(
+    embedder.embed("a").embeddingResult().embeddings()[0], embedder.embed("b").embeddingResult().embeddings()[0])
+```''',
+        "classifier": '''```kotlin
+import com.google.mediapipe.tasks.core.BaseOptions
+import com.google.mediapipe.tasks.text.textclassifier.TextClassifier
+
+val options = TextClassifier.TextClassifierOptions.builder()
+    .setBaseOptions(BaseOptions.builder().setModelAssetPath("model.tflite").build())
+    .build()
+val classifier = TextClassifier.createFromOptions(context, options)
+val top = classifier.classify("The movie was great").classificationResult()
+    .classifications()[0].categories().maxBy { it.score() }   // top.categoryName(), top.score()
+```
+
+TFLite Task Library (older apps), same file:
+
+```kotlin
+import org.tensorflow.lite.task.text.nlclassifier.BertNLClassifier
+
+val classifier = BertNLClassifier.createFromFile(context, "model.tflite")
+val categories = classifier.classify("The movie was great")   // label and score per output
+```
+Note: Task Library 0.4.4's runtime cannot run TF 2.21 dynamic-range int8 ops
+(`FULLY_CONNECTED version 12`); use the fp32 asset with it, or MediaPipe for int8.''',
+    }[task]
+    deps = {"embedder": "com.google.mediapipe:tasks-text:0.10.21",
+            "classifier": "com.google.mediapipe:tasks-text:0.10.21\")\n    // Task Library alternative:\n"
+                          "    // implementation(\"org.tensorflow:tensorflow-lite-task-text:0.4.4"}[task]
+    return f"""# Android assets ({task})
+
+Copy this folder's files into `app/src/main/assets/`. `model.tflite` carries TFLite Metadata:
+a BertTokenizer process unit with `vocab.txt` packed in, inputs `ids`, `mask`,
+`segment_ids` (int32 [1, {seq}]), output `{output}`{' with `labels.txt` packed in' if labels else ''}.
+`vocab.txt`{' and `labels.txt`' if labels else ''} are here as plain files too. {gpu_line}
+
+`app/build.gradle.kts`:
+
+```kotlin
+android {{
+    androidResources {{ noCompress += "tflite" }}   // the model is memory-mapped
+}}
+dependencies {{
+    implementation("{deps}")
+}}
+```
+
+{kotlin}
+
+Made by `edgebert android`; `edgebert.json` records the source, recipe, accuracy against the
+fp32 reference and the GPU check.
+"""
