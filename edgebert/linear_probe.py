@@ -29,8 +29,9 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 400) -> tuple[np.n
         p = np.exp(logits - logits.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         g = (p - onehot) / len(z)
-        w -= 0.5 * (z.T @ g + l2 * w)
-        b -= 0.5 * g.sum(0)
+        lr = 0.5 / (1.0 + l2)  # a larger step diverges once the L2 term dominates
+        w -= lr * (z.T @ g + l2 * w)
+        b -= lr * g.sum(0)
     return (w / sd[:, None]).astype(np.float32), (b - (mu / sd) @ w).astype(np.float32)
 
 
@@ -57,3 +58,12 @@ def select_and_fit(x: np.ndarray, y: np.ndarray) -> dict:
     kernel, bias = fit(x[train], y[train], best)
     return {"kernel": kernel, "bias": bias, "l2": best, "train": train, "held": held,
             "held_out_accuracy": float((predict(kernel, bias, x[held]) == y[held]).mean())}
+
+
+def wilson_upper(p: float, n: int, z: float = 1.645) -> float:
+    """Upper end of the one-sided 95% Wilson interval of a proportion ``p`` seen on ``n`` items."""
+    if n == 0:
+        return 1.0
+    den = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    return float((centre + z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / den)

@@ -17,7 +17,7 @@ def configure(converter, recipe: Recipe, representative: Callable[[], Iterable] 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if name == "wfp16_afp32":
         converter.target_spec.supported_types = [tf.float16]
-    elif name in ("wi8_afp32", "wi8_afp32_naive"):
+    elif name.startswith("wi8_afp32"):  # the decoded name: int8 weights, float activations
         pass  # dynamic range: per-channel int8 kernels, int8 embedding table
     elif name == "wi8_ai8":
         converter.representative_dataset = _need(representative, name)
