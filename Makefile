@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow pi-tools bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/edgebert export --int8 -o out/demo
 
-test: $(STAMP)
+test: $(STAMP) pi-tools
 	$(BIN)/python -m pytest
+
+# The emulated Raspberry Pi test (tests/test_pi.py) needs qemu-user-static and mmdebstrap;
+# as root with apt they are installed here, elsewhere that test skips and says why.
+pi-tools:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v mmdebstrap >/dev/null; then \
+	  (apt-get install -y -q qemu-user-static binfmt-support mmdebstrap >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q qemu-user-static binfmt-support mmdebstrap >/dev/null 2>&1)) \
+	  || echo "could not install qemu-user-static/mmdebstrap: the emulated Raspberry Pi test will skip"; fi
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -70,6 +70,9 @@ class DelegateReport:
 
     def summary(self) -> str:
         s = f"{self.used}"
+        if self.used == "xnnpack" and self.nodes_delegated == 0:
+            s = "builtin CPU kernels (XNNPACK took no ops"  # seen under qemu: XNNPACK did not apply
+            return s + (f"; fell back from {self.requested}: {self.reason})" if self.fell_back else ")")
         if self.nodes_total is not None and self.nodes_delegated is not None:
             s += f" ({self.nodes_delegated}/{self.nodes_total} ops delegated in {self.partitions} partition(s))"
         if self.fully_accelerated is not None:
