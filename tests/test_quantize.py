@@ -20,9 +20,10 @@ def test_recipes_are_data_with_decoded_names_and_thresholds():
         assert re.fullmatch(r"fp32|w(i8|fp16)_a(fp32|i8|i16)(_[a-z]+)?", r.name), r.name
         assert set(r.formats) <= {"tflite", "onnx"} and r.formats
         assert 0 <= r.thresholds["cosine_min"] <= r.thresholds["cosine_mean"] <= 1
+        assert 0.5 <= r.thresholds["agreement_min"] <= 1  # checked by `edgebert verify` with labels
         assert r.int8 == r.name.startswith("wi8")
     default = recipes.get(recipes.DEFAULT_INT8)
-    assert default.int8 and default.thresholds == {"cosine_mean": 0.999, "cosine_min": 0.99}
+    assert default.int8 and default.thresholds == {"cosine_mean": 0.999, "cosine_min": 0.99, "agreement_min": 0.99}
     with pytest.raises(EdgebertError, match="unknown recipe 'nope'.*wi8_afp32"):
         recipes.get("nope")
 
