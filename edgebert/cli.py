@@ -47,15 +47,26 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
+def _missing_extra(e: ImportError, purpose: str, extras: str) -> EdgebertError:
+    return EdgebertError(f"{purpose} needs the {extras} extra ({e.name} is missing)", f"pip install 'edgebert[{extras}]'")
+
+
+def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
+    """The SOURCE argument, or the embedded default model, and how to name it."""
+    from edgebert import default_model
+
+    if args.source:
+        return args.source, args.source
+    return str(default_model.model_dir()), f"{default_model.NAME} (embedded default)"
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
         from edgebert.exporters.export import ExportRequest, export
         from edgebert.quantize import recipes
     except ImportError as e:
-        raise EdgebertError(f"exporting needs the export extra ({e.name} is missing)",
-                            "pip install 'edgebert[export]'") from None
-    from edgebert import default_model
+        raise _missing_extra(e, "exporting", "export") from None
 
     if args.recipe and args.int8 and not recipes.get(args.recipe).int8:
         raise EdgebertError(f"--int8 asks for an int8 recipe but --recipe {args.recipe} is not one",
@@ -67,8 +78,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise EdgebertError(f"unknown format '{f}'", "use --format tflite,onnx")
     seq = args.seq_len
     seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
-    source = args.source or str(default_model.model_dir())
-    label = args.source or f"{default_model.NAME} (embedded default)"
+    source, label = _source_and_label(args)
     req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
                         recipe=recipe, seq_length=seq_length,
                         calibration_file=Path(args.calibration) if args.calibration else None,
@@ -148,16 +158,12 @@ def _cmd_android(args: argparse.Namespace) -> int:
     try:
         from edgebert.exporters.android import AndroidRequest, build
     except ImportError as e:
-        raise EdgebertError(f"android assets need the export and android extras ({e.name} is missing)",
-                            "pip install 'edgebert[export,android]'") from None
-    from edgebert import default_model
-
-    source = args.source or str(default_model.model_dir())
-    label = args.source or f"{default_model.NAME} (embedded default)"
-    seq = _positive_int(args.seq_len, "--seq-len") if args.seq_len != "dynamic" else None
-    if seq is None:
+        raise _missing_extra(e, "writing android assets", "export,android") from None
+    source, label = _source_and_label(args)
+    if args.seq_len == "dynamic":
         raise EdgebertError("Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
                             "model's input shape)", "use --seq-len 128")
+    seq = _positive_int(args.seq_len, "--seq-len")
     m = build(AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
                              labels_file=Path(args.labels) if args.labels else None,
                              head_file=Path(args.head) if args.head else None,
@@ -184,10 +190,9 @@ def _cmd_android(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.verify import VerifyRequest, main_progress, read_texts, verify
+        from edgebert.exporters.verify import VerifyRequest, read_texts, verify
     except ImportError as e:
-        raise EdgebertError(f"verify runs the reference SavedModel and needs the export extra ({e.name} is missing)",
-                            "pip install 'edgebert[export]'") from None
+        raise _missing_extra(e, "verify (it runs the reference SavedModel)", "export") from None
     from edgebert.quantize import calibration
 
     if args.texts:
@@ -200,7 +205,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(args.bundle) / "verify"
     report = verify(VerifyRequest(bundle=Path(args.bundle), texts=texts, labels=labels,
                                   reference=Path(args.reference) if args.reference else None, output=out,
-                                  formats=formats, seq_length=args.seq_len), progress=main_progress)
+                                  formats=formats, seq_length=args.seq_len))
     print(f"report: {out}/verify.md, verify.json, verify.png")
     for fmt, s in report["formats"].items():
         c, mp = s["pooled_output"]["cosine"], s["mean_pooled"]["cosine"]

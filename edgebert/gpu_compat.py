@@ -107,8 +107,7 @@ def check_tflite(path: str | os.PathLike) -> dict:
 
 def summary(report: dict) -> str:
     """One line for the CLI."""
-    if report["dynamic_inputs"] and not report["refused"] or report["dynamic_inputs"] and \
-            all(f["type"] in ("SHAPE", "STRIDED_SLICE") for f in report["refused"]):
+    if report["dynamic_inputs"] and all(f["type"] in ("SHAPE", "STRIDED_SLICE") for f in report["refused"]):
         return ("GPU delegate: not for this bundle (a dynamic shape, which LiteRT's GPU refused or miscomputed); "
                 "for the GPU export with --batch 1 --seq-len N")
     if report["gpu_ready"]:

@@ -43,12 +43,6 @@ def model_inputs(model_buf: bytes) -> list[tuple[str, int]]:
     return [(sg.Tensors(sg.Inputs(i)).Name().decode(), sg.Tensors(sg.Inputs(i)).Type()) for i in range(sg.InputsLength())]
 
 
-def model_outputs(model_buf: bytes) -> list[str]:
-    _, tfl = _schemas()
-    sg = tfl.Model.GetRootAsModel(model_buf, 0).Subgraphs(0)
-    return [sg.Tensors(sg.Outputs(i)).Name().decode() for i in range(sg.OutputsLength())]
-
-
 def bert_input_names(model_buf: bytes) -> list[str]:
     """Metadata names for the model's inputs in their order; refuses what MediaPipe cannot feed."""
     _, tfl = _schemas()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,19 +21,14 @@ import numpy as np
 
 from edgebert import linear_probe, metrics
 from edgebert.errors import EdgebertError
+from edgebert.exporters.export import _progress, run_worker
 from edgebert.exporters.files import atomic_write_bytes
+from edgebert.quantize.calibration import is_number
 from edgebert.runtime import MANIFEST, load, read_manifest
 
 PERCENTILES = (1, 5, 50)
 NEUTRAL_BAND = 0.5  # ../shared/data/sentiment/README: binary labels drop |score| < 0.5
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 @dataclasses.dataclass
@@ -58,9 +52,9 @@ def read_texts(path: Path, labels_path: Path | None = None) -> tuple[list[str], 
         raise EdgebertError(f"texts file {path} is empty", "pass one sentence a line")
     labels = None
     rows = [ln.split("\t", 2) for ln in lines]
-    if rows and len(rows[0]) == 3 and not _is_number(rows[0][1]):
+    if rows and len(rows[0]) == 3 and not is_number(rows[0][1]):
         rows, lines = rows[1:], lines[1:]  # a header (id, sentiment, text)
-    if lines and all(len(r) == 3 and _is_number(r[1]) for r in rows):
+    if lines and all(len(r) == 3 and is_number(r[1]) for r in rows):
         # The sentiment corpus convention: the score's sign, dropping |score| < NEUTRAL_BAND.
         scored = [(float(r[1]), r[2]) for r in rows if abs(float(r[1])) >= NEUTRAL_BAND and r[2].strip()]
         texts, labels = [t for _, t in scored], [int(s_ > 0) for s_, _ in scored]
@@ -112,9 +106,7 @@ def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
             "agreement": agreement, "agreement_upper95": linear_probe.wilson_upper(agreement, len(te))}
 
 
-def verify(req: VerifyRequest, progress=print) -> dict:
-    from edgebert.exporters.export import run_worker
-
+def verify(req: VerifyRequest, progress=_progress) -> dict:
     manifest = read_manifest(req.bundle)
     reference = Path(req.reference or manifest["reference"]["path"])
     if not reference.exists():
@@ -244,5 +236,3 @@ def record_in_manifest(bundle: Path, report: dict) -> None:
     atomic_write_bytes(bundle / MANIFEST, json.dumps(manifest, indent=1).encode())
 
 
-def main_progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -29,7 +29,7 @@ def read_texts(path: str | Path | None = None) -> list[str]:
     for line in text.splitlines():
         parts = line.split("\t")
         # The sentiment format: id, score, text.
-        sentence = parts[2] if len(parts) >= 3 and _is_number(parts[1]) else line
+        sentence = parts[2] if len(parts) >= 3 and is_number(parts[1]) else line
         if sentence.strip():
             out.append(sentence.strip())
     if len(out) < 8:
@@ -43,7 +43,7 @@ def split(texts: list[str], held_out: int = 64) -> tuple[list[str], list[str]]:
     return texts[held_out:], texts[:held_out]
 
 
-def _is_number(s: str) -> bool:
+def is_number(s: str) -> bool:
     try:
         float(s)
     except ValueError:
