@@ -262,9 +262,9 @@ class OnnxRunner:
         self.report = DelegateReport(requested=delegate, used=active[0])
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.session.run(list(OUTPUT_NAMES), {k: np.ascontiguousarray(feeds[k], np.int32)
-                                                     for k in INPUT_NAMES})
-        return dict(zip(OUTPUT_NAMES, out))
+        names = [o.name for o in self.session.get_outputs()]
+        out = self.session.run(names, {k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
+        return dict(zip(names, out))
 
 
 def _fixed(dim) -> int | None:
@@ -293,15 +293,16 @@ def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegat
 
 
 def run_batches(runner, batches) -> dict[str, np.ndarray]:
-    """Runs token batches through ``runner`` and concatenates the outputs along batch.
+    """Runs token batches through ``runner`` and concatenates every output along batch.
 
     ``sequence_output`` rows are padded with zeros to the widest batch.
     """
-    pooled, seqs = [], []
+    parts: dict[str, list] = {}
     for feeds in batches:
-        out = runner.run(feeds)
-        pooled.append(out["pooled_output"])
-        seqs.append(out["sequence_output"])
-    width = max(s.shape[1] for s in seqs)
-    seqs = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in seqs]
-    return {"pooled_output": np.concatenate(pooled), "sequence_output": np.concatenate(seqs)}
+        for name, value in runner.run(feeds).items():
+            parts.setdefault(name, []).append(value)
+    if "sequence_output" in parts:
+        width = max(s.shape[1] for s in parts["sequence_output"])
+        parts["sequence_output"] = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)))
+                                    for s in parts["sequence_output"]]
+    return {k: np.concatenate(v) for k, v in parts.items()}

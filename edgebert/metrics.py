@@ -46,3 +46,37 @@ def gate(result: dict, thresholds: dict) -> list[str]:
         if c["min"] < thresholds["cosine_min"]:
             misses.append(f"{output} min cosine {c['min']:.5f} < {thresholds['cosine_min']}")
     return misses
+
+
+def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
+    """Class probabilities ``[n, classes]`` from a classifier head's scores.
+
+    Raw logits (``none``) go through sigmoid (one unit) or softmax; a one-unit head is a
+    binary classifier, so it gives two columns ``[1 - p, p]``.
+    """
+    s = np.asarray(scores, np.float64).reshape(len(scores), -1)
+    if activation == "none":
+        if s.shape[1] == 1:
+            s = 1.0 / (1.0 + np.exp(-s))
+        else:
+            e = np.exp(s - s.max(1, keepdims=True))
+            s = e / e.sum(1, keepdims=True)
+    return np.concatenate([1.0 - s, s], axis=1) if s.shape[1] == 1 else s
+
+
+def compare_scores(got: np.ndarray, ref: np.ndarray, activation: str) -> dict:
+    """Max-abs difference of classifier scores and the share of identical decisions."""
+    agree = probabilities(got, activation).argmax(1) == probabilities(ref, activation).argmax(1)
+    return {"max_abs": float(np.abs(np.asarray(got, np.float64) - ref).max()),
+            "decision_agreement": float(agree.mean()), "n": int(len(agree)), "disagreements": int((~agree).sum())}
+
+
+def gate_scores(result: dict, thresholds: dict) -> list[str]:
+    """Fails only when even the 95% upper bound of the agreement is under the recipe's bar:
+    on a few dozen held-out sentences one flipped borderline decision is noise."""
+    from edgebert.linear_probe import wilson_upper
+
+    bar = thresholds.get("agreement_min")
+    if bar is None or wilson_upper(result["decision_agreement"], result["n"]) >= bar:
+        return []
+    return [f"classifier decisions agree on {result['decision_agreement']:.4f} of {result['n']} sentences < {bar}"]

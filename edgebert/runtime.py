@@ -21,7 +21,7 @@ from typing import Iterator, Sequence, Union
 
 import numpy as np
 
-from edgebert import backends, delegates
+from edgebert import backends, delegates, metrics
 from edgebert.errors import EdgebertError
 from edgebert.metrics import mean_pool
 from edgebert.tokenizer import BertTokenizer
@@ -125,7 +125,8 @@ class BertModel:
         self.seq_length = self.info.get("seq_length")  # None: dynamic sequence axis
         batch = (entry.get("inputs") or [{}])[0].get("shape", [-1])[0]
         self.model_batch = batch if isinstance(batch, int) and batch > 0 else None  # fixed-batch graph
-        self.max_seq_length = int(self.seq_length or arch.get("max_position", 512))
+        # A fine-tuned classifier's bundle truncates where its own preprocessing packed.
+        self.max_seq_length = int(self.seq_length or self.info.get("max_seq_length") or arch.get("max_position", 512))
         self.outputs = [o["name"] for o in entry.get("outputs", [])] or ["pooled_output", "sequence_output"]
         self.task = self.info.get("task", "encoder")  # android assets: "embedder" or "classifier"
         self.labels = self.info.get("labels")
@@ -208,15 +209,30 @@ class BertModel:
         return emb
 
     def classify(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None) -> np.ndarray:
-        """Label probabilities ``[n, labels]`` of a classifier asset (names in ``self.labels``)."""
+        """Label probabilities ``[n, labels]`` (names in ``self.labels``) of a fine-tuned classifier
+        bundle or an Android classifier asset."""
+        if "scores" in self.outputs:
+            return metrics.probabilities(self.scores(texts, pairs), self.info["head"]["activation"]).astype(np.float32)
         if "probability" not in self.outputs:
             raise EdgebertError(f"this {self.task} model has no classifier output",
-                                "build one with `edgebert android --task classifier`")
+                                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one), "
+                                "or build an asset with `edgebert android --task classifier`")
+        return self._head_output("probability", texts, pairs, len(self.labels or []))
+
+    def scores(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """A fine-tuned classifier's raw output ``[n, units]``, as its SavedModel returns it
+        (logits, or sigmoid / softmax where the model applies them)."""
+        if "scores" not in self.outputs:
+            raise EdgebertError(f"this {self.task} model has no classifier scores",
+                                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one)")
+        return self._head_output("scores", texts, pairs, int(self.info["head"]["units"]))
+
+    def _head_output(self, name: str, texts, pairs, width: int) -> np.ndarray:
         feeds = self.tokenize(texts, pairs)
-        probs = np.zeros((len(feeds["input_word_ids"]), len(self.labels or [])), np.float32)
+        values = np.zeros((len(feeds["input_word_ids"]), width), np.float32)
         for idx, out in self._run(feeds):
-            probs[idx] = out["probability"]
-        return probs
+            values[idx] = out[name]
+        return values
 
     def tokenize(self, texts, pairs=None, seq_length: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs for ``texts`` (padded to the longest item on dynamic models)."""

@@ -61,7 +61,7 @@ class BertEncoderModule(tf.Module):
     """
 
     def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert",
-                 target: str = "tflite", graph_form: str = "gpu"):
+                 target: str = "tflite", graph_form: str = "gpu", trainable: bool = False):
         super().__init__(name=name)
         if graph_form not in GRAPH_FORMS:
             raise ValueError(f"graph_form must be one of {GRAPH_FORMS}, got {graph_form!r}")
@@ -70,7 +70,8 @@ class BertEncoderModule(tf.Module):
         # Variables keep the canonical names, so a reference reads back by name.
         wanted = expected_shapes(cfg)
         self.weights = {
-            k: tf.Variable(np.asarray(v, np.int8 if k.endswith("_int8") else np.float32), trainable=False,
+            k: tf.Variable(np.asarray(v, np.int8 if k.endswith("_int8") else np.float32),
+                           trainable=trainable and not k.endswith(("_int8", "_scale", "_smooth")),
                            name=k.replace("/", "__"))
             for k, v in weights.items()
             if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))
@@ -189,11 +190,12 @@ def flat_outputs(out: dict) -> dict:
 
 
 def head_outputs(out: dict, mask, head: dict) -> dict:
-    """One output on top of the encoder, for task assets (MediaPipe / Task Library).
+    """Task outputs on top of the encoder.
 
     ``embedder``: ``embedding`` = the pooled output (``pooling="cls"``) or the mean of the
-    sequence output over real tokens (``"mean"``). ``classifier``: ``probability`` =
-    softmax (or sigmoid) of ``features @ kernel + bias``.
+    sequence output over real tokens (``"mean"``). ``classifier``: ``features @ kernel + bias``
+    through ``activation`` (``softmax`` (default), ``sigmoid`` or ``none``), named
+    ``head["output"]`` (default ``probability``, what MediaPipe's TextClassifier reads).
     """
     seq = out["sequence_output"]
     if head.get("pooling", "cls") == "cls":
@@ -207,5 +209,17 @@ def head_outputs(out: dict, mask, head: dict) -> dict:
     with tf.name_scope("classifier"):
         logits = tf.matmul(feats, tf.constant(np.asarray(head["kernel"], np.float32))) \
             + tf.constant(np.asarray(head["bias"], np.float32))
-    probs = tf.sigmoid(logits) if head.get("activation") == "sigmoid" else tf.nn.softmax(logits, axis=-1)
-    return {"probability": probs}
+    act = head.get("activation", "softmax")
+    scores = tf.sigmoid(logits) if act == "sigmoid" else logits if act == "none" else tf.nn.softmax(logits, axis=-1)
+    return {head.get("output", "probability"): scores}
+
+
+def serving_outputs(module: BertEncoderModule, ids, mask, type_ids, head: dict | None = None) -> dict:
+    """What an exported model returns: the two encoder outputs, the head's output instead of
+    them (Android assets), or both (``head["keep_encoder"]``: fine-tuned classifier bundles)."""
+    out = module.encode(ids, mask, type_ids)
+    encoder = {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"]}
+    if head is None:
+        return encoder
+    task = head_outputs(out, mask, head)
+    return {**encoder, **task} if head.get("keep_encoder") else task

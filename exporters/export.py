@@ -105,10 +105,15 @@ def export(req: ExportRequest) -> dict:
         _progress(f"[1/{steps}] importing {req.source_label}")
         ref = run_worker({"task": "reference", "source": str(source_path),
                           "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                          "seq_length": req.seq_length,
-        "graph_form": req.graph_form, "outputs_npz": str(work / "reference.npz")}, work)
+                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
         expected = dict(np.load(work / "reference.npz"))
         feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
+        head = ref.get("head")
+        if head:
+            _progress(f"  fine-tuned classifier: {head['units']}-unit head ({head['activation']}) on the "
+                      f"{'pooled' if head['pooling'] == 'cls' else 'mean-pooled'} output, "
+                      f"{head['inputs']} in" + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
+                      + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}")
         models = {}
         for i, fmt in enumerate(req.formats, start=2):
             _progress(f"[{i}/{steps}] converting to {fmt} with recipe {req.recipe.name}")
@@ -117,7 +122,7 @@ def export(req: ExportRequest) -> dict:
                                "reference": ref["reference"], "seq_length": req.seq_length,
                                "calibration": cal_texts, "out": str(path),
                                "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
-                               "graph_form": req.graph_form}, work)
+                               "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
             models[fmt] = {"file": path.name, "conversion": conv}
         _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
         failed = []
@@ -127,15 +132,20 @@ def export(req: ExportRequest) -> dict:
             got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8))
             result = metrics.compare(got, expected, feeds["input_mask"])
             misses = metrics.gate(result, req.recipe.thresholds)
+            if head:
+                result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
+                misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
             if fmt == "tflite":
                 entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
                 _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
-            entry.update(_file_entry(path, runner, req.seq_length), accuracy=result,
+            entry.update(_file_entry(path, runner, req.seq_length, head), accuracy=result,
                          gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
             p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
             _progress(f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
                       f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
                       f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
+                      + (f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
+                         f"{result['scores']['decision_agreement']:.4f}" if head else "")
                       + ("" if not misses else "  FAILS: " + "; ".join(misses)))
             failed += [f"{fmt}: {x}" for x in misses]
         if failed and not req.allow_accuracy_loss:
@@ -158,12 +168,29 @@ def _batches(feeds: dict, size: int):
         yield {k: v[i:i + size] for k, v in feeds.items()}
 
 
-def _file_entry(path: Path, runner, seq_length) -> dict:
+def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dict:
     shape = [runner.batch_size or -1, seq_length if seq_length else -1]
+    outputs = [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
+               {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]}]
+    if head:
+        outputs.append({"name": "scores", "dtype": "float32", "shape": [-1, head["units"]]})
     return {"sha256": file_sha256(path), "bytes": path.stat().st_size, "runtime": runner.runtime,
             "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
-            "outputs": [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
-                        {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]}]}
+            "outputs": outputs}
+
+
+def _bundle_head(head: dict | None) -> dict | None:
+    """A fine-tuned classifier's head as the converters take it: its scores as the SavedModel
+    returns them (``scores``), next to the encoder outputs."""
+    if not head:
+        return None
+    return {"task": "classifier", "pooling": head["pooling"], "activation": head["activation"],
+            "npz": head["npz"], "output": "scores", "keep_encoder": True}
+
+
+def default_labels(units: int) -> list[str]:
+    """Class names for a head that came without any (a one-unit head has two classes)."""
+    return ["0", "1"] if units == 1 else [str(i) for i in range(units)]
 
 
 def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: int) -> dict:
@@ -177,6 +204,7 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
         "tokenizer": {"vocab": "vocab.txt", "do_lower_case": ref["do_lower_case"],
                       "casing": "uncased" if ref["do_lower_case"] else "cased"},
         "seq_length": req.seq_length,
+        **_classifier_manifest(req, ref.get("head")),
         "graph_form": req.graph_form,
         "recipe": req.recipe.to_json(),
         "calibration": {"source": str(req.calibration_file) if req.calibration_file else "default corpus",
@@ -184,6 +212,16 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
         "models": models,
         "tools": {t: _version(t) for t in TOOLS},
     }
+
+
+def _classifier_manifest(req: ExportRequest, head: dict | None) -> dict:
+    if not head:
+        return {}
+    meta = {k: v for k, v in head.items() if k != "npz"}
+    out = {"task": "classifier", "head": meta, "labels": head["labels"] or default_labels(head["units"])}
+    if req.seq_length is None and head["seq_length"]:
+        out["max_seq_length"] = head["seq_length"]  # truncate long texts where the SavedModel did
+    return out
 
 
 def _version(dist: str) -> str | None:

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule
+from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.exporters.sources.base import SourceModel
 
@@ -15,8 +15,10 @@ OUTPUTS = ("pooled_output", "sequence_output")
 
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
-            calibration: list[dict] | None = None, optimize: bool = False, report: dict | None = None) -> Path:
-    """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS``, dynamic batch), atomically.
+            calibration: list[dict] | None = None, optimize: bool = False, report: dict | None = None,
+            head: dict | None = None) -> Path:
+    """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS`` and the ``head``'s, dynamic
+    batch), atomically. ``head`` is as in ``tflite.convert``.
 
     With ``optimize``, ONNX Runtime's transformer optimizer fuses the fp32 graph, and the
     fused graph is kept only if it reproduces the unfused one to ``FUSION_TOLERANCE``
@@ -26,8 +28,8 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
-    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"))
-    if optimize:
+    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"), head)
+    if optimize and head is None:
         proto = _optimized_if_exact(proto, src, seq_length, report if report is not None else {})
     if recipe.name == "fp32":
         return atomic_write_bytes(out_path, proto.SerializeToString())
@@ -40,7 +42,8 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     return out_path
 
 
-def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | None = None):
+def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | None = None,
+                head: dict | None = None):
     import tensorflow as tf
     import tf2onnx
 
@@ -51,12 +54,12 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
 
     @tf.function(input_signature=spec)
     def serving(input_word_ids, input_mask, input_type_ids):
-        out = module.encode(input_word_ids, input_mask, input_type_ids)
-        return {k: tf.identity(out[k], name=k) for k in OUTPUTS}
+        out = serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
+        return {k: tf.identity(v, name=k) for k, v in out.items()}
 
     proto, _ = tf2onnx.convert.from_function(serving, input_signature=spec, opset=OPSET)
     # tf2onnx names outputs "name:0"; rename them to the signature's names.
-    rename = {f"{k}:0": k for k in OUTPUTS}
+    rename = {o.name: o.name.split(":")[0] for o in proto.graph.output}
     for node in proto.graph.node:
         node.output[:] = [rename.get(n, n) for n in node.output]
         node.input[:] = [rename.get(n, n) for n in node.input]

@@ -41,8 +41,12 @@ def _source_outputs(src: SourceModel, inputs) -> dict:
     return numpy_bert.forward(src.config, src.weights, *inputs)
 
 
-def save_reference(src: SourceModel, out_dir: Path) -> Path:
-    """Writes ``src`` as an edgebert reference SavedModel at ``out_dir``, atomically."""
+def save_reference(src: SourceModel, out_dir: Path, trainable: bool = False) -> Path:
+    """Writes ``src`` as an edgebert reference SavedModel at ``out_dir``, atomically.
+
+    It has the TF Hub encoder interface, so ``hub.KerasLayer(out_dir, trainable=trainable)``
+    loads it (``edgebert finetune`` writes a trainable one).
+    """
     import tensorflow as tf
 
     from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, flat_outputs
@@ -55,7 +59,7 @@ def save_reference(src: SourceModel, out_dir: Path) -> Path:
         extras.mkdir()
         shutil.copyfile(src.vocab_file, extras / "vocab.txt")
         (extras / EDGEBERT_CONFIG).write_text(src.config.to_json())
-        module = BertEncoderModule(src.config, src.weights)
+        module = BertEncoderModule(src.config, src.weights, trainable=trainable)
         module.vocab_file = tf.saved_model.Asset(str(extras / "vocab.txt"))
         module.edgebert_config = tf.saved_model.Asset(str(extras / EDGEBERT_CONFIG))
         module.do_lower_case = tf.Variable(src.do_lower_case, trainable=False, name="do_lower_case")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, head_outputs
+from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.exporters.sources.base import SourceModel
 
@@ -26,9 +26,9 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
       batch_size: fixed batch (1 for Android and the GPU: a static graph has no shape ops),
         or None for a dynamic batch.
       graph_form: ``gpu`` (default) or ``classic`` (see ``encoder_graph``).
-      head: replaces the two encoder outputs with one (``encoder_graph.head_outputs``): an
-        ``embedding`` (``{"task": "embedder", "pooling": ...}``) or classifier
-        ``probability`` (``{"task": "classifier", "pooling", "kernel", "bias", "activation"}``).
+      head: a task output (``encoder_graph.serving_outputs``): an ``embedding``
+        (``{"task": "embedder", "pooling": ...}``) or classifier scores (``{"task":
+        "classifier", "pooling", "kernel", "bias", "activation", "output", "keep_encoder"}``).
       recipe: a ``quantize.recipes.Recipe`` (None: fp32).
       calibration: token feeds (dicts of int32 arrays) for recipes that calibrate.
     """
@@ -43,10 +43,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
     @tf.function(input_signature=spec)
     def serving(input_word_ids, input_mask, input_type_ids):
-        out = module.encode(input_word_ids, input_mask, input_type_ids)
-        if head is not None:
-            return head_outputs(out, input_mask, head)
-        return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"]}
+        return serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serving.get_concrete_function()], module)
     if any(k.endswith("_smooth") for k in src.weights):

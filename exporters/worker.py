@@ -33,19 +33,32 @@ def task_reference(t: dict) -> dict:
 
     src = load_source(t["source"])
     ref = build_reference(src, Path(t["reference_dir"]))
+    head = src.head  # a fine-tuned classifier's dense head, or None
     tok = BertTokenizer(ref.vocab_file, ref.do_lower_case)
-    feeds = tok(t["held_out"], seq_length=_seq_length(t["seq_length"], ref.config))
+    seq_length = _seq_length(t["seq_length"], ref.config)
+    if head is not None and head.seq_length and t["seq_length"] is None:
+        seq_length = head.seq_length  # truncate where the classifier's own preprocessing does
+    feeds = tok(t["held_out"], seq_length=seq_length)
     model = load_saved_model(ref.path)
     pooled, seq = [], []
     for i in range(0, len(t["held_out"]), 16):
         out = run_encoder(model, *(feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")))
         pooled.append(out["pooled_output"])
         seq.append(out["sequence_output"])
-    np.savez(t["outputs_npz"], pooled_output=np.concatenate(pooled), sequence_output=np.concatenate(seq),
-             **feeds)
-    return {"kind": src.kind, "reference": str(ref.path), "sha256": ref.sha256,
-            "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
-            "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
+    outputs = {"pooled_output": np.concatenate(pooled), "sequence_output": np.concatenate(seq)}
+    result = {"kind": src.kind, "reference": str(ref.path), "sha256": ref.sha256,
+              "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
+              "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
+    if head is not None:
+        from edgebert.exporters.sources import classifier
+
+        feats = classifier.pooled_features(outputs, feeds["input_mask"], head.pooling)
+        outputs["scores"] = classifier.scores(feats.astype(np.float64), head.kernel, head.bias, head.activation)
+        npz = Path(t["outputs_npz"]).with_name("head.npz")
+        np.savez(npz, kernel=head.kernel, bias=head.bias)
+        result["head"] = {**head.meta(), "npz": str(npz)}
+    np.savez(t["outputs_npz"], **outputs, **feeds)
+    return result
 
 
 def task_convert(t: dict) -> dict:
@@ -81,6 +94,11 @@ def task_convert(t: dict) -> dict:
         info["embedding"] = "int8_per_row"
     t0 = time.perf_counter()
     kw = dict(seq_length=t["seq_length"], recipe=recipe, calibration=calibration)
+    head = t.get("head")
+    if head and head.get("npz"):  # classifier weights travel as a file
+        with np.load(head["npz"]) as z:
+            head = {**head, "kernel": z["kernel"], "bias": z["bias"]}
+    kw["head"] = head
     if t["format"] == "onnx":
         onnx_export.convert(src, Path(t["out"]), optimize=t.get("onnx_optimize", False), report=info, **kw)
         if "onnx_optimizer" in info:
@@ -88,12 +106,8 @@ def task_convert(t: dict) -> dict:
             _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
                  f"vs the unfused graph, new ops {o['new_ops']}")
     else:
-        head = t.get("head")
-        if head and head.get("npz"):  # classifier weights travel as a file
-            with np.load(head["npz"]) as z:
-                head = {**head, "kernel": z["kernel"], "bias": z["bias"]}
         tflite.convert(src, Path(t["out"]), batch_size=t.get("batch_size"), graph_form=t.get("graph_form", "gpu"),
-                       head=head, **kw)
+                       **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
 

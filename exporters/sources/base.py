@@ -26,6 +26,7 @@ class SourceModel:
       do_lower_case: whether the model's preprocessing lower-cases (and strips accents).
       saved_model: set when the source already is a TF Hub encoder SavedModel, which is
         then the reference itself.
+      head: a fine-tuned classifier's dense head (``sources.classifier.ClassifierHead``).
     """
 
     kind: str
@@ -35,6 +36,7 @@ class SourceModel:
     vocab_file: Path
     do_lower_case: bool
     saved_model: Path | None = None
+    head: object | None = None
 
     def validate(self) -> None:
         try:

@@ -32,7 +32,17 @@ def run_encoder(obj, ids, mask, type_ids) -> dict:
     return res
 
 
-def _model_garden_weights(variables: dict, path: Path) -> tuple[dict, int]:
+def config_from_shapes(weights: dict, heads: int) -> BertConfig:
+    """The architecture the canonical weights spell out (activation: a default to be probed)."""
+    V, H = weights[EMBEDDING_NAMES["word"]].shape
+    return BertConfig(vocab_size=V, hidden_size=H, num_layers=sum(k.endswith("query/kernel") for k in weights),
+                      num_heads=heads, intermediate_size=weights["encoder/layer_0/intermediate/dense/kernel"].shape[1],
+                      max_position=weights[EMBEDDING_NAMES["position"]].shape[0],
+                      type_vocab_size=weights[EMBEDDING_NAMES["type"]].shape[0])
+
+
+def model_garden_weights(variables: dict, path: Path) -> tuple[dict, int]:
+    """Canonical weights and head count from Model Garden variable names (TF Hub encoders)."""
     def get(name):
         if name not in variables:
             raise SourceError(f"SavedModel {path} has no variable '{name}'",
@@ -83,14 +93,10 @@ def load(path: Path) -> SourceModel:
         weights = {k: np.asarray(v.numpy(), np.float32) for k, v in obj.weights.items()}
         lower = bool(obj.do_lower_case.numpy())
         return SourceModel(KIND, path, cfg, weights, path / "assets" / "vocab.txt", lower, saved_model=path)
-    weights, heads = _model_garden_weights(variables_by_name(obj), path)
-    V, H = weights[EMBEDDING_NAMES["word"]].shape
-    base = BertConfig(vocab_size=V, hidden_size=H, num_layers=sum(k.endswith("query/kernel") for k in weights),
-                      num_heads=heads, intermediate_size=weights["encoder/layer_0/intermediate/dense/kernel"].shape[1],
-                      max_position=weights[EMBEDDING_NAMES["position"]].shape[0],
-                      type_vocab_size=weights[EMBEDDING_NAMES["type"]].shape[0])
-    cfg = probe.identify(base, weights, lambda *a: run_encoder(obj, *a), where=str(path))
-    vocab = _asset_path(obj, "vocab_file") or path / "assets" / "vocab.txt"
+    weights, heads = model_garden_weights(variables_by_name(obj), path)
+    cfg = probe.identify(config_from_shapes(weights, heads), weights, lambda *a: run_encoder(obj, *a),
+                         where=str(path))
+    vocab = asset_path(obj, "vocab_file") or path / "assets" / "vocab.txt"
     if hasattr(obj, "do_lower_case"):
         lower = bool(obj.do_lower_case.numpy())
     else:
@@ -98,7 +104,7 @@ def load(path: Path) -> SourceModel:
     return SourceModel(KIND, path, cfg, weights, vocab, lower, saved_model=path)
 
 
-def _asset_path(obj, attr: str) -> Path | None:
+def asset_path(obj, attr: str) -> Path | None:
     asset = getattr(obj, attr, None)
     if asset is None:
         return None
