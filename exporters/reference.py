@@ -67,8 +67,19 @@ def save_reference(src: SourceModel, out_dir: Path, trainable: bool = False) -> 
         serving = tf.function(lambda **kw: flat_outputs(module.encode(
             kw["input_word_ids"], kw["input_mask"], kw["input_type_ids"])), input_signature=None)
         concrete = serving.get_concrete_function(**spec)
+        root = module
+        if trainable:
+            # TF Hub's reusable-SavedModel API: hub.KerasLayer trains the variables listed in
+            # a saved ``trainable_variables`` attribute, which a tf.Module only has as a property.
+            root = tf.__internal__.tracking.AutoTrackable()
+            root.encoder, root.weights = module, module.weights
+            root.vocab_file, root.edgebert_config = module.vocab_file, module.edgebert_config
+            root.do_lower_case = module.do_lower_case
+            root.variables = list(module.weights.values()) + [module.do_lower_case]
+            root.trainable_variables = [v for v in module.weights.values() if v.trainable]
+            root.__call__ = module.__call__
         saved = staging / "saved_model"
-        tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
+        tf.saved_model.save(root, str(saved), signatures={"serving_default": concrete})
         replace_dir(saved, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

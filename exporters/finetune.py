@@ -1,0 +1,299 @@
+"""``edgebert finetune``: full fine-tuning of a BERT encoder with a classification head, on the CPU.
+
+The result is the SavedModel TensorFlow's "Classify text with BERT" tutorial builds:
+``hub.KerasLayer(preprocess)`` -> ``hub.KerasLayer(encoder, trainable=True)`` -> dropout ->
+``Dense(classes, softmax)`` on the pooled output, strings in, so ``edgebert export`` and
+``edgebert android --task classifier`` take it like any fine-tuned classifier.
+
+Training does not go through the string model: its preprocessing pads every sentence to the
+packing length. The same encoder and head layers are trained on token batches from edgebert's
+tokenizer (the same ids as TF Hub preprocessing, tested in ``test_tokenizer``), grouped by length
+and cut to their longest sentence, which is several times less work on short sentences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgebert import linear_probe
+from edgebert.errors import EdgebertError
+from edgebert.exporters.files import replace_dir
+
+REPORT = "edgebert_finetune.json"
+EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
+PACK_LENGTHS = (32, 64, 128, 256, 512)
+
+
+@dataclasses.dataclass
+class FinetuneRequest:
+    """What to fine-tune on, and how.
+
+    ``eval_file`` None: a random 20% of ``train_file`` (``seed``) is held out.
+    ``patience``: epochs without a better held-out accuracy before stopping early.
+    """
+
+    source: str
+    source_label: str
+    train_file: Path
+    output: Path
+    eval_file: Path | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.1
+    dropout: float = 0.1
+    patience: int = 1
+    seq_length: int | None = None  # None: the shortest of PACK_LENGTHS that fits the training texts (<= 128)
+    seed: int = 0
+    baseline: bool = True  # also score a logistic probe on the frozen encoder's embeddings
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _split(texts, labels, names, req: FinetuneRequest):
+    from edgebert.exporters.android import read_labelled
+
+    if req.eval_file is not None:
+        ev_texts, ev_labels, ev_names = read_labelled(Path(req.eval_file))
+        unknown = sorted(set(ev_names[i] for i in ev_labels) - set(names))
+        if unknown:
+            raise EdgebertError(f"{req.eval_file} has labels not in {req.train_file}: {', '.join(unknown)}",
+                                "use the same label names in both files")
+        return texts, labels, ev_texts, [names.index(ev_names[i]) for i in ev_labels]
+    train, held = linear_probe.split(len(texts), req.seed)
+    return ([texts[i] for i in train], [labels[i] for i in train],
+            [texts[i] for i in held], [labels[i] for i in held])
+
+
+def _pack_length(tok, texts: list[str], max_position: int, requested: int | None) -> int:
+    if requested:
+        if requested > max_position:
+            raise EdgebertError(f"--seq-len {requested} exceeds the model's {max_position} positions",
+                                f"use --seq-len {max_position} or less")
+        return requested
+    longest = int(tok(texts, seq_length=512, dynamic_padding=True)["input_mask"].sum(1).max())
+    fits = [n for n in PACK_LENGTHS if n >= longest and n <= min(128, max_position)]
+    return fits[0] if fits else min(128, max_position)
+
+
+def _batches(feeds: dict, labels: np.ndarray, size: int, rng: np.random.Generator | None):
+    """Length-grouped batches cut to their longest sentence (shuffled when ``rng`` is given)."""
+    n = len(labels)
+    lengths = feeds["input_mask"].sum(1)
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    chunk = size * 50  # sort within chunks: batches of similar length, still shuffled
+    groups = []
+    for i in range(0, n, chunk):
+        part = order[i:i + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        groups += [part[j:j + size] for j in range(0, len(part), size)]
+    if rng is not None:
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+    for idx in groups:
+        w = int(lengths[idx].max())
+        yield idx, {k: v[idx, :w] for k, v in feeds.items()}, labels[idx]
+
+
+def _schedule(tf_keras, peak: float, total: int, warmup: int):
+    class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
+        """Linear warm-up to ``peak``, then linear decay to 0 (BERT's fine-tuning schedule)."""
+
+        def __call__(self, step):
+            import tensorflow as tf
+
+            step = tf.cast(step, tf.float32)
+            up = peak * step / max(warmup, 1)
+            down = peak * tf.maximum(0.0, (total - step) / max(total - warmup, 1))
+            return tf.where(step < warmup, up, down)
+
+        def get_config(self):
+            return {"peak": peak, "total": total, "warmup": warmup}
+
+    return WarmupLinearDecay()
+
+
+def _embeddings(encoder_fn, feeds: dict, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled and mean-pooled outputs of the frozen encoder (the probe baseline's features)."""
+    from edgebert.metrics import mean_pool
+
+    n = len(feeds["input_mask"])
+    parts_p, parts_m, index = [], [], []
+    for idx, batch, _ in _batches(feeds, np.zeros(n, np.int32), size, None):
+        out = encoder_fn(batch)
+        parts_p.append(out["pooled_output"].numpy())
+        parts_m.append(mean_pool(out["sequence_output"].numpy(), batch["input_mask"]))
+        index.append(idx)
+    order = np.argsort(np.concatenate(index))
+    return np.concatenate(parts_p)[order], np.concatenate(parts_m)[order]
+
+
+def _probe_baseline(train_x, train_y, eval_x, eval_y) -> dict:
+    """The frozen-embedding logistic-regression probe: L2 picked on the training part only."""
+    y = np.asarray(train_y)
+    inner_train, inner_held = linear_probe.split(len(y), 1)
+    scores = {}
+    for l2 in linear_probe.L2_GRID:
+        k, b = linear_probe.fit(train_x[inner_train], y[inner_train], l2)
+        scores[l2] = float((linear_probe.predict(k, b, train_x[inner_held]) == y[inner_held]).mean())
+    best = max(linear_probe.L2_GRID, key=lambda v: (scores[v], v))
+    k, b = linear_probe.fit(train_x, y, best)
+    return {"l2": best, "accuracy": float((linear_probe.predict(k, b, eval_x) == np.asarray(eval_y)).mean())}
+
+
+def finetune(req: FinetuneRequest) -> dict:
+    """Fine-tunes, writes the SavedModel to ``req.output`` atomically, returns the report."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    import tensorflow_hub as hub
+    import tf_keras
+    from official.nlp.tools import export_tfhub_lib
+
+    from edgebert.exporters.android import read_labelled
+    from edgebert.exporters.reference import save_reference
+    from edgebert.exporters.sources import load_source
+    from edgebert.exporters.sources.classifier import LABELS_FILE
+    from edgebert.tokenizer import BertTokenizer
+
+    if req.epochs < 1 or req.batch_size < 1 or req.learning_rate <= 0:
+        raise EdgebertError("--epochs, --batch-size and --learning-rate must be positive", "pass positive numbers")
+    texts, labels, names = read_labelled(Path(req.train_file))
+    if len(set(labels)) < 2:
+        raise EdgebertError(f"{req.train_file} has only one label ({names[labels[0]] if labels else 'none'})",
+                            "a classifier needs examples of at least two labels")
+    train_texts, train_y, eval_texts, eval_y = _split(texts, labels, names, req)
+    if len(eval_texts) < 10:
+        raise EdgebertError(f"only {len(eval_texts)} held-out sentences", "pass more data or --eval FILE")
+    out = Path(req.output)
+    if out.exists() and not (out / REPORT).exists() and any(out.iterdir()):
+        raise EdgebertError(f"{out} exists and is not an edgebert finetune output", "choose another -o directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tf.keras.utils.set_random_seed(req.seed)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        _progress(f"[1/4] preparing {req.source_label}: {len(train_texts)} training, {len(eval_texts)} "
+                  f"held-out sentences, labels {', '.join(names)}")
+        src = load_source(req.source)
+        work = staging / ".work"
+        encoder_dir = save_reference(src, work / "encoder", trainable=True)
+        tok = BertTokenizer(src.vocab_file, src.do_lower_case)
+        seq = _pack_length(tok, train_texts, src.config.max_position, req.seq_length)
+        preprocess_dir = work / "preprocess"
+        export_tfhub_lib.export_preprocessing(str(preprocess_dir), vocab_file=str(src.vocab_file),
+                                              do_lower_case=src.do_lower_case, default_seq_length=seq,
+                                              tokenize_with_offsets=False)
+        train_feeds, eval_feeds = tok(train_texts, seq_length=seq), tok(eval_texts, seq_length=seq)
+        ty, ey = np.asarray(train_y, np.int32), np.asarray(eval_y, np.int32)
+
+        # The layers of the tutorial's model, shared by the token model that trains them.
+        encoder = hub.KerasLayer(str(encoder_dir), trainable=True, name="BERT_encoder")
+        dropout = tf_keras.layers.Dropout(req.dropout, name="dropout")
+        dense = tf_keras.layers.Dense(len(names), activation="softmax", name="classifier")
+        token_inputs = {k: tf_keras.layers.Input(shape=(None,), dtype=tf.int32, name=k) for k in train_feeds}
+        token_model = tf_keras.Model(token_inputs, dense(dropout(encoder(token_inputs)["pooled_output"])))
+
+        baseline = None
+        if req.baseline:
+            _progress("[2/4] frozen-embedding baseline: logistic regression on the untrained encoder's outputs")
+            enc_fn = tf.function(lambda f: encoder(f))
+            tp, tm = _embeddings(enc_fn, train_feeds)
+            ep, em = _embeddings(enc_fn, eval_feeds)
+            baseline = {"cls": _probe_baseline(tp, train_y, ep, eval_y),
+                        "mean": _probe_baseline(tm, train_y, em, eval_y)}
+            _progress(f"  probe accuracy on the held-out sentences: pooled {baseline['cls']['accuracy']:.4f}, "
+                      f"mean-pooled {baseline['mean']['accuracy']:.4f}")
+
+        steps_per_epoch = math.ceil(len(ty) / req.batch_size)
+        total = steps_per_epoch * req.epochs
+        opt = tf_keras.optimizers.AdamW(learning_rate=_schedule(tf_keras, req.learning_rate, total,
+                                                                 int(req.warmup * total)), weight_decay=0.01)
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in train_feeds}
+
+        @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32)])
+        def train_step(feeds, y):
+            with tf.GradientTape() as tape:
+                probs = token_model(feeds, training=True)
+                loss = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(y, probs))
+            grads = tape.gradient(loss, token_model.trainable_variables)
+            opt.apply_gradients(zip(grads, token_model.trainable_variables))
+            return loss
+
+        predict = tf.function(lambda f: token_model(f, training=False), input_signature=[spec])
+
+        def accuracy() -> float:
+            pred = np.zeros(len(ey), np.int32)
+            for idx, batch, _ in _batches(eval_feeds, ey, 64, None):
+                pred[idx] = predict(batch).numpy().argmax(1)
+            return float((pred == ey).mean())
+
+        _progress(f"[3/4] fine-tuning all {sum(int(np.prod(v.shape)) for v in token_model.trainable_variables):,} "
+                  f"parameters: {req.epochs} epoch(s) x {steps_per_epoch} steps, batch {req.batch_size}, "
+                  f"lr {req.learning_rate:g}, packing length {seq}")
+        rng = np.random.default_rng(req.seed)
+        history, best, best_weights, stale = [], -1.0, None, 0
+        t0 = time.perf_counter()
+        for epoch in range(1, req.epochs + 1):
+            losses, seen, te = [], 0, time.perf_counter()
+            for step, (_, batch, y) in enumerate(_batches(train_feeds, ty, req.batch_size, rng), start=1):
+                losses.append(float(train_step(batch, y)))
+                seen += len(y)
+                if step % 20 == 0 or step == steps_per_epoch:
+                    rate = seen / (time.perf_counter() - te)
+                    eta = (len(ty) - seen) / rate
+                    _progress(f"  epoch {epoch}/{req.epochs} step {step}/{steps_per_epoch} loss "
+                              f"{np.mean(losses[-20:]):.4f} ({rate:.1f} sentences/s, epoch ETA {eta:.0f} s)")
+            acc = accuracy()
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "held_out_accuracy": acc,
+                            "seconds": round(time.perf_counter() - te, 1)})
+            _progress(f"  epoch {epoch}: held-out accuracy {acc:.4f} (best so far {max(best, acc):.4f})")
+            if acc > best:
+                best, stale = acc, 0
+                best_weights = [v.numpy() for v in token_model.trainable_variables]
+            else:
+                stale += 1
+                if stale >= req.patience:
+                    _progress(f"  stopping early: no better held-out accuracy for {stale} epoch(s)")
+                    break
+        for v, w in zip(token_model.trainable_variables, best_weights):
+            v.assign(w)  # the best epoch's weights are the ones saved
+
+        _progress(f"[4/4] writing the strings-in SavedModel to {out}")
+        text = tf_keras.layers.Input(shape=(), dtype=tf.string, name="text")
+        preprocessing = hub.KerasLayer(str(preprocess_dir), name="preprocessing")
+        model = tf_keras.Model(text, dense(dropout(encoder(preprocessing(text))["pooled_output"])))
+        (work / LABELS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
+        model.labels_file = tf.saved_model.Asset(str(work / LABELS_FILE))  # travels into assets/
+        saved = staging / "saved_model"
+        model.save(str(saved), include_optimizer=False)
+        check = model(tf.constant(eval_texts[:8])).numpy()
+        want = predict({k: v[:8] for k, v in eval_feeds.items()}).numpy()
+        if np.abs(check - want).max() > 1e-4:
+            raise EdgebertError(f"the strings-in model differs from the trained token model by "
+                                f"{np.abs(check - want).max():.2g}", "please report this")
+        report = {"source": req.source_label, "train_file": str(req.train_file),
+                  "eval_file": str(req.eval_file) if req.eval_file else None, "labels": names,
+                  "train_sentences": len(ty), "held_out_sentences": len(ey), "seq_length": seq,
+                  "epochs_run": len(history), "best_epoch": 1 + int(np.argmax([h["held_out_accuracy"] for h in history])),
+                  "held_out_accuracy": best, "frozen_probe": baseline, "history": history,
+                  "hyperparameters": {k: getattr(req, k) for k in ("epochs", "batch_size", "learning_rate", "warmup",
+                                                                     "dropout", "patience", "seed")},
+                  "train_seconds": round(time.perf_counter() - t0, 1)}
+        (saved / REPORT).write_text(json.dumps(report, indent=1))
+        (saved / EVAL_SPLIT).write_text("".join(f"{names[y]}\t{' '.join(t.split())}\n"
+                                                for t, y in zip(eval_texts, eval_y)), encoding="utf-8")
+        replace_dir(saved, out)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
