@@ -88,10 +88,14 @@ def _softmax(z):
 
 
 def _source_of(spec: str) -> str:
-    """A bundle stands for the reference it was exported from."""
+    """A bundle stands for the reference it was exported from (a fine-tuned classifier's
+    bundle for its SavedModel, which holds the head)."""
     p = Path(spec)
     if (p / "edgebert.json").is_file():
-        return json.loads((p / "edgebert.json").read_text())["reference"]["path"]
+        m = json.loads((p / "edgebert.json").read_text())
+        if m.get("head") and m["source"].get("path"):
+            return m["source"]["path"]
+        return m["reference"]["path"]
     return spec
 
 
@@ -104,13 +108,9 @@ def build(req: AndroidRequest) -> dict:
                             f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})", "use --seq-len 128")
     if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
         raise EdgebertError("--head, --train and --labels are for --task classifier", "drop them, or use --task classifier")
-    if req.task == "classifier" and not (req.head_file or req.train_file):
-        raise EdgebertError("a classifier asset needs a head", f"pass --train FILE (label<TAB>text) or --head FILE. "
-                                                                f"{HEAD_FORMAT}")
     head_data = _read_head(req.head_file) if req.head_file else None
-    pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
-    if pooling not in ("cls", "mean"):
-        raise EdgebertError(f"unknown pooling {pooling!r}", "use cls or mean")
+    if req.pooling not in (None, "cls", "mean"):
+        raise EdgebertError(f"unknown pooling {req.pooling!r}", "use cls or mean")
     recipe = recipes.get(recipes.DEFAULT_INT8 if req.int8 else recipes.DEFAULT_FLOAT)
     texts = calib.read_texts(None)
     cal_texts, held_out = calib.split(texts, req.held_out)
@@ -129,6 +129,18 @@ def build(req: AndroidRequest) -> dict:
         _check_source(ref, req)
         expected = dict(np.load(work / "reference.npz"))
         head, labels, training = None, None, None
+        if req.task == "classifier" and not (head_data or req.train_file):
+            if not ref.get("head"):
+                raise EdgebertError("a classifier asset needs a head",
+                                    "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
+                                    f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}")
+            head_data = fine_tuned_head(ref["head"])
+            _progress(f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
+                      f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)")
+        pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
+        if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
+            raise EdgebertError(f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
+                                f"drop --pooling (or pass --pooling {head_data['pooling']})")
         if req.task == "classifier":
             if req.train_file:
                 _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
@@ -190,6 +202,27 @@ def build(req: AndroidRequest) -> dict:
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def fine_tuned_head(meta: dict) -> dict:
+    """A fine-tuned classifier's head as MediaPipe wants it: probabilities, one per label.
+
+    A one-unit head (``sigmoid(z)`` or the raw logit ``z``) becomes the equivalent two-class
+    softmax over ``[0, z]`` (= ``[1 - sigmoid(z), sigmoid(z)]``); raw multi-class logits get
+    a softmax (same top class).
+    """
+    with np.load(meta["npz"]) as z:
+        kernel, bias = z["kernel"], z["bias"]
+    activation = meta["activation"]
+    if kernel.shape[1] == 1:
+        kernel = np.concatenate([np.zeros_like(kernel), kernel], axis=1)
+        bias = np.concatenate([np.zeros_like(bias), bias])
+        activation = "softmax"
+    elif activation == "none":
+        activation = "softmax"
+    labels = meta.get("labels") or (["0", "1"] if meta["units"] == 1 else [str(i) for i in range(meta["units"])])
+    return {"kernel": kernel, "bias": bias, "activation": activation, "pooling": meta["pooling"], "labels": labels,
+            "fine_tuned": True}
 
 
 def _check_source(ref: dict, req: AndroidRequest) -> None:

@@ -197,7 +197,7 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
     return {
         "format_version": FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": {"spec": req.source_label, "kind": ref["kind"]},
+        "source": {"spec": req.source_label, "kind": ref["kind"], "path": ref["source_path"]},
         "reference": {"path": ref["reference"], "sha256": ref["sha256"],
                       "max_abs_vs_source": ref["max_abs_vs_source"]},
         "architecture": ref["config"],

@@ -207,7 +207,8 @@ def finetune(req: FinetuneRequest) -> dict:
         baseline = None
         if req.baseline:
             _progress("[2/4] frozen-embedding baseline: logistic regression on the untrained encoder's outputs")
-            enc_fn = tf.function(lambda f: encoder(f))
+            spec = {k: tf.TensorSpec([None, None], tf.int32) for k in train_feeds}
+            enc_fn = tf.function(lambda f: encoder(f), input_signature=[spec])  # one trace for every width
             tp, tm = _embeddings(enc_fn, train_feeds)
             ep, em = _embeddings(enc_fn, eval_feeds)
             baseline = {"cls": _probe_baseline(tp, train_y, ep, eval_y),
@@ -238,7 +239,8 @@ def finetune(req: FinetuneRequest) -> dict:
                 pred[idx] = predict(batch).numpy().argmax(1)
             return float((pred == ey).mean())
 
-        _progress(f"[3/4] fine-tuning all {sum(int(np.prod(v.shape)) for v in token_model.trainable_variables):,} "
+        n_params = sum(int(np.prod(v.shape)) for v in token_model.trainable_variables)
+        _progress(f"[3/4] fine-tuning all {n_params:,} "
                   f"parameters: {req.epochs} epoch(s) x {steps_per_epoch} steps, batch {req.batch_size}, "
                   f"lr {req.learning_rate:g}, packing length {seq}")
         rng = np.random.default_rng(req.seed)
@@ -285,6 +287,7 @@ def finetune(req: FinetuneRequest) -> dict:
         report = {"source": req.source_label, "train_file": str(req.train_file),
                   "eval_file": str(req.eval_file) if req.eval_file else None, "labels": names,
                   "train_sentences": len(ty), "held_out_sentences": len(ey), "seq_length": seq,
+                  "trainable_parameters": n_params,
                   "epochs_run": len(history), "best_epoch": 1 + int(np.argmax([h["held_out_accuracy"] for h in history])),
                   "held_out_accuracy": best, "frozen_probe": baseline, "history": history,
                   "hyperparameters": {k: getattr(req, k) for k in ("epochs", "batch_size", "learning_rate", "warmup",

@@ -46,7 +46,7 @@ def task_reference(t: dict) -> dict:
         pooled.append(out["pooled_output"])
         seq.append(out["sequence_output"])
     outputs = {"pooled_output": np.concatenate(pooled), "sequence_output": np.concatenate(seq)}
-    result = {"kind": src.kind, "reference": str(ref.path), "sha256": ref.sha256,
+    result = {"kind": src.kind, "source_path": str(src.path), "reference": str(ref.path), "sha256": ref.sha256,
               "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
               "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
     if head is not None:

@@ -1,0 +1,43 @@
+"""``python -m benchmarks run [--quick] [--large] [--models a,b] [--variants ...] [-o DIR]``.
+
+``--quick`` (under 10 minutes here): the default model and the BERT-base shape; TensorFlow
+fp32, TFLite and ONNX dynamic int8; lengths 16 and 128; one round. Without it: also the Small
+BERT L4/H512 shape, every variant, lengths 16/64/128/512, two rounds; ``--large`` adds the
+BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks import report, suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the suite")
+    r.add_argument("--quick", action="store_true", help="the small plan (under 10 minutes on 2 cores)")
+    r.add_argument("--large", action="store_true", help="add the BERT-large shape")
+    r.add_argument("--models", help=f"comma-separated subset of {', '.join(suite.MODELS)}")
+    r.add_argument("--variants", help="comma-separated variant names (see benchmarks/suite.py VARIANTS)")
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("-o", "--output", type=Path, default=suite.RESULTS)
+    args = ap.parse_args(argv)
+    plan = suite.make_plan(args)
+    res = suite.run(plan)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    name = "benchmarks_quick" if args.quick else "benchmarks"
+    (plan.out / f"{name}.json").write_text(json.dumps(res, indent=1))
+    md = report.markdown(res, "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]))
+    (plan.out / f"{name}.md").write_text(md)
+    report.plots(res, plan.out, name)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,108 @@
+"""Fine-tuning end to end: ``edgebert finetune`` -> SavedModel -> fp32 / int8 bundles, all scored
+on the same held-out sentences, next to the frozen-embedding probe.
+
+    .venv/bin/python benchmarks/finetune_accuracy.py [--train FILE] [--epochs 3] [-o DIR]
+
+Writes ``DIR/finetune_accuracy.json`` and ``.png`` (held-out accuracy per model, per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTIMENT = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+
+
+def _edgebert(*args: str) -> None:
+    cmd = [str(Path(sys.executable).with_name("edgebert")), *args]
+    print("$", " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def _saved_model_accuracy(model_dir: Path, texts, y) -> float:
+    """The fine-tuned SavedModel itself, strings in (TensorFlow; in a subprocess to free its memory)."""
+    code = ("import sys, json, numpy as np, tensorflow as tf, tensorflow_text; "
+            "m = tf.saved_model.load(sys.argv[1]); s = m.signatures['serving_default']; "
+            "t = json.load(open(sys.argv[2])); "
+            "p = np.concatenate([list(s(text=tf.constant(t[i:i+64])).values())[0].numpy() for i in range(0, len(t), 64)]); "
+            "print(json.dumps(p.argmax(1).tolist()))")
+    tmp = model_dir.parent / "texts.json"
+    tmp.write_text(json.dumps(texts))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(tmp)], check=True, capture_output=True,
+                         text=True, env=env).stdout
+    return float((np.asarray(json.loads(out.strip().splitlines()[-1])) == y).mean())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=Path, default=SENTIMENT)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("-o", "--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune")
+    args = ap.parse_args()
+    import edgebert
+    from edgebert.exporters.android import read_labelled
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = args.out / "classifier"
+    t0 = time.perf_counter()
+    _edgebert("finetune", "--train", str(args.train), "--epochs", str(args.epochs), "-o", str(model))
+    minutes = (time.perf_counter() - t0) / 60
+    report = json.loads((model / "edgebert_finetune.json").read_text())
+    texts, labels, names = read_labelled(model / "eval_split.tsv")
+    y = np.asarray([report["labels"].index(names[i]) for i in labels])
+    rows = {"SavedModel (TensorFlow)": _saved_model_accuracy(model, texts, y)}
+    for recipe in ("fp32", "wi8_afp32"):
+        bundle = args.out / f"bundle_{recipe}"
+        _edgebert("export", str(model), "--recipe", recipe, "-o", str(bundle))
+        for backend in ("tflite", "onnx"):
+            with edgebert.load(bundle, backend=backend) as m:
+                rows[f"{backend} {recipe}"] = float((m.classify(texts).argmax(1) == y).mean())
+    probe = report["frozen_probe"]
+    result = {"train_file": str(args.train), "train_sentences": report["train_sentences"],
+              "held_out_sentences": len(y), "finetune_minutes": round(minutes, 1),
+              "frozen_probe_accuracy": {k: v["accuracy"] for k, v in probe.items()},
+              "held_out_accuracy": rows, "history": report["history"],
+              "int8_loss_points": {b: round(100 * (rows[f"{b} fp32"] - rows[f"{b} wi8_afp32"]), 2)
+                                   for b in ("tflite", "onnx")}}
+    (args.out / "finetune_accuracy.json").write_text(json.dumps(result, indent=1))
+    _plot(result, args.out / "finetune_accuracy.png")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    names = [f"probe ({k})" for k in result["frozen_probe_accuracy"]] + list(result["held_out_accuracy"])
+    vals = list(result["frozen_probe_accuracy"].values()) + list(result["held_out_accuracy"].values())
+    a.barh(names, vals, color=["#999"] * len(result["frozen_probe_accuracy"]) + ["#36c"] * len(result["held_out_accuracy"]))
+    for i, v in enumerate(vals):
+        a.text(v, i, f" {v:.4f}", va="center", fontsize=8)
+    a.set_xlim(min(vals) - 0.05, 1.0)
+    a.set_xlabel(f"held-out accuracy ({result['held_out_sentences']} sentences)")
+    h = result["history"]
+    b.plot([e["epoch"] for e in h], [e["held_out_accuracy"] for e in h], "o-", label="held-out accuracy")
+    b.plot([e["epoch"] for e in h], [e["train_loss"] for e in h], "s--", label="train loss")
+    b.set_xlabel("epoch")
+    b.legend()
+    fig.suptitle("edgebert finetune: default model, fine-tuned vs frozen probe, exported fp32 / int8")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

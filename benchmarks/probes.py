@@ -1,0 +1,173 @@
+"""What runs inside each fresh measurement process (``python -m benchmarks.probes KIND ...``).
+
+Kept free of the suite's imports so a probe process loads only what a user's process would:
+``runtime`` imports edgebert's device side (no TensorFlow), ``tensorflow`` the SavedModel.
+Each prints one JSON line; the parent measures process start to first result itself.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _texts(path: str, n: int) -> list[str]:
+    rows = [ln.split("\t") for ln in open(path, encoding="utf-8").read().splitlines()[1:]]
+    texts = [r[2] for r in rows if len(r) >= 3 and r[2].strip()]
+    step = max(1, len(texts) // n)  # an even sample keeps the corpus' length distribution
+    return texts[::step][:n]
+
+
+def _percentiles(times: list[float]) -> dict:
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90))}
+
+
+def _exact_length_text(n_tokens: int) -> str:
+    # "hello" is one WordPiece in every BERT vocab edgebert meets; [CLS] and [SEP] add two.
+    return " ".join(["hello"] * (n_tokens - 2))
+
+
+def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int, corpus: str, n_texts: int) -> dict:
+    import edgebert
+    from edgebert import backends
+
+    m = edgebert.load(bundle, backend=backend, num_threads=threads)
+    m.embed("The movie was great")
+    print("READY", flush=True)
+    out: dict = {"latency": {}}
+    for s in seqs:
+        if s > m.max_seq_length:
+            continue
+        text = _exact_length_text(s)
+        assert int(m.tokenize(text)["input_mask"].sum()) == s
+        for _ in range(3):
+            m.encode(text)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            m.encode(text)
+            times.append(time.perf_counter() - t)
+        out["latency"][s] = _percentiles(times)
+    texts = _texts(corpus, n_texts)
+    m.embed(texts[:64])
+    t = time.perf_counter()
+    m.embed(texts)
+    out["dynamic_sentences_per_s"] = len(texts) / (time.perf_counter() - t)
+    # The same runner fed every sentence padded to 128, as a fixed-length export computes.
+    feeds = m.tokenizer(texts, seq_length=min(128, m.max_seq_length))
+    runner = backends.open_runner(m.model_path, num_threads=threads)
+    backends.run_batches(runner, [{k: v[:32] for k, v in feeds.items()}])
+    t = time.perf_counter()
+    backends.run_batches(runner, ({k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, len(texts), 32)))
+    out["fixed128_sentences_per_s"] = len(texts) / (time.perf_counter() - t)
+    out["sentences"] = len(texts)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    return out
+
+
+def rss_only(bundle: str, backend: str, threads: int) -> dict:
+    """Peak RSS of a process that loads the bundle and embeds one sentence, nothing else."""
+    import edgebert
+
+    m = edgebert.load(bundle, backend=backend, num_threads=threads)
+    m.embed("The movie was great, and the actors were even better.")
+    print("READY", flush=True)
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}
+
+
+def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: list[int], reps: int, corpus: str,
+               n_texts: int) -> dict:
+    """The baseline a user has: the fp32 SavedModel (TF Hub encoder interface) run by TensorFlow."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from edgebert.tokenizer import BertTokenizer
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = tf.saved_model.load(saved_model)
+    tok = BertTokenizer(vocab, lower)
+
+    def run(feeds):
+        return model({k: tf.constant(v) for k, v in feeds.items()})["pooled_output"].numpy()
+
+    run(tok(["The movie was great"], seq_length=128))
+    print("READY", flush=True)
+    out: dict = {"latency": {}}
+    for s in seqs:
+        feeds = tok([_exact_length_text(s)], seq_length=s)
+        for _ in range(3):
+            run(feeds)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            run(feeds)
+            times.append(time.perf_counter() - t)
+        out["latency"][s] = _percentiles(times)
+    texts = _texts(corpus, n_texts)
+    for key, dynamic in (("fixed128_sentences_per_s", False), ("dynamic_sentences_per_s", True)):
+        feeds = tok(texts, seq_length=128)
+        lengths = feeds["input_mask"].sum(1)
+        order = np.argsort(-lengths) if dynamic else np.arange(len(texts))
+        t = time.perf_counter()
+        for i in range(0, len(texts), 32):
+            idx = order[i:i + 32]
+            w = int(lengths[idx].max()) if dynamic else 128
+            run({k: v[idx, :w] for k, v in feeds.items()})
+        out[key] = len(texts) / (time.perf_counter() - t)
+    out["sentences"] = len(texts)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    return out
+
+
+def matmul_tflite(path: str, threads: int, reps: int) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=path, num_threads=threads)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], np.random.default_rng(0).normal(0, 1, inp["shape"]).astype(np.float32))
+    for _ in range(3):
+        it.invoke()
+    print("READY", flush=True)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t)
+    return _percentiles(times)
+
+
+def matmul_onnx(path: str, threads: int, reps: int) -> dict:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    i = sess.get_inputs()[0]
+    x = np.random.default_rng(0).normal(0, 1, i.shape).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {i.name: x})
+    print("READY", flush=True)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        sess.run(None, {i.name: x})
+        times.append(time.perf_counter() - t)
+    return _percentiles(times)
+
+
+KINDS = {"runtime": runtime, "rss_only": rss_only, "tensorflow": tensorflow, "matmul_tflite": matmul_tflite,
+         "matmul_onnx": matmul_onnx}
+
+if __name__ == "__main__":
+    kind, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(KINDS[kind](**kwargs)), flush=True)

@@ -1,0 +1,129 @@
+"""The suite's results as a Markdown table and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(res: dict, command: str) -> str:
+    m = res["machine"]
+    plan = res["plan"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads; Python {m['python']}, "
+             f"ai-edge-litert {m['ai-edge-litert']}, onnxruntime {m['onnxruntime']}, tensorflow {m['tensorflow']}; "
+             f"{m['date']}. Command: `{command}` ({res['wall_minutes']} min). Medians of {plan['rounds']} fresh "
+             f"process(es) x {plan['reps']} calls after 3 warm-up calls; batch 1 latency at exact lengths.", ""]
+    for key, model in res["models"].items():
+        a = model["architecture"]
+        seqs = sorted({int(s) for v in model["variants"].values() for s in v["latency"]})
+        n = next(iter(model["variants"].values()))["sentences"]
+        lines += [f"**{key}** (L{a['num_layers']} H{a['hidden_size']}), throughput on {n} real sentences, batch 32", "",
+                  "| variant | MB | " + " | ".join(f"p50/p90 ms @{s}" for s in seqs)
+                  + " | x TF @128 | sent/s dynamic | sent/s fixed 128 | dyn/fixed | x TF sent/s | cold start s "
+                    "| RSS MB (load+1) | RSS/file | GMAC/s @128 | cos vs ref | export s | export GB |",
+                  "|" + " --- |" * (15 + len(seqs))]
+        for name, r in model["variants"].items():
+            lat = " | ".join(f"{r['latency'][s]['p50_ms']:.1f}/{r['latency'][s]['p90_ms']:.1f}" if s in r["latency"]
+                             else "-" for s in seqs)
+            lines.append(
+                f"| {name} | {_f(r.get('file_mb'), '.1f')} | {lat} | {_f(r.get('speedup_vs_tf', {}).get(128), '.2f')} | "
+                f"{r['dynamic_sentences_per_s']:.0f} | {r['fixed128_sentences_per_s']:.0f} | {r['dynamic_vs_fixed128']:.2f} | "
+                f"{_f(r.get('throughput_vs_tf'), '.2f')} | {r['cold_start_s']:.2f} | {_f(r.get('rss_only_mb'), '.0f')} | "
+                f"{_f(r.get('rss_over_file'), '.2f')} | {_f(r.get('gmacs_per_s_seq128'), '.1f')} | "
+                f"{_f(r.get('cosine_pooled'), '.5f')} | {_f(r.get('export_s'), '.0f')} | {_f(r.get('export_peak_rss_gb'), '.2f')} |")
+        lines.append("")
+    roof = res.get("roofline") or {}
+    if roof:
+        lines.append("Roofline: best single int8 matrix product (dynamic int8, as the recipe quantizes) per backend: "
+                     + "; ".join(f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})"
+                                 for b, r in roof.items()) + ".")
+    lines.append("")
+    lines.append("x TF: TensorFlow running the fp32 SavedModel at the same length (latency) or padded to 128 as TF Hub "
+                 "preprocessing does (throughput). RSS: a process that loads the bundle and embeds one sentence.")
+    return "\n".join(lines) + "\n"
+
+
+def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    models = res["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, (key, model) in zip(axes[0], models.items()):
+        for name, r in model["variants"].items():
+            s = sorted(int(x) for x in r["latency"])
+            ax.plot(s, [r["latency"][x]["p50_ms"] for x in s], "o-", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length (batch 1)")
+        ax.set_ylabel("latency p50, ms")
+        ax.set_title(key)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / f"{prefix}_latency.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, (key, model) in zip(axes[0], models.items()):
+        names = list(model["variants"])
+        y = range(len(names))
+        ax.barh([i + 0.2 for i in y], [model["variants"][n]["dynamic_sentences_per_s"] for n in names], 0.4,
+                label="dynamic padding")
+        ax.barh([i - 0.2 for i in y], [model["variants"][n]["fixed128_sentences_per_s"] for n in names], 0.4,
+                label="padded to 128")
+        ax.set_yticks(list(y), names, fontsize=7)
+        ax.set_xlabel("sentences/s (real text, batch 32)")
+        ax.set_title(key)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / f"{prefix}_throughput.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, (key, model) in zip(axes[0], models.items()):
+        names = [n for n, r in model["variants"].items() if "file_mb" in r]
+        y = range(len(names))
+        ax.barh([i + 0.2 for i in y], [model["variants"][n]["file_mb"] for n in names], 0.4, label="file MB")
+        ax.barh([i - 0.2 for i in y], [model["variants"][n]["rss_only_mb"] for n in names], 0.4,
+                label="peak RSS MB (load + 1 call)")
+        ax.set_yticks(list(y), names, fontsize=7)
+        ax.set_title(key)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / f"{prefix}_size_memory.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    roof = res.get("roofline") or {}
+    if roof:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels, vals, colors = [], [], []
+        for backend, peak in roof.items():
+            labels.append(f"{backend}: single int8 matmul")
+            vals.append(peak["gmacs_per_s"])
+            colors.append("#999")
+            for key, model in models.items():
+                name = f"{'TFLite' if backend == 'tflite' else 'ONNX'} dynamic int8"
+                r = model["variants"].get(name)
+                if r and "gmacs_per_s_seq128" in r:
+                    labels.append(f"{backend}: {key} @128")
+                    vals.append(r["gmacs_per_s_seq128"])
+                    colors.append("#36c")
+        ax.barh(labels, vals, color=colors)
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+        ax.set_xlabel("GMAC/s (int8, batch 1, 2 threads)")
+        ax.set_title("roofline: achieved vs best single int8 matrix product")
+        fig.tight_layout()
+        paths.append(out / f"{prefix}_roofline.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
