@@ -14,7 +14,6 @@ backend and threads. Writes ``results/benchmarks.json``, ``results/benchmarks.md
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os

@@ -36,10 +36,10 @@ def compare(got: dict, ref: dict, mask: np.ndarray) -> dict:
     }
 
 
-def gate(result: dict, thresholds: dict) -> list[str]:
-    """Threshold misses as sentences (empty when the recipe's thresholds hold)."""
+def gate(result: dict, thresholds: dict, outputs: tuple[str, ...] = ("pooled_output", "mean_pooled")) -> list[str]:
+    """Threshold misses as sentences (empty when the recipe's thresholds hold) for ``outputs``."""
     misses = []
-    for output in ("pooled_output", "mean_pooled"):
+    for output in outputs:
         c = result[output]["cosine"]
         if c["mean"] < thresholds["cosine_mean"]:
             misses.append(f"{output} mean cosine {c['mean']:.5f} < {thresholds['cosine_mean']}")

@@ -208,7 +208,7 @@ def finetune(req: FinetuneRequest) -> dict:
         if req.baseline:
             _progress("[2/4] frozen-embedding baseline: logistic regression on the untrained encoder's outputs")
             spec = {k: tf.TensorSpec([None, None], tf.int32) for k in train_feeds}
-            enc_fn = tf.function(lambda f: encoder(f), input_signature=[spec])  # one trace for every width
+            enc_fn = tf.function(lambda f: encoder(f), input_signature=[spec], autograph=False)  # one trace for every width
             tp, tm = _embeddings(enc_fn, train_feeds)
             ep, em = _embeddings(enc_fn, eval_feeds)
             baseline = {"cls": _probe_baseline(tp, train_y, ep, eval_y),
@@ -231,7 +231,7 @@ def finetune(req: FinetuneRequest) -> dict:
             opt.apply_gradients(zip(grads, token_model.trainable_variables))
             return loss
 
-        predict = tf.function(lambda f: token_model(f, training=False), input_signature=[spec])
+        predict = tf.function(lambda f: token_model(f, training=False), input_signature=[spec], autograph=False)
 
         def accuracy() -> float:
             pred = np.zeros(len(ey), np.int32)

@@ -14,7 +14,7 @@ from edgebert.errors import EdgebertError, SourceError
 from edgebert.exporters.export import ExportRequest, export
 from edgebert.quantize import recipes
 from edgebert.runtime import load
-from fixtures import tiny_models, tutorial
+from fixtures import tutorial
 
 pytest.importorskip("tensorflow_hub", reason="the export extra (tensorflow-hub) is not installed")
 
