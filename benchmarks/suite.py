@@ -161,7 +161,7 @@ def matmul_models(work: Path, m: int, k: int, n: int) -> dict:
         return paths
     out.mkdir(parents=True, exist_ok=True)
     code = f"""
-import numpy as np, tensorflow as tf, tf2onnx, onnx
+import numpy as np, tensorflow as tf, onnx
 from pathlib import Path
 from edgebert.quantize import recipes, tflite_quant, onnx_quant
 w = tf.constant(np.random.default_rng(0).normal(0, 0.05, ({k}, {n})).astype(np.float32))
@@ -170,9 +170,13 @@ r = recipes.get("wi8_afp32")
 c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
 tflite_quant.configure(c, r, None)
 Path("{paths['tflite']}").write_bytes(c.convert())
-proto, _ = tf2onnx.convert.from_function(f, input_signature=[tf.TensorSpec([{m}, {k}], tf.float32)], opset=17)
+from onnx import TensorProto, helper, numpy_helper
+graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")], "matmul",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [{m}, {k}])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [{m}, {n}])],
+                          [numpy_helper.from_array(w.numpy(), "w")])
 fp32 = Path("{out}") / "fp32.onnx"
-fp32.write_bytes(proto.SerializeToString())
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
 onnx_quant.apply(fp32, Path("{paths['onnx']}"), r, None)
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,
