@@ -26,13 +26,28 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--variants", help="comma-separated variant names (see benchmarks/suite.py VARIANTS)")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("-o", "--output", type=Path, default=suite.RESULTS)
+    rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
+    rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
+    if args.command == "report":
+        res = json.loads(args.json.read_text())
+        for model in res["models"].values():  # JSON made the sequence lengths strings
+            for r in model["variants"].values():
+                for key in ("latency", "speedup_vs_tf"):
+                    if key in r:
+                        r[key] = {int(k): v for k, v in r[key].items()}
+        md = report.markdown(res, res.get("command", "python -m benchmarks run"))
+        args.json.with_suffix(".md").write_text(md)
+        report.plots(res, args.json.parent, args.json.stem)
+        print(md)
+        return 0
     plan = suite.make_plan(args)
     res = suite.run(plan)
+    res["command"] = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     plan.out.mkdir(parents=True, exist_ok=True)
     name = "benchmarks_quick" if args.quick else "benchmarks"
     (plan.out / f"{name}.json").write_text(json.dumps(res, indent=1))
-    md = report.markdown(res, "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]))
+    md = report.markdown(res, res["command"])
     (plan.out / f"{name}.md").write_text(md)
     report.plots(res, plan.out, name)
     print(md)

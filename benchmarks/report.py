@@ -19,7 +19,7 @@ def markdown(res: dict, command: str) -> str:
     for key, model in res["models"].items():
         a = model["architecture"]
         seqs = sorted({int(s) for v in model["variants"].values() for s in v["latency"]})
-        n = next(iter(model["variants"].values()))["sentences"]
+        n = int(next(iter(model["variants"].values()))["sentences"])
         lines += [f"**{key}** (L{a['num_layers']} H{a['hidden_size']}), throughput on {n} real sentences, batch 32", "",
                   "| variant | MB | " + " | ".join(f"p50/p90 ms @{s}" for s in seqs)
                   + " | x TF @128 | sent/s dynamic | sent/s fixed 128 | dyn/fixed | x TF sent/s | cold start s "
