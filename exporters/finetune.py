@@ -159,7 +159,13 @@ def finetune(req: FinetuneRequest) -> dict:
     import tensorflow as tf
     import tensorflow_hub as hub
     import tf_keras
-    from official.nlp.tools import export_tfhub_lib
+
+    try:  # TF Hub's preprocessing is written by the code that wrote bert_*_preprocess
+        from official.nlp.tools import export_tfhub_lib
+    except ImportError as e:
+        raise EdgebertError(f"edgebert finetune writes the TF Hub preprocessing with tf-models-official ({e.name} "
+                            "is missing)", "pip install --no-deps tf-models-official==2.20.0 gin-config pyyaml scipy "
+                            "(--no-deps: it pins tensorflow~=2.20; `make` does this)") from None
 
     from edgebert.exporters.android import read_labelled
     from edgebert.exporters.reference import save_reference
