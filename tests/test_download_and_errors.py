@@ -131,7 +131,8 @@ def test_wrong_signature(capsys, tmp_path):
     m = Classifier()
     tf.saved_model.save(m, str(tmp_path / "clf"), signatures={"serving_default": m.__call__})
     err = _one_line_error(capsys, tmp_path / "clf")
-    assert "takes ['text'], not the TF Hub encoder inputs" in err
+    assert "takes text but holds no BERT encoder edgebert knows" in err
+    assert "build it with hub.KerasLayer on a TF Hub BERT encoder, or with `edgebert finetune`" in err
 
 
 def test_nan_weights_are_refused(hf_tiny, tmp_path):

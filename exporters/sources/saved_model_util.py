@@ -19,4 +19,5 @@ def load_saved_model(path: Path, tags=None):
 
 
 def variables_by_name(obj) -> dict:
-    return {v.name.split(":")[0]: v for v in obj.variables}
+    # A restored object without variables has no ``variables`` attribute at all.
+    return {v.name.split(":")[0]: v for v in getattr(obj, "variables", [])}
