@@ -27,6 +27,18 @@ def _percentiles(times: list[float]) -> dict:
     return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90))}
 
 
+def _timed(call, reps: int, warmup: int = 3) -> dict:
+    """p50/p90 of ``reps`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return _percentiles(times)
+
+
 def _exact_length_text(n_tokens: int) -> str:
     # "hello" is one WordPiece in every BERT vocab edgebert meets; [CLS] and [SEP] add two.
     return " ".join(["hello"] * (n_tokens - 2))
@@ -45,14 +57,7 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
             continue
         text = _exact_length_text(s)
         assert int(m.tokenize(text)["input_mask"].sum()) == s
-        for _ in range(3):
-            m.encode(text)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            m.encode(text)
-            times.append(time.perf_counter() - t)
-        out["latency"][s] = _percentiles(times)
+        out["latency"][s] = _timed(lambda: m.encode(text), reps)
     texts = _texts(corpus, n_texts)
     m.embed(texts[:64])
     t = time.perf_counter()
@@ -104,14 +109,7 @@ def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: li
     out: dict = {"latency": {}}
     for s in seqs:
         feeds = tok([_exact_length_text(s)], seq_length=s)
-        for _ in range(3):
-            run(feeds)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            run(feeds)
-            times.append(time.perf_counter() - t)
-        out["latency"][s] = _percentiles(times)
+        out["latency"][s] = _timed(lambda: run(feeds), reps)
     texts = _texts(corpus, n_texts)
     for key, dynamic in (("fixed128_sentences_per_s", False), ("dynamic_sentences_per_s", True)):
         feeds = tok(texts, seq_length=128)
@@ -135,15 +133,9 @@ def matmul_tflite(path: str, threads: int, reps: int) -> dict:
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     it.set_tensor(inp["index"], np.random.default_rng(0).normal(0, 1, inp["shape"]).astype(np.float32))
-    for _ in range(3):
-        it.invoke()
+    it.invoke()
     print("READY", flush=True)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        it.invoke()
-        times.append(time.perf_counter() - t)
-    return _percentiles(times)
+    return _timed(it.invoke, reps, warmup=2)
 
 
 def matmul_onnx(path: str, threads: int, reps: int) -> dict:
@@ -154,15 +146,9 @@ def matmul_onnx(path: str, threads: int, reps: int) -> dict:
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     i = sess.get_inputs()[0]
     x = np.random.default_rng(0).normal(0, 1, i.shape).astype(np.float32)
-    for _ in range(3):
-        sess.run(None, {i.name: x})
+    sess.run(None, {i.name: x})
     print("READY", flush=True)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        sess.run(None, {i.name: x})
-        times.append(time.perf_counter() - t)
-    return _percentiles(times)
+    return _timed(lambda: sess.run(None, {i.name: x}), reps, warmup=2)
 
 
 KINDS = {"runtime": runtime, "rss_only": rss_only, "tensorflow": tensorflow, "matmul_tflite": matmul_tflite,

@@ -52,10 +52,22 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
     models = res["models"]
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
-    for ax, (key, model) in zip(axes[0], models.items()):
+
+    def per_model(name: str, draw) -> Path:
+        """One panel per model, drawn by ``draw(ax, model)``, saved as ``{prefix}_{name}.png``."""
+        fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+        for ax, (key, model) in zip(axes[0], models.items()):
+            draw(ax, model)
+            ax.set_title(key)
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"{prefix}_{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def latency(ax, model):
         for name, r in model["variants"].items():
             s = sorted(int(x) for x in r["latency"])
             ax.plot(s, [r["latency"][x]["p50_ms"] for x in s], "o-", label=name)
@@ -63,44 +75,25 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("sequence length (batch 1)")
         ax.set_ylabel("latency p50, ms")
-        ax.set_title(key)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / f"{prefix}_latency.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
-    for ax, (key, model) in zip(axes[0], models.items()):
-        names = list(model["variants"])
+    def paired_bars(ax, model, names, first, second, xlabel=None):
+        """Two bars per variant: ``first`` and ``second`` are (key, label)."""
         y = range(len(names))
-        ax.barh([i + 0.2 for i in y], [model["variants"][n]["dynamic_sentences_per_s"] for n in names], 0.4,
-                label="dynamic padding")
-        ax.barh([i - 0.2 for i in y], [model["variants"][n]["fixed128_sentences_per_s"] for n in names], 0.4,
-                label="padded to 128")
+        for offset, (key, label) in ((0.2, first), (-0.2, second)):
+            ax.barh([i + offset for i in y], [model["variants"][n][key] for n in names], 0.4, label=label)
         ax.set_yticks(list(y), names, fontsize=7)
-        ax.set_xlabel("sentences/s (real text, batch 32)")
-        ax.set_title(key)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / f"{prefix}_throughput.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+        if xlabel:
+            ax.set_xlabel(xlabel)
 
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
-    for ax, (key, model) in zip(axes[0], models.items()):
-        names = [n for n, r in model["variants"].items() if "file_mb" in r]
-        y = range(len(names))
-        ax.barh([i + 0.2 for i in y], [model["variants"][n]["file_mb"] for n in names], 0.4, label="file MB")
-        ax.barh([i - 0.2 for i in y], [model["variants"][n]["rss_only_mb"] for n in names], 0.4,
-                label="peak RSS MB (load + 1 call)")
-        ax.set_yticks(list(y), names, fontsize=7)
-        ax.set_title(key)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / f"{prefix}_size_memory.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths = [
+        per_model("latency", latency),
+        per_model("throughput", lambda ax, m: paired_bars(
+            ax, m, list(m["variants"]), ("dynamic_sentences_per_s", "dynamic padding"),
+            ("fixed128_sentences_per_s", "padded to 128"), "sentences/s (real text, batch 32)")),
+        per_model("size_memory", lambda ax, m: paired_bars(
+            ax, m, [n for n, r in m["variants"].items() if "file_mb" in r], ("file_mb", "file MB"),
+            ("rss_only_mb", "peak RSS MB (load + 1 call)"))),
+    ]
 
     roof = res.get("roofline") or {}
     if roof:

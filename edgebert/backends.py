@@ -20,7 +20,6 @@ from edgebert.delegates import DelegateReport
 from edgebert.errors import EdgebertError
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
-OUTPUT_NAMES = ("pooled_output", "sequence_output")
 BACKENDS = ("auto", "tflite", "onnx")
 
 

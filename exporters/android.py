@@ -20,8 +20,9 @@ import numpy as np
 from edgebert import gpu_compat, linear_probe, metrics
 from edgebert.errors import EdgebertError
 from edgebert.exporters import android_metadata as amd
-from edgebert.exporters.export import _progress, reference_dir_for, run_worker
+from edgebert.exporters.export import _progress, default_labels, reference_dir_for, run_worker
 from edgebert.exporters.files import replace_dir
+from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
 from edgebert.quantize import recipes
@@ -77,14 +78,7 @@ def train_head(features: np.ndarray, labels: list[int]) -> dict:
 
 
 def _features(ref: dict, pooling: str) -> np.ndarray:
-    if pooling == "cls":
-        return ref["pooled_output"]
-    return metrics.mean_pool(ref["sequence_output"], ref["input_mask"].astype(bool)).astype(np.float32)
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+    return classifier.pooled_features(ref, ref["input_mask"], pooling).astype(np.float32)
 
 
 def _source_of(spec: str) -> str:
@@ -220,7 +214,7 @@ def fine_tuned_head(meta: dict) -> dict:
         activation = "softmax"
     elif activation == "none":
         activation = "softmax"
-    labels = meta.get("labels") or (["0", "1"] if meta["units"] == 1 else [str(i) for i in range(meta["units"])])
+    labels = meta.get("labels") or default_labels(meta["units"])
     return {"kernel": kernel, "bias": bias, "activation": activation, "pooling": meta["pooling"], "labels": labels,
             "fine_tuned": True}
 
@@ -292,8 +286,7 @@ def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: 
         cos = metrics.cosine(got, feats)
         return {"n": len(got), "cosine": {"mean": float(cos.mean()), "min": float(cos.min())},
                 "max_abs": float(np.abs(got - feats).max())}
-    want = feats @ head["kernel"] + head["bias"]
-    want = 1 / (1 + np.exp(-want)) if head.get("activation") == "sigmoid" else _softmax(want)
+    want = classifier.scores(feats, head["kernel"], head["bias"], head.get("activation", "softmax"))
     return {"n": len(got), "max_abs": float(np.abs(got - want).max()),
             "top_class_agreement": float((got.argmax(1) == want.argmax(1)).mean())}
 

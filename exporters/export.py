@@ -131,11 +131,10 @@ def export(req: ExportRequest) -> dict:
             runner = backends.open_runner(path, num_threads=2)
             got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8))
             result = metrics.compare(got, expected, feeds["input_mask"])
+            gated = ("pooled_output", "mean_pooled")
             if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
-                misses = metrics.gate(result, req.recipe.thresholds,
-                                      ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",))
-            else:
-                misses = metrics.gate(result, req.recipe.thresholds)
+                gated = ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",)
+            misses = metrics.gate(result, req.recipe.thresholds, gated)
             if head:
                 result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
                 misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)

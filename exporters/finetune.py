@@ -141,12 +141,7 @@ def _embeddings(encoder_fn, feeds: dict, size: int = 64) -> tuple[np.ndarray, np
 def _probe_baseline(train_x, train_y, eval_x, eval_y) -> dict:
     """The frozen-embedding logistic-regression probe: L2 picked on the training part only."""
     y = np.asarray(train_y)
-    inner_train, inner_held = linear_probe.split(len(y), 1)
-    scores = {}
-    for l2 in linear_probe.L2_GRID:
-        k, b = linear_probe.fit(train_x[inner_train], y[inner_train], l2)
-        scores[l2] = float((linear_probe.predict(k, b, train_x[inner_held]) == y[inner_held]).mean())
-    best = max(linear_probe.L2_GRID, key=lambda v: (scores[v], v))
+    best = linear_probe.select_l2(train_x, y)
     k, b = linear_probe.fit(train_x, y, best)
     return {"l2": best, "accuracy": float((linear_probe.predict(k, b, eval_x) == np.asarray(eval_y)).mean())}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebert import metrics
 from edgebert.errors import SourceError
 from edgebert.exporters import numpy_bert
 from edgebert.exporters.bert_config import ACTIVATIONS, BertConfig, expected_shapes
@@ -88,10 +89,8 @@ def scores(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray, activatio
 
 
 def pooled_features(out: dict, mask: np.ndarray, pooling: str) -> np.ndarray:
-    if pooling == "cls":
-        return out["pooled_output"]
-    m = np.asarray(mask, np.float64)[..., None]
-    return (out["sequence_output"] * m).sum(1) / np.maximum(m.sum(1), 1.0)
+    """What a head reads: the pooled output (``cls``) or the sequence output's mean over real tokens."""
+    return out["pooled_output"] if pooling == "cls" else metrics.mean_pool(out["sequence_output"], mask)
 
 
 def _signature(path: Path):
