@@ -277,13 +277,18 @@ class BertModel:
                 w = min(width, -(-int(lengths[idx].max()) // LENGTH_BUCKET) * LENGTH_BUCKET)
             yield idx, {k: v[idx, :w] for k, v in feeds.items()}
 
-    def _run(self, feeds):
+    def _run(self, feeds, runner=None):
+        """Yields ``(indices, outputs)`` per batch; ``runner`` replaces the bundle's own (verify
+        runs a copy of the model with more outputs through the same batching)."""
         for idx, batch in self._batches(feeds):
             short = (self.model_batch or 0) - len(idx)
             if short > 0:  # a fixed-batch graph: fill with empty rows, drop their outputs
                 batch = {k: np.pad(v, ((0, short), (0, 0))) for k, v in batch.items()}
-            with self._runner() as runner:
+            if runner is not None:
                 out = runner.run(batch)
+            else:
+                with self._runner() as pooled:
+                    out = pooled.run(batch)
             yield idx, {k: v[:len(idx)] for k, v in out.items()}
 
     @contextlib.contextmanager

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgebert import linear_probe, metrics
+from edgebert import backends, linear_probe, metrics
+from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.exporters.export import _progress, run_worker
+from edgebert.exporters import layer_taps
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.quantize.calibration import is_number
 from edgebert.runtime import MANIFEST, load, read_manifest
@@ -86,11 +91,68 @@ def compare_outputs(got: dict, ref: dict, mask: np.ndarray) -> tuple[dict, dict]
     gm, rm = metrics.mean_pool(gs, m), metrics.mean_pool(rs, m)
     stats = {"pooled_output": _error_stats(got["pooled_output"], ref["pooled_output"]),
              "mean_pooled": _error_stats(gm, rm),
-             "sequence_output": _error_stats(gs[m], rs[m]),
-             "per_layer": None}  # bundles export pooled and sequence outputs only
+             "sequence_output": _error_stats(gs[m], rs[m])}
     per_sentence = {"pooled_output": metrics.cosine(got["pooled_output"], ref["pooled_output"]),
                     "mean_pooled": metrics.cosine(gm, rm)}
     return stats, per_sentence
+
+
+def reference_outputs(reference: Path, manifest: dict, req: VerifyRequest, progress, steps: int) -> dict:
+    """The reference SavedModel's outputs (every layer's too) on ``req.texts``, run by TensorFlow
+    in a worker process, and kept in the cache: verifying several bundles of one model on the
+    same sentences (every recipe, both formats) runs TensorFlow once."""
+    recorded = manifest["reference"]
+    if Path(recorded["path"]) == reference:
+        identity = recorded["sha256"]
+    else:  # another reference than the recorded one: its path and modification time name it
+        identity = f"{reference.resolve()}@{reference.stat().st_mtime_ns}"
+    key = hashlib.sha256(json.dumps([identity, req.seq_length, req.texts]).encode()).hexdigest()[:24]
+    cached = cache_dir() / "verify" / f"{key}.npz"
+    if cached.is_file():
+        progress(f"[1/{steps}] reference outputs on {len(req.texts)} sentences: from the cache ({cached})")
+        return dict(np.load(cached))
+    with tempfile.TemporaryDirectory(prefix="edgebert-verify-") as work:
+        progress(f"[1/{steps}] running the reference SavedModel on {len(req.texts)} sentences")
+        run_worker({"task": "reference", "source": str(reference), "reference_dir": str(reference),
+                    "held_out": req.texts, "seq_length": req.seq_length, "encoder_outputs": True,
+                    "outputs_npz": str(Path(work) / "ref.npz")}, Path(work))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        # Renamed into place whole: an interrupted run leaves no half file the next one would trust.
+        partial = cached.with_suffix(f".partial-{os.getpid()}")
+        shutil.move(str(Path(work) / "ref.npz"), str(partial))
+        os.replace(partial, cached)
+    return dict(np.load(cached))
+
+
+def layer_drift(m, feeds: dict, ref: dict) -> dict:
+    """Every layer's output against the reference's, at the real tokens.
+
+    Runs a tapped copy of the bundle's model (``layer_taps``: the same kernels, more outputs)
+    through the bundle's own batching.
+    """
+    num_layers = int(m.info["architecture"]["num_layers"])
+    if f"layer_{num_layers - 1}" not in ref:
+        return {"available": False, "reason": "the reference returned no encoder_outputs"}
+    lengths = feeds["input_mask"].sum(1).astype(int)
+    if lengths.sum() != len(ref["layer_0"]):
+        return {"available": False, "reason": "the bundle's token count differs from the reference's"}
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    with tempfile.TemporaryDirectory(prefix="edgebert-taps-") as work:
+        try:
+            path, quant = layer_taps.tap_model(m.model_path, num_layers, Path(work))
+        except EdgebertError as e:
+            return {"available": False, "reason": e.problem}
+        runner = backends.open_runner(path)
+        got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
+        for idx, out in m._run(feeds, runner):
+            for i in range(num_layers):
+                name = f"{layer_taps.TAP_PREFIX}{i}"
+                x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
+                for row, j in enumerate(idx):
+                    got[i][offsets[j]:offsets[j + 1]] = x[row, :lengths[j]]
+        del runner
+    return {"available": True, "tokens": int(lengths.sum()),
+            "layers": [_error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)]}
 
 
 def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
@@ -116,12 +178,7 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
         raise EdgebertError("no texts to verify on", "pass --texts FILE")
     formats = req.formats or tuple(manifest["models"])
     thresholds = manifest["recipe"]["thresholds"]
-    with tempfile.TemporaryDirectory(prefix="edgebert-verify-") as work:
-        progress(f"[1/{len(formats) + 1}] running the reference SavedModel on {len(req.texts)} sentences")
-        run_worker({"task": "reference", "source": str(reference), "reference_dir": str(reference),
-                    "held_out": req.texts, "seq_length": req.seq_length,
-                    "outputs_npz": str(Path(work) / "ref.npz")}, Path(work))
-        ref = dict(np.load(Path(work) / "ref.npz"))
+    ref = reference_outputs(reference, manifest, req, progress, steps=len(formats) + 1)
     report = {"bundle": str(req.bundle), "reference": str(reference), "texts": len(req.texts),
               "seq_length": req.seq_length, "thresholds": thresholds,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -140,6 +197,8 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
         stats, per_sentence = compare_outputs(got, ref, ref["input_mask"])
         stats["token_ids_match_reference"] = bool(np.array_equal(feeds["input_word_ids"],
                                                                  ref["input_word_ids"][:, :width]))
+        stats["per_layer"] = layer_drift(m, feeds, ref) if stats["token_ids_match_reference"] else \
+            {"available": False, "reason": "token ids differ from the reference's"}
         if req.labels is not None:
             mask = ref["input_mask"].astype(bool)
             ref_m = metrics.mean_pool(ref["sequence_output"], mask)
@@ -196,7 +255,18 @@ def write_report(report: dict, curves: dict, out: Path) -> None:
                          f"mean-pooled embeddings): reference {p['reference_accuracy']:.4f}, bundle "
                          f"{p['bundle_accuracy']:.4f}, agreement {p['agreement']:.4f}")
         lines.append(f"\n{fmt}: {'PASSED' if s['passed'] else 'FAILED: ' + '; '.join(s['misses'])}")
-    lines.append("\nPer-layer drift: not available (bundles export pooled and sequence outputs only).")
+    lines += ["", "Per-layer drift (each layer's output at the real tokens vs the reference's; the model run with its "
+              "layer outputs tapped, same kernels):", "",
+              "| format | layer | token cos mean | cos p1 | cos min | rel. err mean |", "| --- | --- | --- | --- | --- | --- |"]
+    for fmt, s in report["formats"].items():
+        drift = s.get("per_layer") or {}
+        if not drift.get("available"):
+            lines.append(f"| {fmt} | not available: {drift.get('reason', 'not measured')} | | | | |")
+            continue
+        for i, layer in enumerate(drift["layers"]):
+            c = layer["cosine"]
+            lines.append(f"| {fmt} | {i} | {c['mean']:.6f} | {c['p1']:.6f} | {c['min']:.6f} | "
+                         f"{layer['relative_error']['mean']:.2e} |")
     atomic_write_bytes(out / "verify.md", ("\n".join(lines) + "\n").encode())
     _plot(curves, report, out / "verify.png")
 
@@ -207,13 +277,29 @@ def _plot(curves: dict, report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, output in zip(axes, ("pooled_output", "mean_pooled")):
         for fmt, c in curves.items():
             ax.hist(1.0 - np.clip(c[output], -1, 1), bins=40, alpha=0.6, label=fmt, log=True)
         ax.axvline(1.0 - report["thresholds"]["cosine_min"], color="red", linestyle="--", label="gate (min)")
         ax.set_xlabel(f"1 - cosine vs reference ({output})")
         ax.set_ylabel("sentences")
+        ax.legend()
+    ax = axes[2]
+    for fmt, s in report["formats"].items():
+        drift = s.get("per_layer") or {}
+        if drift.get("available"):
+            layers = np.arange(len(drift["layers"]))
+            mean = [1.0 - d["cosine"]["mean"] for d in drift["layers"]]
+            low = [1.0 - d["cosine"]["p1"] for d in drift["layers"]]
+            line, = ax.plot(layers, np.maximum(mean, 1e-9), marker="o", label=f"{fmt} mean")
+            ax.plot(layers, np.maximum(low, 1e-9), marker=".", linestyle=":", color=line.get_color(),
+                    label=f"{fmt} 1st percentile")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("1 - token cosine vs reference")
+    ax.set_title("per-layer drift")
+    if ax.lines:
         ax.legend()
     fig.suptitle(f"{Path(report['bundle']).name}: {report['texts']} sentences")
     fig.tight_layout()
@@ -231,7 +317,10 @@ def record_in_manifest(bundle: Path, report: dict) -> None:
         "formats": {fmt: {"cosine_pooled_mean": s["pooled_output"]["cosine"]["mean"],
                           "cosine_pooled_min": s["pooled_output"]["cosine"]["min"],
                           "cosine_mean_pooled_mean": s["mean_pooled"]["cosine"]["mean"],
-                          "agreement": s.get("probe", {}).get("agreement"), "passed": s["passed"]}
+                          "agreement": s.get("probe", {}).get("agreement"),
+                          "layer_cosine_mean": [round(d["cosine"]["mean"], 6) for d in s["per_layer"]["layers"]]
+                          if (s.get("per_layer") or {}).get("available") else None,
+                          "passed": s["passed"]}
                     for fmt, s in report["formats"].items()}}
     atomic_write_bytes(bundle / MANIFEST, json.dumps(manifest, indent=1).encode())
 
