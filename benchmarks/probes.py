@@ -8,6 +8,7 @@ Each prints one JSON line; the parent measures process start to first result its
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -76,14 +77,25 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     return out
 
 
-def rss_only(bundle: str, backend: str, threads: int) -> dict:
-    """Peak RSS of a process that loads the bundle and embeds one sentence, nothing else."""
+def rss_only(bundle: str, backend: str, threads: int, weight_cache: str | None = None,
+             cache_dir: str | None = None) -> dict:
+    """Peak RSS of a process that loads the bundle and embeds one sentence; then the peak after
+    one more call at 128 tokens, and that call's median latency (timed after both readings)."""
+    if cache_dir:
+        os.environ["EDGEBERT_CACHE"] = cache_dir
     import edgebert
 
-    m = edgebert.load(bundle, backend=backend, num_threads=threads)
+    m = edgebert.load(bundle, backend=backend, num_threads=threads, weight_cache=weight_cache)
     m.embed("The movie was great, and the actors were even better.")
     print("READY", flush=True)
-    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}
+    if m.max_seq_length >= 128:
+        text = _exact_length_text(128)
+        m.encode(text)
+        out["peak_rss_seq128_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        out["p50_ms_seq128"] = _timed(lambda: m.encode(text), 20)["p50_ms"]
+    out["runner"] = m.delegate.used
+    return out
 
 
 def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: list[int], reps: int, corpus: str,

@@ -35,6 +35,20 @@ def markdown(res: dict, command: str) -> str:
                 f"{_f(r.get('rss_over_file'), '.2f')} | {_f(r.get('gmacs_per_s_seq128'), '.1f')} | "
                 f"{_f(r.get('cosine_pooled'), '.5f')} | {_f(r.get('export_s'), '.0f')} | {_f(r.get('export_peak_rss_gb'), '.2f')} |")
         lines.append("")
+        cached = {n: r for n, r in model["variants"].items() if r.get("rss_cache_mb")}
+        if cached:
+            lines += ["Peak RSS of a runtime process, LiteRT Interpreter (the default) vs `weight_cache=\"auto\"` "
+                      "(CompiledModel + XNNPACK's packed-weights cache file, second load):", "",
+                      "| variant | file MB | Interpreter: 1 sentence MB (x file) | after seq 128 MB (x file) "
+                      "| weight cache: 1 sentence MB (x file) | after seq 128 MB (x file) "
+                      "| p50 ms @128 Interpreter / weight cache |", "|" + " --- |" * 7]
+            for name, r in cached.items():
+                def pair(k):
+                    return f"{_f(r.get(k + '_mb'), '.0f')} ({_f(r.get(k + '_over_file'), '.2f')})"
+                lines.append(f"| {name} | {r['file_mb']:.1f} | {pair('rss_only')} | {pair('rss_seq128')} | "
+                             f"{pair('rss_cache')} | {pair('rss_cache_seq128')} | "
+                             f"{_f(r.get('interpreter_p50_ms_seq128'), '.1f')} / {_f(r.get('cache_p50_ms_seq128'), '.1f')} |")
+            lines.append("")
     roof = res.get("roofline") or {}
     if roof:
         lines.append("Roofline: best single int8 matrix product (dynamic int8, as the recipe quantizes) per backend: "
@@ -76,11 +90,14 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
         ax.set_xlabel("sequence length (batch 1)")
         ax.set_ylabel("latency p50, ms")
 
-    def paired_bars(ax, model, names, first, second, xlabel=None):
-        """Two bars per variant: ``first`` and ``second`` are (key, label)."""
+    def paired_bars(ax, model, names, *series, xlabel=None):
+        """One bar per series and variant: each series is (key, label); missing values are left out."""
         y = range(len(names))
-        for offset, (key, label) in ((0.2, first), (-0.2, second)):
-            ax.barh([i + offset for i in y], [model["variants"][n][key] for n in names], 0.4, label=label)
+        height = 0.8 / len(series)
+        for j, (key, label) in enumerate(series):
+            offset = 0.4 - height * (j + 0.5)
+            vals = [model["variants"][n].get(key) for n in names]
+            ax.barh([i + offset for i, v in zip(y, vals) if v], [v for v in vals if v], height, label=label)
         ax.set_yticks(list(y), names, fontsize=7)
         if xlabel:
             ax.set_xlabel(xlabel)
@@ -89,10 +106,11 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
         per_model("latency", latency),
         per_model("throughput", lambda ax, m: paired_bars(
             ax, m, list(m["variants"]), ("dynamic_sentences_per_s", "dynamic padding"),
-            ("fixed128_sentences_per_s", "padded to 128"), "sentences/s (real text, batch 32)")),
+            ("fixed128_sentences_per_s", "padded to 128"), xlabel="sentences/s (real text, batch 32)")),
         per_model("size_memory", lambda ax, m: paired_bars(
             ax, m, [n for n, r in m["variants"].items() if "file_mb" in r], ("file_mb", "file MB"),
-            ("rss_only_mb", "peak RSS MB (load + 1 call)"))),
+            ("rss_only_mb", "peak RSS MB (load + 1 call)"),
+            ("rss_cache_mb", "peak RSS MB, weight cache (load + 1 call)"))),
     ]
 
     roof = res.get("roofline") or {}

@@ -213,7 +213,17 @@ def run(plan: Plan) -> dict:
                 else:
                     path = str(work / "bundles" / key / v.recipe)
                     r = probe("runtime", bundle=path, backend=v.backend, **common)
-                    r["rss_only_mb"] = probe("rss_only", bundle=path, backend=v.backend, threads=plan.threads)["peak_rss_mb"]
+                    plain = probe("rss_only", bundle=path, backend=v.backend, threads=plan.threads)
+                    r.update(rss_only_mb=plain["peak_rss_mb"], rss_seq128_mb=plain.get("peak_rss_seq128_mb"))
+                    if v.backend == "tflite":
+                        # XNNPACK's weight cache: the first process builds it, a second one measures.
+                        cache = str(work / "xnnpack-cache" / key / v.recipe)
+                        for _ in range(2):
+                            cached = probe("rss_only", bundle=path, backend=v.backend, threads=plan.threads,
+                                           weight_cache="auto", cache_dir=cache)
+                        r.update(rss_cache_mb=cached["peak_rss_mb"], rss_cache_seq128_mb=cached.get("peak_rss_seq128_mb"),
+                                 cache_p50_ms_seq128=cached.get("p50_ms_seq128"),
+                                 interpreter_p50_ms_seq128=plain.get("p50_ms_seq128"))
                 rows[v.name].append(r)
         model_result = {"architecture": any_manifest["architecture"], "variants": {}}
         for v in plan.variants:
@@ -256,8 +266,12 @@ def _add_ratios(model_result: dict, plan: Plan) -> None:
             b = {int(s): q for s, q in base["latency"].items()}
             r["speedup_vs_tf"] = {s: b[s]["p50_ms"] / lat[s]["p50_ms"] for s in lat if s in b}
             r["throughput_vs_tf"] = r["dynamic_sentences_per_s"] / base["fixed128_sentences_per_s"]
-        if "file_mb" in r and "rss_only_mb" in r:
-            r["rss_over_file"] = r["rss_only_mb"] / r["file_mb"]
+        if "file_mb" in r:
+            for key in ("rss_only_mb", "rss_seq128_mb", "rss_cache_mb", "rss_cache_seq128_mb"):
+                if r.get(key):
+                    r[key.replace("_mb", "_over_file")] = r[key] / r["file_mb"]
+            if "rss_only_over_file" in r:
+                r["rss_over_file"] = r["rss_only_over_file"]
         cfg = model_result["architecture"]
         if 128 in lat:
             r["gmacs_per_s_seq128"] = macs(cfg, 128) / (lat[128]["p50_ms"] / 1e3) / 1e9

@@ -151,34 +151,58 @@ class TFLiteRunner:
 
 
 class LiteRtAcceleratedRunner:
-    """Runs a ``.tflite`` through LiteRT's CompiledModel API (its GPU accelerator).
+    """Runs a ``.tflite`` through LiteRT's CompiledModel API: its GPU accelerator, or XNNPACK
+    on the CPU with a weight cache.
 
     Args:
       path: the model file.
       hidden_size: width of the outputs (to size the read-back).
       strict: GPU only: refuse a model the GPU cannot take whole (else GPU with CPU fall-back).
-      accelerator: ``gpu`` (default) or ``cpu`` (the same code path on the CPU, for tests).
+      accelerator: ``gpu`` (default) or ``cpu``.
       enforce_f32: compute in fp32 on the GPU (LiteRT may otherwise use fp16).
+      weight_cache: CPU only: XNNPACK's packed-weights file (``":memory"``: kept in memory).
+        Built on the first load, mmapped on later ones, so the original int8 weights are never
+        read again: peak memory about the file size instead of twice it.
+      num_threads: CPU threads (default: all cores).
+      output_widths: last dimension of outputs other than the encoder's (``scores``: units).
     """
 
     def __init__(self, path: str | os.PathLike, hidden_size: int, strict: bool = False, accelerator: str = "gpu",
-                 enforce_f32: bool = False):
+                 enforce_f32: bool = False, weight_cache: str | None = None, num_threads: int | None = None,
+                 output_widths: dict[str, int] | None = None):
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.hardware_accelerator import HardwareAccelerator as HA
-            from ai_edge_litert.options import GpuOptions, Options
+            from ai_edge_litert.options import CpuOptions, GpuOptions, Options
         except ImportError:
-            raise EdgebertError("LiteRT's GPU accelerator needs ai-edge-litert >= 2.3",
+            what = "LiteRT's GPU accelerator" if accelerator == "gpu" else "XNNPACK's weight cache"
+            raise EdgebertError(f"{what} needs ai-edge-litert >= 2.3",
                                 "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate") from None
         if accelerator == "gpu":
             _refuse_dynamic_for_gpu(path)
         flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
+        self.accelerator = accelerator
         log: list[str] = []
         try:
             with delegates.captured_native_stderr(log):
                 gpu_options = GpuOptions(enforce_f32=True) if enforce_f32 and accelerator == "gpu" else None
-                self.model = CompiledModel.from_file(str(path), options=Options(flags, gpu_options=gpu_options))
+                cpu_options, building = None, None
+                if accelerator == "cpu":
+                    if weight_cache and weight_cache != ":memory" and not Path(weight_cache).exists():
+                        # Built under a temporary name, renamed once complete: an interrupted first
+                        # load leaves no half cache that a later load would map.
+                        building = Path(f"{weight_cache}.partial-{os.getpid()}")
+                    cpu_options = CpuOptions(num_threads=num_threads or os.cpu_count() or 1,
+                                             xnnpack_weight_cache_path=str(building or weight_cache or ""))
+                self.model = CompiledModel.from_file(str(path), options=Options(flags, gpu_options=gpu_options,
+                                                                                cpu_options=cpu_options))
+                if building is not None and building.exists():  # XNNPACK wrote it while creating the model
+                    os.replace(building, weight_cache)
         except RuntimeError as e:
+            if accelerator == "cpu":
+                raise EdgebertError(f"LiteRT's CompiledModel could not load {path} on the CPU: "
+                                    f"{delegates.first_reason(''.join(log) + str(e), str(e).splitlines()[0])}",
+                                    "load it without weight_cache (the Interpreter path)") from None
             reason = delegates.first_reason("".join(log) + str(e), str(e).splitlines()[0])
             hint = ("no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
                     if "No adapters found" in "".join(log) + reason else reason)
@@ -188,35 +212,81 @@ class LiteRtAcceleratedRunner:
                                 + ("; without strict the ops the GPU lacks run on the CPU" if strict else "")) from None
         self.runtime = "ai-edge-litert CompiledModel"
         self.path, self.hidden = Path(path), hidden_size
+        self.widths = {"pooled_output": hidden_size, "sequence_output": hidden_size, "embedding": hidden_size,
+                       **(output_widths or {})}
         sig = self.model.get_signature_list()["serving_default"]
         self.input_order, self.output_order = sig["inputs"], sig["outputs"]
         shape = self.model.get_input_tensor_details("serving_default")["input_word_ids"]["shape"]
         # CompiledModel reports the current shape, not the signature's; the manifest knows.
         self.batch_size = self.seq_length = None
         self._shape = tuple(shape)
-        self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
-        used = "litert-gpu" if accelerator == "gpu" else "litert-cpu"
+        self.resizable = accelerator == "cpu" and _has_dynamic_inputs(path)
+        if accelerator == "gpu":
+            self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
+        else:
+            self._buffers(self._shape)
+        used = "litert-gpu" if accelerator == "gpu" else ("xnnpack-weight-cache" if weight_cache else "litert-cpu")
         self.report = DelegateReport(requested=accelerator, used=used,
-                                     fully_accelerated=bool(self.model.is_fully_accelerated()))
+                                     fully_accelerated=bool(self.model.is_fully_accelerated())
+                                     if accelerator == "gpu" else None)
         if strict and not self.report.fully_accelerated:
             raise EdgebertError(f"the GPU cannot take all of {path} (strict mode)",
                                 "export it with the default graph form, or drop strict to let the CPU "
                                 "run the ops the GPU lacks")
 
+    def _shape_of(self, name: str, b: int, s: int) -> tuple:
+        if name not in self.widths:
+            raise EdgebertError(f"{self.path} has an output {name!r} of unknown width",
+                                "load it with edgebert.load, which passes the widths from the manifest")
+        return (b, s, self.widths[name]) if name == "sequence_output" else (b, self.widths[name])
+
+    def _buffers(self, shape: tuple) -> None:
+        """Input buffers for ``shape`` and output buffers over numpy arrays of the right size:
+        after a resize ``create_output_buffers`` still has the old sizes (LiteRT 2.3), and
+        running into them overflows the heap."""
+        from ai_edge_litert.tensor_buffer import TensorBuffer
+
+        b, s = shape
+        self.ins = self.model.create_input_buffers(0)
+        self._arrays = [np.empty(self._shape_of(n, b, s), np.float32) for n in self.output_order]
+        self.outs = [TensorBuffer.create_from_host_memory(a) for a in self._arrays]  # holds no reference: keep arrays
+
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         shape = tuple(feeds["input_word_ids"].shape)
         if shape != self._shape:
-            # Only static graphs reach this runner (dynamic ones are refused for the GPU, and
-            # resizing a CompiledModel crashed LiteRT 2.3 on the CPU).
-            raise EdgebertError(f"this model takes inputs of shape {list(self._shape)}, got {list(shape)}",
-                                "pad the batch to the model's fixed shape (edgebert.load does)")
+            if not self.resizable:  # a fixed-shape graph (XNNPACK cannot reshape it), or the GPU
+                raise EdgebertError(f"this model takes inputs of shape {list(self._shape)}, got {list(shape)}",
+                                    "pad the batch to the model's fixed shape (edgebert.load does)")
+            for i in range(len(self.input_order)):
+                self.model.resize_input_tensor(i, list(shape))
+            self._shape = shape
+            self._buffers(shape)
         for buf, name in zip(self.ins, self.input_order):
             buf.write(np.ascontiguousarray(feeds[name], np.int32))
         self.model.run_by_index(0, self.ins, self.outs)
         b, s = shape
-        sizes = {"pooled_output": (b, self.hidden), "sequence_output": (b, s, self.hidden)}
-        return {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
-                for buf, name in zip(self.outs, self.output_order) if name in sizes}
+        if self.accelerator == "gpu":
+            sizes = {n: self._shape_of(n, b, s) for n in self.output_order if n in self.widths}
+            return {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
+                    for buf, name in zip(self.outs, self.output_order) if name in sizes}
+        return {name: buf.read(a.size, np.float32).reshape(a.shape)
+                for buf, a, name in zip(self.outs, self._arrays, self.output_order)}
+
+
+def _has_dynamic_inputs(path) -> bool:
+    """Whether the model's inputs have a dynamic dimension (read through mmap: only the
+    flatbuffer's tables are touched, not the weights)."""
+    import mmap
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        sg = schema.Model.GetRootAs(mm, 0).Subgraphs(0)
+        for j in range(sg.InputsLength()):
+            t = sg.Tensors(sg.Inputs(j))
+            if any(t.ShapeSignature(k) < 0 for k in range(t.ShapeSignatureLength())):
+                return True
+    return False
 
 
 def _refuse_dynamic_for_gpu(path) -> None:
@@ -272,8 +342,12 @@ def _fixed(dim) -> int | None:
 
 def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
                 delegate_library: str | None = None, hidden_size: int | None = None, strict: bool = False,
-                gpu_enforce_f32: bool = False):
-    """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there)."""
+                gpu_enforce_f32: bool = False, weight_cache: str | None = None,
+                output_widths: dict[str, int] | None = None):
+    """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there).
+
+    ``weight_cache`` (a file, or ``":memory"``) runs a ``.tflite`` on the CPU through LiteRT's
+    CompiledModel with XNNPACK's packed weights cached there."""
     delegates.check_intent(delegate)
     suffix = Path(path).suffix
     if not Path(path).is_file():
@@ -282,7 +356,14 @@ def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegat
         if delegate == "gpu" and not delegate_library:
             if hidden_size is None:
                 raise EdgebertError("the GPU runner needs the model's hidden size", "load the model with edgebert.load")
-            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict, enforce_f32=gpu_enforce_f32)
+            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict, enforce_f32=gpu_enforce_f32,
+                                           output_widths=output_widths)
+        if weight_cache and delegate in ("auto", "cpu", "xnnpack") and not delegate_library:
+            if hidden_size is None:
+                raise EdgebertError("the weight-cache runner needs the model's hidden size",
+                                    "load the model with edgebert.load")
+            return LiteRtAcceleratedRunner(path, hidden_size, accelerator="cpu", weight_cache=weight_cache,
+                                           num_threads=num_threads, output_widths=output_widths)
         return TFLiteRunner(path, num_threads, delegate, delegate_library)
     if suffix == ".onnx":
         if delegate_library:

@@ -76,7 +76,7 @@ class DelegateReport:
         if self.nodes_total is not None and self.nodes_delegated is not None:
             s += f" ({self.nodes_delegated}/{self.nodes_total} ops delegated in {self.partitions} partition(s))"
         if self.fully_accelerated is not None:
-            s += f", fully accelerated: {self.fully_accelerated}"
+            s += f", fully accelerated: {self.fully_accelerated}"  # GPU only (None on the CPU)
         if self.fell_back:
             s += f"; fell back from {self.requested}: {self.reason}"
         return s

@@ -115,6 +115,12 @@ def tap_tflite(path: Path, num_layers: int, out: Path) -> dict[str, tuple[float,
 
     buf = Path(path).read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(buf, 0))
+    for b in model.buffers:
+        # Buffers stored after the flatbuffer (ai-edge-quantizer writes them so): inline them,
+        # since re-packing writes the flatbuffer alone.
+        if b.offset and b.offset > 1:
+            b.data = np.frombuffer(buf, np.uint8, b.size, b.offset)
+            b.offset = b.size = 0
     ops, constants = _tflite_ops(model)
     taps = find_layer_outputs(ops, constants, num_layers)
     sg = model.subgraphs[0]

@@ -142,15 +142,19 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
             path, quant = layer_taps.tap_model(m.model_path, num_layers, Path(work))
         except EdgebertError as e:
             return {"available": False, "reason": e.problem}
-        runner = backends.open_runner(path)
         got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
-        for idx, out in m._run(feeds, runner):
-            for i in range(num_layers):
-                name = f"{layer_taps.TAP_PREFIX}{i}"
-                x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
-                for row, j in enumerate(idx):
-                    got[i][offsets[j]:offsets[j + 1]] = x[row, :lengths[j]]
-        del runner
+        try:
+            runner = backends.open_runner(path)
+            for idx, out in m._run(feeds, runner):
+                for i in range(num_layers):
+                    name = f"{layer_taps.TAP_PREFIX}{i}"
+                    x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
+                    for row, j in enumerate(idx):
+                        got[i][offsets[j]:offsets[j + 1]] = x[row, :lengths[j]]
+        except EdgebertError as e:  # the bundle's own verdict stands without the drift
+            return {"available": False, "reason": f"the tapped copy did not run: {e.problem}"}
+        finally:
+            runner = None
     return {"available": True, "tokens": int(lengths.sum()),
             "layers": [_error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)]}
 

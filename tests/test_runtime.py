@@ -307,3 +307,48 @@ def test_cli_run_reads_stdin_without_tensorflow(default_bundles):
     assert p.returncode == 0, p.stderr
     assert [ln.split("  ")[-1] for ln in p.stdout.splitlines()[:2]] == ["first line", "second line"]
     assert "onnx on CPUExecutionProvider" in p.stderr
+
+
+def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
+    """XNNPACK's weight cache through CompiledModel: bit-identical outputs at every length (the
+    dynamic axis is resized, output buffers sized by edgebert), the cache built under a temporary
+    name and renamed, and reused by a later load."""
+    bundle = default_bundles["wi8_afp32"][0]
+    texts = ["ok", "the film was long and the story was thin, but the actors held it together",
+             "a quiet, tender and beautifully shot drama about two brothers"] * 11
+    plain = load(bundle, num_threads=2)
+    cache = tmp_path / "packed.xnnpack"
+    cached = load(bundle, num_threads=2, weight_cache=cache)
+    assert cached.delegate.used == "xnnpack-weight-cache"
+    assert cache.is_file() and cache.stat().st_size > 1_000_000 and list(tmp_path.iterdir()) == [cache]
+    for seq in (None, 8, 64):
+        a, b = plain.encode(texts, seq_length=seq), cached.encode(texts, seq_length=seq)
+        assert np.array_equal(a["sequence_output"], b["sequence_output"]), seq
+        assert np.array_equal(a["pooled_output"], b["pooled_output"]), seq
+    built = cache.stat().st_mtime_ns
+    again = load(bundle, num_threads=2, weight_cache=cache)
+    assert np.array_equal(again.embed(texts), plain.embed(texts)) and cache.stat().st_mtime_ns == built
+
+
+def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(default_bundles, tmp_path,
+                                                                          monkeypatch):
+    bundle, manifest = default_bundles["wi8_afp32"]
+    cache_root = tmp_path / "cache"
+    monkeypatch.setenv("EDGEBERT_CACHE", str(cache_root))
+    m = load(bundle, num_threads=2, weight_cache="auto")
+    files = list((cache_root / "xnnpack").iterdir())
+    assert len(files) == 1 and files[0].name.startswith(manifest["models"]["tflite"]["sha256"][:24])
+    want = load(bundle, num_threads=2).embed("a fine film")
+    assert np.array_equal(m.embed("a fine film"), want)
+    monkeypatch.setenv("EDGEBERT_CACHE", "/proc/edgebert-not-writable")
+    assert np.array_equal(load(bundle, num_threads=2, weight_cache="auto").embed("a fine film"), want)
+    with pytest.raises(EdgebertError, match="weight_cache is a TFLite"):
+        load(bundle, backend="onnx", weight_cache="auto")
+
+
+def test_weight_cache_on_a_fixed_length_bundle(default_bundles, tmp_path):
+    bundle = default_bundles["fp32"][0]  # fixed length 128, dynamic batch
+    m = load(bundle, num_threads=2, weight_cache=tmp_path / "w.xnnpack")
+    want = load(bundle, num_threads=2).encode(["one", "two words here"])
+    got = m.encode(["one", "two words here"])
+    assert np.abs(got["sequence_output"] - want["sequence_output"]).max() <= 1e-5
