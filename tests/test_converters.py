@@ -61,7 +61,7 @@ def test_tf2_hub_encoder_converts(fmt, tf2_hub_tiny, tmp_path):
 
 # Small BERT shapes: every catalog hidden size (128..768, 64-wide heads) in the default
 # run; the deepest, widest one behind the slow marker.
-ARCHS = [(2, 128), (4, 256), (2, 512), (2, 768)]
+ARCHS = [(2, 128), (4, 256), (2, 512), (2, 768), (2, 1024)]  # every hidden size of the catalog
 
 
 @pytest.mark.parametrize("layers,hidden", ARCHS + [pytest.param(12, 768, marks=pytest.mark.slow)])
