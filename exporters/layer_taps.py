@@ -41,7 +41,7 @@ class Op:
 
 
 def _query_pattern(layer: int) -> re.Pattern:
-    return re.compile(rf"(^|[/;]){'layer_'}{layer}/attention/self/query/")
+    return re.compile(rf"(^|[/;])layer_{layer}/attention/self/query/")
 
 
 def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:

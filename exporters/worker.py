@@ -40,14 +40,18 @@ def task_reference(t: dict) -> dict:
         seq_length = head.seq_length  # truncate where the classifier's own preprocessing does
     feeds = tok(t["held_out"], seq_length=seq_length)
     model = load_saved_model(ref.path)
-    pooled, seq = [], []
+    parts: dict[str, list] = {}
     for i in range(0, len(t["held_out"]), 16):
-        out = run_encoder(model, *(feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")))
-        pooled.append(out["pooled_output"])
-        seq.append(out["sequence_output"])
-    outputs = {"pooled_output": np.concatenate(pooled), "sequence_output": np.concatenate(seq)}
-    if t.get("encoder_outputs"):
-        outputs.update(_packed_layer_outputs(model, feeds))
+        batch = [feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
+        out = run_encoder(model, *batch)
+        parts.setdefault("pooled_output", []).append(out["pooled_output"])
+        parts.setdefault("sequence_output", []).append(out["sequence_output"])
+        if t.get("encoder_outputs"):
+            # Each layer at the real tokens only (input_mask order): a fraction of the padded size.
+            real = batch[1].astype(bool)
+            for j, x in enumerate(out["encoder_outputs"]):
+                parts.setdefault(f"layer_{j}", []).append(x[real])
+    outputs = {k: np.concatenate(v) for k, v in parts.items()}
     result = {"kind": src.kind, "source_path": str(src.path), "reference": str(ref.path), "sha256": ref.sha256,
               "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
               "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
@@ -61,20 +65,6 @@ def task_reference(t: dict) -> dict:
         result["head"] = {**head.meta(), "npz": str(npz)}
     np.savez(t["outputs_npz"], **outputs, **feeds)
     return result
-
-
-def _packed_layer_outputs(model, feeds: dict) -> dict:
-    """``layer_i``: layer ``i``'s output at the real tokens only (``input_mask`` order), which
-    is a fraction of the padded size for short sentences."""
-    from edgebert.exporters.sources.tf2_saved_model import run_encoder
-
-    layers: dict[str, list] = {}
-    for i in range(0, len(feeds["input_word_ids"]), 16):
-        batch = [feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
-        real = batch[1].astype(bool)
-        for j, x in enumerate(run_encoder(model, *batch)["encoder_outputs"]):
-            layers.setdefault(f"layer_{j}", []).append(x[real])
-    return {k: np.concatenate(v) for k, v in layers.items()}
 
 
 def task_convert(t: dict) -> dict:
