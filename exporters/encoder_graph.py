@@ -52,6 +52,13 @@ def activation_fn(kind: str, target: str = "tflite"):
     return tf.nn.relu
 
 
+def graph_weights(cfg: BertConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weights the encoder graph reads, in its dtypes (int8 tables, float32 elsewhere)."""
+    wanted = expected_shapes(cfg)
+    return {k: np.asarray(v, np.int8 if k.endswith("_int8") else np.float32) for k, v in weights.items()
+            if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))}
+
+
 class BertEncoderModule(tf.Module):
     """BERT encoder with the TF Hub encoder interface.
 
@@ -68,13 +75,10 @@ class BertEncoderModule(tf.Module):
         self.graph_form = graph_form
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
-        wanted = expected_shapes(cfg)
         self.weights = {
-            k: tf.Variable(np.asarray(v, np.int8 if k.endswith("_int8") else np.float32),
-                           trainable=trainable and not k.endswith(("_int8", "_scale", "_smooth")),
+            k: tf.Variable(v, trainable=trainable and not k.endswith(("_int8", "_scale", "_smooth")),
                            name=k.replace("/", "__"))
-            for k, v in weights.items()
-            if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))
+            for k, v in graph_weights(cfg, weights).items()
         }
         self._act = activation_fn(cfg.activation, target)
         self.mask_bias = MASK_BIAS
@@ -175,6 +179,11 @@ class BertEncoderModule(tf.Module):
         pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))
         return {"sequence_output": x, "pooled_output": pooled, "default": pooled,
                 "encoder_outputs": outputs}
+
+    def bind(self, weights: dict) -> None:
+        """Reads the weights from ``weights`` (tensors, e.g. a traced function's inputs) instead
+        of the module's variables: the same graph, with every weight a graph input."""
+        self.weights = dict(weights)
 
     @tf.function(input_signature=[{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}])
     def __call__(self, inputs):

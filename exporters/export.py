@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from edgebert import backends, gpu_compat, metrics
 from edgebert.errors import EdgebertError
+from edgebert.exporters import costs
 from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
@@ -55,16 +57,19 @@ def _progress(step: str) -> None:
 
 
 def run_worker(task: dict, work: Path) -> dict:
-    """Runs one worker task in a fresh process; returns its result plus peak memory."""
+    """Runs one worker task in a fresh process; returns its result plus its cost: ``peak_rss_gb``
+    (the worker's peak) and ``step`` (a ``costs.StepCost`` as JSON, counting this process too)."""
     name = f"{task['task']}-{task.get('format', 'ref')}"
     task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
     task_file.write_text(json.dumps(task))
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # quiet, and the same numbers on every CPU
+    t0, parent_gb = time.perf_counter(), costs.rss_gb()
     proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
                             env=env)
     _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if not result_file.exists():
         raise EdgebertError(f"the {name} step died (exit {proc.returncode}, peak {usage.ru_maxrss / 1e6:.1f} GB)",
@@ -74,7 +79,11 @@ def run_worker(task: dict, work: Path) -> dict:
         if "traceback" in result:
             (work.parent / "edgebert-export-error.log").write_text(result["traceback"])
         raise EdgebertError(result["error"])
-    result["peak_rss_gb"] = round(usage.ru_maxrss / 1e6, 2)  # ru_maxrss is in KiB on Linux
+    worker_gb = usage.ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
+    result["peak_rss_gb"] = round(worker_gb, 2)
+    result["step"] = costs.StepCost(task.get("format", "import"), round(seconds, 1),
+                                    round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
+                                    round(worker_gb, 3)).to_json()
     return result
 
 
@@ -101,11 +110,12 @@ def export(req: ExportRequest) -> dict:
     try:
         work = staging / ".work"
         work.mkdir()
-        steps = 2 + len(req.formats)
-        _progress(f"[1/{steps}] importing {req.source_label}")
+        n_steps = 2 + len(req.formats)
+        _progress(f"[1/{n_steps}] importing {req.source_label}")
         ref = run_worker({"task": "reference", "source": str(source_path),
                           "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
                           "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+        steps = [costs.StepCost(**ref.pop("step"))]
         expected = dict(np.load(work / "reference.npz"))
         feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
         head = ref.get("head")
@@ -116,15 +126,19 @@ def export(req: ExportRequest) -> dict:
                       + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}")
         models = {}
         for i, fmt in enumerate(req.formats, start=2):
-            _progress(f"[{i}/{steps}] converting to {fmt} with recipe {req.recipe.name}")
+            _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
             path = staging / FILE_NAMES[fmt]
             conv = run_worker({"task": "convert", "format": fmt, "recipe": req.recipe.name,
                                "reference": ref["reference"], "seq_length": req.seq_length,
                                "calibration": cal_texts, "out": str(path),
+                               "smoothing_cache": str(work / "smoothing-ranges.npz"),
                                "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
                                "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
+            steps.append(costs.StepCost(**conv.pop("step")))
             models[fmt] = {"file": path.name, "conversion": conv}
-        _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
+        _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")
+        costs.reset_peak()
+        t_gate = time.perf_counter()
         failed = []
         for fmt, entry in models.items():
             path = staging / entry["file"]
@@ -151,12 +165,15 @@ def export(req: ExportRequest) -> dict:
                          f"{result['scores']['decision_agreement']:.4f}" if head else "")
                       + ("" if not misses else "  FAILS: " + "; ".join(misses)))
             failed += [f"{fmt}: {x}" for x in misses]
+        steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
+        _progress(f"  cost: {costs.summary(steps)}")
         if failed and not req.allow_accuracy_loss:
             raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
                                 "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
         shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
         shutil.rmtree(work)
-        text = json.dumps(_manifest(req, ref, models, len(cal_texts), len(held_out)), indent=1)
+        text = json.dumps({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
+                           "export_cost": costs.totals(steps)}, indent=1)
         (staging / MANIFEST).write_text(text)
         manifest = json.loads(text)
         replace_dir(staging, out)

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
+from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.exporters.sources.base import SourceModel
 
@@ -16,9 +16,9 @@ OUTPUTS = ("pooled_output", "sequence_output")
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
             calibration: list[dict] | None = None, optimize: bool = False, report: dict | None = None,
-            head: dict | None = None) -> Path:
+            head: dict | None = None, release: bool = False) -> Path:
     """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS`` and the ``head``'s, dynamic
-    batch), atomically. ``head`` is as in ``tflite.convert``.
+    batch), atomically. ``head`` and ``release`` are as in ``tflite.convert``.
 
     With ``optimize``, ONNX Runtime's transformer optimizer fuses the fp32 graph, and the
     fused graph is kept only if it reproduces the unfused one to ``FUSION_TOLERANCE``
@@ -28,7 +28,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
-    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"), head)
+    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"), head, release)
     if optimize and head is None:
         proto = _optimized_if_exact(proto, src, seq_length, report if report is not None else {})
     if recipe.name == "fp32":
@@ -43,29 +43,58 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
 
 
 def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | None = None,
-                head: dict | None = None):
+                head: dict | None = None, release: bool = False):
+    """The encoder graph as ONNX, with the weights attached as initializers afterwards.
+
+    tf2onnx converts a function whose weights are *inputs*, not frozen constants: it then
+    handles a graph of a few megabytes instead of copying every weight through a frozen
+    GraphDef, grappler and its own constant folding (BERT-base peaked at 13-16 GB that way).
+    The inputs become initializers under their canonical names, so the graph is the one
+    tf2onnx would have written, and ONNX Runtime folds the few weight-only ops (the token-type
+    rows, the position slice) at load time.
+    """
     import tensorflow as tf
     import tf2onnx
 
-    module = BertEncoderModule(src.config, src.weights, target="onnx")
+    weights = graph_weights(src.config, src.weights)
+    names = list(weights)
+    if release:
+        src.weights.clear()  # each array is freed once its initializer holds it
+    module = BertEncoderModule(src.config, {}, target="onnx")
     if mask_bias is not None:
         module.mask_bias = mask_bias
     spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
+    weight_spec = [tf.TensorSpec(weights[k].shape, tf.as_dtype(weights[k].dtype), name=f"weight_{i}")
+                   for i, k in enumerate(names)]
 
-    @tf.function(input_signature=spec)
-    def serving(input_word_ids, input_mask, input_type_ids):
+    @tf.function(input_signature=spec + weight_spec)
+    def serving(input_word_ids, input_mask, input_type_ids, *weight_inputs):
+        module.bind(dict(zip(names, weight_inputs)))
         out = serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
         return {k: tf.identity(v, name=k) for k, v in out.items()}
 
-    proto, _ = tf2onnx.convert.from_function(serving, input_signature=spec, opset=OPSET)
-    # tf2onnx names outputs "name:0"; rename them to the signature's names.
+    proto, _ = tf2onnx.convert.from_function(serving, input_signature=spec + weight_spec, opset=OPSET)
+    # tf2onnx names tensors "name:0"; outputs take the signature's names, weights their own.
     rename = {o.name: o.name.split(":")[0] for o in proto.graph.output}
+    by_arg = {f"weight_{i}": k for i, k in enumerate(names)}
+    weight_inputs = [i for i in proto.graph.input if i.name.split(":")[0] in by_arg]
+    rename.update({i.name: by_arg[i.name.split(":")[0]] for i in weight_inputs})
     for node in proto.graph.node:
         node.output[:] = [rename.get(n, n) for n in node.output]
         node.input[:] = [rename.get(n, n) for n in node.input]
     for o in proto.graph.output:
         o.name = rename.get(o.name, o.name)
+    for i in weight_inputs:
+        proto.graph.input.remove(i)
+    for k in names:
+        proto.graph.initializer.append(_initializer(weights.pop(k), k))
     return proto
+
+
+def _initializer(array, name: str):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(array, name)
 
 
 FUSION_TOLERANCE = 1e-4

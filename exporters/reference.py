@@ -8,6 +8,7 @@ then checked against the source's own computation before it is accepted.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,7 @@ class Reference:
     sha256: str
     source_kind: str
     max_abs_vs_source: float | None  # None when the source is the reference itself
+    model: object | None = None  # the reference as loaded to verify it, when it was written
 
 
 def _source_outputs(src: SourceModel, inputs) -> dict:
@@ -86,21 +88,30 @@ def save_reference(src: SourceModel, out_dir: Path, trainable: bool = False) -> 
     return out_dir
 
 
-def build_reference(src: SourceModel, out_dir: Path) -> Reference:
-    """Returns the reference for ``src``, writing and verifying it where needed."""
+def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> Reference:
+    """Returns the reference for ``src``, writing and verifying it where needed.
+
+    With ``release``, ``src.weights`` is emptied once the reference is written (the worker then
+    holds the weights once, in the loaded reference, instead of twice); ``Reference.model`` is
+    the loaded reference, for the caller to run.
+    """
     from edgebert.exporters.sources.saved_model_util import load_saved_model
 
     if src.saved_model is not None:
         return Reference(src.saved_model, src.config, src.do_lower_case, src.vocab_file,
                          tree_sha256(src.saved_model), src.kind, None)
-    path = save_reference(src, out_dir)
     inputs = probe.probe_inputs(src.config)
-    expected = _source_outputs(src, inputs)
-    got = run_encoder(load_saved_model(path), *inputs)
+    expected = _source_outputs(src, inputs)  # before writing: the source's own computation
+    path = save_reference(src, out_dir)
+    if release:
+        src.weights.clear()
+    gc.collect()
+    model = load_saved_model(path)
+    got = run_encoder(model, *inputs)
     max_abs = probe.output_max_abs(got, expected, inputs[1])
     if max_abs > TOLERANCE:
         shutil.rmtree(path, ignore_errors=True)
         raise EdgebertError(f"the reference written from {src.path} differs from the source by "
                             f"max-abs {max_abs:.3g} (> {TOLERANCE})", "please report this model")
     return Reference(path, src.config, src.do_lower_case, path / "assets" / "vocab.txt",
-                     tree_sha256(path), src.kind, max_abs)
+                     tree_sha256(path), src.kind, max_abs, model)

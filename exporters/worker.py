@@ -32,14 +32,14 @@ def task_reference(t: dict) -> dict:
     from edgebert.tokenizer import BertTokenizer
 
     src = load_source(t["source"])
-    ref = build_reference(src, Path(t["reference_dir"]))
+    ref = build_reference(src, Path(t["reference_dir"]), release=True)
     head = src.head  # a fine-tuned classifier's dense head, or None
     tok = BertTokenizer(ref.vocab_file, ref.do_lower_case)
     seq_length = _seq_length(t["seq_length"], ref.config)
     if head is not None and head.seq_length and t["seq_length"] is None:
         seq_length = head.seq_length  # truncate where the classifier's own preprocessing does
     feeds = tok(t["held_out"], seq_length=seq_length)
-    model = load_saved_model(ref.path)
+    model = ref.model or load_saved_model(ref.path)
     parts: dict[str, list] = {}
     for i in range(0, len(t["held_out"]), 16):
         batch = [feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
@@ -81,11 +81,7 @@ def task_convert(t: dict) -> dict:
     info: dict = {}
     if recipe.smoothing:
         n = min(len(texts), recipe.smoothing["calibration_sentences"])
-        _log(f"calibrating SmoothQuant scales on {n} sentences (alpha={recipe.smoothing['alpha']})")
-        batches = [_tuple(tok(texts[i:i + 32], seq_length=_seq_length(t["seq_length"], src.config),
-                              dynamic_padding=True))
-                   for i in range(0, n, 32)]
-        ranges = smoothing.activation_ranges(src, batches)
+        ranges = _smoothing_ranges(src, tok, texts[:n], t["seq_length"], t.get("smoothing_cache"))
         src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
         info["smoothing"] = {**recipe.smoothing, "sentences": n}
     calibration = None
@@ -105,6 +101,7 @@ def task_convert(t: dict) -> dict:
         with np.load(head["npz"]) as z:
             head = {**head, "kernel": z["kernel"], "bias": z["bias"]}
     kw["head"] = head
+    kw["release"] = True  # this process converts once: the converter may take the only copy
     if t["format"] == "onnx":
         onnx_export.convert(src, Path(t["out"]), optimize=t.get("onnx_optimize", False), report=info, **kw)
         if "onnx_optimizer" in info:
@@ -116,6 +113,29 @@ def task_convert(t: dict) -> dict:
                        **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
+
+
+def _smoothing_ranges(src, tok, texts: list[str], seq_length: int | None, cache: str | None) -> dict:
+    """SmoothQuant's activation ranges, computed once per export: the second format of an
+    export reads what the first wrote to ``cache`` (same reference, texts and length)."""
+    from edgebert.exporters.files import atomic_write_bytes
+    from edgebert.quantize import smoothing
+
+    if cache and Path(cache).exists():
+        _log(f"SmoothQuant: the activation ranges calibrated for the first format ({len(texts)} sentences)")
+        with np.load(cache) as z:
+            return dict(z)
+    _log(f"calibrating SmoothQuant scales on {len(texts)} sentences")
+    batches = [_tuple(tok(texts[i:i + 32], seq_length=_seq_length(seq_length, src.config), dynamic_padding=True))
+               for i in range(0, len(texts), 32)]
+    ranges = smoothing.activation_ranges(src, batches)
+    if cache:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **ranges)
+        atomic_write_bytes(Path(cache), buf.getvalue())
+    return ranges
 
 
 def _seq_length(requested: int | None, cfg) -> int:

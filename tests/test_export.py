@@ -155,3 +155,24 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
             assert c["mean"] >= 0.999 and c["min"] >= 0.99, (fmt, output, c)
     for e in fp32["models"].values():
         assert e["accuracy"]["pooled_output"]["max_abs"] <= 1e-4
+
+
+# Each worker step may hold TensorFlow itself (about 0.75 GB here) plus a few copies of the
+# weights; freezing the weights into graph copies (tf2onnx from constants, TFLite from a
+# frozen GraphDef) cost 38x the fp32 file on this model (4.2 GB for 90 MB).
+STEP_BASE_GB, STEP_WEIGHT_COPIES = 1.0, 5
+
+
+def test_export_steps_stay_within_a_few_copies_of_the_weights(default_bundles):
+    for recipe, (_, m) in default_bundles.items():
+        cost = m["export_cost"]
+        fp32_gb = default_bundles["fp32"][1]["models"]["tflite"]["bytes"] / 1e9
+        steps = {s["step"]: s for s in cost["steps"]}
+        assert list(steps) == ["import", "tflite", "onnx", "gate"], recipe
+        limit = STEP_BASE_GB + STEP_WEIGHT_COPIES * fp32_gb
+        for name in ("import", "tflite", "onnx"):
+            s = steps[name]
+            assert 0 < s["worker_peak_rss_gb"] <= limit, (recipe, name, s, limit)
+            assert s["peak_rss_gb"] >= s["worker_peak_rss_gb"] and s["seconds"] > 0
+        assert cost["peak_rss_gb"] == max(s["peak_rss_gb"] for s in cost["steps"])
+        assert abs(cost["seconds"] - sum(s["seconds"] for s in cost["steps"])) < 0.5
