@@ -4,6 +4,10 @@
 fp32, TFLite and ONNX dynamic int8; lengths 16 and 128; one round. Without it: also the Small
 BERT L4/H512 shape, every variant, lengths 16/64/128/512, two rounds; ``--large`` adds the
 BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by later runs.
+
+``python -m benchmarks export-cost [--models default,base,multilingual,large] [-o DIR]``: cold
+``export --int8`` time and peak memory per step, verify on 500 sentences, runtime RSS
+(``benchmarks/export_cost.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import report, suite
+from benchmarks import export_cost, report, suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--variants", help="comma-separated variant names (see benchmarks/suite.py VARIANTS)")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("-o", "--output", type=Path, default=suite.RESULTS)
+    ec = sub.add_parser("export-cost", help="export time and peak memory per step, cold, --int8")
+    ec.add_argument("--models", default="default,base,multilingual,large",
+                    help="comma-separated subset of default, small, base, multilingual, large")
+    ec.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "export_cost")
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
+    if args.command == "export-cost":
+        command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        export_cost.main([m.strip() for m in args.models.split(",") if m.strip()], args.output, command)
+        return 0
     if args.command == "report":
         res = json.loads(args.json.read_text())
         for model in res["models"].values():  # JSON made the sequence lengths strings

@@ -79,6 +79,20 @@ def sentiment_dir():
     return SENTIMENT_DIR
 
 
+# Shared, expensive fixtures (the default model's exports) are made once per xdist worker:
+# every test that uses them goes to one worker, and each module's tests stay together so
+# module-scoped fixtures are not built twice (`make test` runs `pytest -n 2 --dist loadgroup`).
+SHARED_GROUPS = ("default_bundles",)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = next((f for f in SHARED_GROUPS if f in getattr(item, "fixturenames", ())), None)
+        item.add_marker(pytest.mark.xdist_group(group or item.module.__name__))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     # Never touch the user's cache or the real hubs from tests.
