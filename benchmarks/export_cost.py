@@ -133,6 +133,9 @@ def run(models: list[str], out: Path) -> dict:
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     res = {"machine": suite.machine(2), "models": {}}
+    previous = out / "export_cost.json"
+    if previous.exists():  # models measured by earlier runs stay in the table
+        res["models"] = json.loads(previous.read_text()).get("models", {})
     for key in models:
         r = export_once(key, work)
         r["runtime"] = runtime_rss(r["bundle"], work)

@@ -79,7 +79,8 @@ def run_worker(task: dict, work: Path) -> dict:
         if "traceback" in result:
             (work.parent / "edgebert-export-error.log").write_text(result["traceback"])
         raise EdgebertError(result["error"])
-    worker_gb = usage.ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
+    own = result.pop("own_peak_rss_gb", None)  # the worker's VmHWM; ru_maxrss (KiB) is the fallback
+    worker_gb = own if own is not None else usage.ru_maxrss * 1024 / 1e9
     result["peak_rss_gb"] = round(worker_gb, 2)
     result["step"] = costs.StepCost(task.get("format", "import"), round(seconds, 1),
                                     round(worker_gb + max(parent_gb, costs.rss_gb()), 3),

@@ -171,6 +171,11 @@ def main(argv: list[str]) -> int:
         result = {"ok": False, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:500] if str(e).strip() else ''}",
                   "traceback": traceback.format_exc()}
         code = 1
+    # The peak of this process's own memory map: wait4's ru_maxrss would also count the
+    # exporting process's pages at the moment it forked this one.
+    from edgebert.exporters import costs
+
+    result["own_peak_rss_gb"] = round(costs.peak_gb(), 3)
     Path(argv[1]).write_text(json.dumps(result))
     return code
 
