@@ -106,9 +106,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
           f"{a['hidden_size']}]" + (f", scores [batch, {m['head']['units']}] ({m['head']['activation']}; "
                                     f"labels {', '.join(m['labels'])}: m.classify / m.scores)" if "head" in m else ""))
-    cost = m["export_cost"]
-    print(f"cost:      {cost['seconds']:.0f} s, peak {cost['peak_rss_gb']:.2f} GB (" + ", ".join(
-        f"{s['step']} {s['seconds']:.0f} s {s['peak_rss_gb']:.2f} GB" for s in cost["steps"]) + ")")
+    from edgebert.exporters import costs
+
+    print(f"cost:      {costs.summary(m['export_cost'])}")
     return 0
 
 

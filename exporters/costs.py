@@ -1,7 +1,8 @@
 """What each export step costs: wall time and peak resident memory, of all processes at once.
 
 Each heavy step runs in a worker process while the exporting process waits; the step's peak
-is the worker's own peak (``wait4``'s ``ru_maxrss``) plus what the waiting process holds.
+is the worker's own peak (its VmHWM, which the worker reports; ``wait4``'s ``ru_maxrss`` would
+also count the exporting process's pages at the fork) plus what the waiting process holds.
 The accuracy gate runs in the exporting process, whose peak is reset before it (Linux's
 ``clear_refs``) so that the step is measured alone.
 """
@@ -58,11 +59,11 @@ def reset_peak() -> None:
         pass
 
 
-def summary(steps: list[StepCost]) -> str:
-    """``import 12 s 1.1 GB, tflite 40 s 2.4 GB, ...; whole export 95 s, peak 2.4 GB``."""
-    parts = ", ".join(f"{s.step} {s.seconds:.0f} s {s.peak_rss_gb:.2f} GB" for s in steps)
-    total = sum(s.seconds for s in steps)
-    return f"{parts}; whole export {total:.0f} s, peak {max(s.peak_rss_gb for s in steps):.2f} GB"
+def summary(cost: dict) -> str:
+    """``import 12 s 1.10 GB, tflite 40 s 2.40 GB, ...; whole export 95 s, peak 2.40 GB`` from
+    ``totals``'s form (the manifest's ``export_cost``)."""
+    parts = ", ".join(f"{s['step']} {s['seconds']:.0f} s {s['peak_rss_gb']:.2f} GB" for s in cost["steps"])
+    return f"{parts}; whole export {cost['seconds']:.0f} s, peak {cost['peak_rss_gb']:.2f} GB"
 
 
 def totals(steps: list[StepCost]) -> dict:

@@ -167,7 +167,7 @@ def export(req: ExportRequest) -> dict:
                       + ("" if not misses else "  FAILS: " + "; ".join(misses)))
             failed += [f"{fmt}: {x}" for x in misses]
         steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
-        _progress(f"  cost: {costs.summary(steps)}")
+        _progress(f"  cost: {costs.summary(costs.totals(steps))}")
         if failed and not req.allow_accuracy_loss:
             raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
                                 "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")

@@ -55,6 +55,7 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     """
     import tensorflow as tf
     import tf2onnx
+    from onnx import numpy_helper
 
     weights = graph_weights(src.config, src.weights)
     names = list(weights)
@@ -87,14 +88,8 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     for i in weight_inputs:
         proto.graph.input.remove(i)
     for k in names:
-        proto.graph.initializer.append(_initializer(weights.pop(k), k))
+        proto.graph.initializer.append(numpy_helper.from_array(weights.pop(k), k))
     return proto
-
-
-def _initializer(array, name: str):
-    from onnx import numpy_helper
-
-    return numpy_helper.from_array(array, name)
 
 
 FUSION_TOLERANCE = 1e-4
