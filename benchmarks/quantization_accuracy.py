@@ -27,7 +27,8 @@ SLOW = {"wi8_ai16": 100}  # reference int16 kernels: ~0.5 s a sentence in TFLite
 
 def main() -> None:
     from edgebert import default_model
-    from edgebert.exporters.export import ExportRequest, export, reference_dir_for, run_worker
+    from edgebert.exporters import workers
+    from edgebert.exporters.export import ExportRequest, export, reference_dir_for
     from edgebert.quantize import recipes
 
     p = argparse.ArgumentParser()
@@ -41,8 +42,8 @@ def main() -> None:
              if l.count("\t") >= 2][: args.sentences]
     src = default_model.model_dir()
     with tempfile.TemporaryDirectory() as work:
-        ref = run_worker({"task": "reference", "source": str(src), "reference_dir": str(reference_dir_for(src)),
-                          "held_out": texts[:8], "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
+        ref = workers.run({"task": "reference", "source": str(src), "reference_dir": str(reference_dir_for(src)),
+                           "held_out": texts[:8], "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
     rows = []
     for name in args.recipes.split(","):
         recipe = recipes.get(name)
@@ -66,13 +67,13 @@ _REF_CACHE: dict = {}
 
 def reference_outputs(ref: dict, texts: list[str]) -> dict:
     """fp32 reference outputs for ``texts`` (computed once, in a worker)."""
-    from edgebert.exporters.export import run_worker
+    from edgebert.exporters import workers
 
     key = len(texts)
     if key not in _REF_CACHE:
         with tempfile.TemporaryDirectory() as work:
-            run_worker({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
-                        "held_out": texts, "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
+            workers.run({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
+                         "held_out": texts, "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
             _REF_CACHE[key] = dict(np.load(f"{work}/ref.npz"))
     return _REF_CACHE[key]
 

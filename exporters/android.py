@@ -20,7 +20,8 @@ import numpy as np
 from edgebert import gpu_compat, linear_probe, metrics
 from edgebert.errors import EdgebertError
 from edgebert.exporters import android_metadata as amd
-from edgebert.exporters.export import _progress, default_labels, reference_dir_for, run_worker
+from edgebert.exporters import workers
+from edgebert.exporters.export import _progress, default_labels, reference_dir_for
 from edgebert.exporters.files import replace_dir
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
@@ -112,90 +113,91 @@ def build(req: AndroidRequest) -> dict:
     out = Path(req.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
-        work = staging / ".work"
-        work.mkdir()
-        steps = 4 if req.train_file else 3
-        _progress(f"[1/{steps}] importing {req.source_label}")
-        ref = run_worker({"task": "reference", "source": str(source_path),
-                          "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
-        _check_source(ref, req)
-        expected = dict(np.load(work / "reference.npz"))
-        head, labels, training = None, None, None
-        if req.task == "classifier" and not (head_data or req.train_file):
-            if not ref.get("head"):
-                raise EdgebertError("a classifier asset needs a head",
-                                    "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
-                                    f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}")
-            head_data = fine_tuned_head(ref["head"])
-            _progress(f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
-                      f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)")
-        pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
-        if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
-            raise EdgebertError(f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
-                                f"drop --pooling (or pass --pooling {head_data['pooling']})")
-        if req.task == "classifier":
-            if req.train_file:
-                _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
-                train_texts, train_y, labels = read_labelled(Path(req.train_file))
-                (work / "train").mkdir()
-                run_worker({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
-                            "held_out": train_texts, "seq_length": req.seq_length,
-                            "outputs_npz": str(work / "train" / "train.npz")}, work / "train")
-                train_ref = dict(np.load(work / "train" / "train.npz"))
-                trained = train_head(_features(train_ref, pooling), train_y)
-                head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
-                training = {"file": str(req.train_file), "sentences": len(train_texts), "pooling": pooling,
-                            "train_accuracy": trained["train_accuracy"],
-                            "held_out_accuracy": trained["held_out_accuracy"], "held_out": trained["held_out"],
-                            "l2": trained["l2"]}
-                _progress(f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
-                          f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences")
-            labels = _labels(req, head_data, labels)
-            np.savez(work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
-            head = {"task": "classifier", "pooling": pooling, "npz": str(work / "head.npz"),
-                    "activation": head_data.get("activation", "softmax")}
-        else:
-            head = {"task": "embedder", "pooling": pooling}
-        _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
-        raw = work / "model.tflite"
-        run_worker({"task": "convert", "format": "tflite", "recipe": recipe.name, "reference": ref["reference"],
-                    "seq_length": req.seq_length, "calibration": cal_texts, "out": str(raw), "batch_size": 1,
-                    "head": head}, work)
-        model_buf = raw.read_bytes()
-        output_name = "probability" if req.task == "classifier" else "embedding"
-        meta = amd.build_metadata(model_buf, name=f"{Path(str(req.source_label)).name} {req.task}",
-                                  description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
-                                              f"{pooling} pooling, seq {req.seq_length}).",
-                                  task=req.task, vocab_name="vocab.txt",
-                                  labels_name="labels.txt" if labels else None,
-                                  num_labels=len(labels) if labels else None, version=recipe.name)
-        vocab = Path(ref["vocab_file"]).read_bytes()
-        files = {"vocab.txt": vocab}
-        if labels:
-            files["labels.txt"] = ("\n".join(labels) + "\n").encode()
-        (staging / "model.tflite").write_bytes(amd.populate(model_buf, meta, files))
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
-        accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
-        gate = _gate(accuracy, recipe, req.task)
-        gpu = gpu_compat.check_tflite(staging / "model.tflite")
-        _progress(f"  {_accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
-        _progress(f"  {gpu_compat.summary(gpu)}")
-        if gate and not req.allow_accuracy_loss:
-            raise EdgebertError(f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
-                                "use fp32 (drop --int8), or --allow-accuracy-loss")
-        shutil.rmtree(work)
-        manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
-                             staging / "model.tflite")
-        (staging / "edgebert.json").write_text(json.dumps(manifest, indent=1))
-        (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
-        replace_dir(staging, out)
-        return manifest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with workers.session(shared=workers.shared_for(source_path)):  # one process for a small model's steps
+        try:
+            work = staging / ".work"
+            work.mkdir()
+            steps = 4 if req.train_file else 3
+            _progress(f"[1/{steps}] importing {req.source_label}")
+            ref = workers.run({"task": "reference", "source": str(source_path),
+                               "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
+                               "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+            _check_source(ref, req)
+            expected = dict(np.load(work / "reference.npz"))
+            head, labels, training = None, None, None
+            if req.task == "classifier" and not (head_data or req.train_file):
+                if not ref.get("head"):
+                    raise EdgebertError("a classifier asset needs a head",
+                                        "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
+                                        f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}")
+                head_data = fine_tuned_head(ref["head"])
+                _progress(f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
+                          f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)")
+            pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
+            if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
+                raise EdgebertError(f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
+                                    f"drop --pooling (or pass --pooling {head_data['pooling']})")
+            if req.task == "classifier":
+                if req.train_file:
+                    _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
+                    train_texts, train_y, labels = read_labelled(Path(req.train_file))
+                    (work / "train").mkdir()
+                    workers.run({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
+                                 "held_out": train_texts, "seq_length": req.seq_length,
+                                 "outputs_npz": str(work / "train" / "train.npz")}, work / "train")
+                    train_ref = dict(np.load(work / "train" / "train.npz"))
+                    trained = train_head(_features(train_ref, pooling), train_y)
+                    head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
+                    training = {"file": str(req.train_file), "sentences": len(train_texts), "pooling": pooling,
+                                "train_accuracy": trained["train_accuracy"],
+                                "held_out_accuracy": trained["held_out_accuracy"], "held_out": trained["held_out"],
+                                "l2": trained["l2"]}
+                    _progress(f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
+                              f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences")
+                labels = _labels(req, head_data, labels)
+                np.savez(work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
+                head = {"task": "classifier", "pooling": pooling, "npz": str(work / "head.npz"),
+                        "activation": head_data.get("activation", "softmax")}
+            else:
+                head = {"task": "embedder", "pooling": pooling}
+            _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
+            raw = work / "model.tflite"
+            workers.run({"task": "convert", "format": "tflite", "recipe": recipe.name, "reference": ref["reference"],
+                         "seq_length": req.seq_length, "calibration": cal_texts, "out": str(raw), "batch_size": 1,
+                         "head": head}, work)
+            model_buf = raw.read_bytes()
+            output_name = "probability" if req.task == "classifier" else "embedding"
+            meta = amd.build_metadata(model_buf, name=f"{Path(str(req.source_label)).name} {req.task}",
+                                      description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
+                                                  f"{pooling} pooling, seq {req.seq_length}).",
+                                      task=req.task, vocab_name="vocab.txt",
+                                      labels_name="labels.txt" if labels else None,
+                                      num_labels=len(labels) if labels else None, version=recipe.name)
+            vocab = Path(ref["vocab_file"]).read_bytes()
+            files = {"vocab.txt": vocab}
+            if labels:
+                files["labels.txt"] = ("\n".join(labels) + "\n").encode()
+            (staging / "model.tflite").write_bytes(amd.populate(model_buf, meta, files))
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
+            accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
+            gate = _gate(accuracy, recipe, req.task)
+            gpu = gpu_compat.check_tflite(staging / "model.tflite")
+            _progress(f"  {_accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
+            _progress(f"  {gpu_compat.summary(gpu)}")
+            if gate and not req.allow_accuracy_loss:
+                raise EdgebertError(f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
+                                    "use fp32 (drop --int8), or --allow-accuracy-loss")
+            shutil.rmtree(work)
+            manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
+                                 staging / "model.tflite")
+            (staging / "edgebert.json").write_text(json.dumps(manifest, indent=1))
+            (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
+            replace_dir(staging, out)
+            return manifest
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def fine_tuned_head(meta: dict) -> dict:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ import numpy as np
 
 from edgebert import backends, gpu_compat, metrics
 from edgebert.errors import EdgebertError
-from edgebert.exporters import costs
+from edgebert.exporters import costs, workers
 from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
@@ -56,38 +54,6 @@ def _progress(step: str) -> None:
     print(step, file=sys.stderr, flush=True)
 
 
-def run_worker(task: dict, work: Path) -> dict:
-    """Runs one worker task in a fresh process; returns its result plus its cost: ``peak_rss_gb``
-    (the worker's peak) and ``step`` (a ``costs.StepCost`` as JSON, counting this process too)."""
-    name = f"{task['task']}-{task.get('format', 'ref')}"
-    task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
-    task_file.write_text(json.dumps(task))
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # quiet, and the same numbers on every CPU
-    t0, parent_gb = time.perf_counter(), costs.rss_gb()
-    proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
-                            env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if not result_file.exists():
-        raise EdgebertError(f"the {name} step died (exit {proc.returncode}, peak {usage.ru_maxrss / 1e6:.1f} GB)",
-                            "if it ran out of memory, close other programs or use a machine with more RAM")
-    result = json.loads(result_file.read_text())
-    if not result.pop("ok"):
-        if "traceback" in result:
-            (work.parent / "edgebert-export-error.log").write_text(result["traceback"])
-        raise EdgebertError(result["error"])
-    own = result.pop("own_peak_rss_gb", None)  # the worker's VmHWM; ru_maxrss (KiB) is the fallback
-    worker_gb = own if own is not None else usage.ru_maxrss * 1024 / 1e9
-    result["peak_rss_gb"] = round(worker_gb, 2)
-    result["step"] = costs.StepCost(task.get("format", "import"), round(seconds, 1),
-                                    round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
-                                    round(worker_gb, 3)).to_json()
-    return result
-
-
 def reference_dir_for(source_path: Path) -> Path:
     """Where the reference of a non-SavedModel source is kept: the cache, by content."""
     from edgebert.download import cache_dir
@@ -109,78 +75,85 @@ def export(req: ExportRequest) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        work = staging / ".work"
-        work.mkdir()
-        n_steps = 2 + len(req.formats)
-        _progress(f"[1/{n_steps}] importing {req.source_label}")
-        ref = run_worker({"task": "reference", "source": str(source_path),
-                          "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                          "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
-        steps = [costs.StepCost(**ref.pop("step"))]
-        expected = dict(np.load(work / "reference.npz"))
-        feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
-        head = ref.get("head")
-        if head:
-            _progress(f"  fine-tuned classifier: {head['units']}-unit head ({head['activation']}) on the "
-                      f"{'pooled' if head['pooling'] == 'cls' else 'mean-pooled'} output, "
-                      f"{head['inputs']} in" + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
-                      + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}")
-        models = {}
-        for i, fmt in enumerate(req.formats, start=2):
-            _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
-            path = staging / FILE_NAMES[fmt]
-            conv = run_worker({"task": "convert", "format": fmt, "recipe": req.recipe.name,
-                               "reference": ref["reference"], "seq_length": req.seq_length,
-                               "calibration": cal_texts, "out": str(path),
-                               "smoothing_cache": str(work / "smoothing-ranges.npz"),
-                               "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
-                               "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
-            steps.append(costs.StepCost(**conv.pop("step")))
-            models[fmt] = {"file": path.name, "conversion": conv}
-        _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")
-        costs.reset_peak()
-        t_gate = time.perf_counter()
-        failed = []
-        for fmt, entry in models.items():
-            path = staging / entry["file"]
-            runner = backends.open_runner(path, num_threads=2)
-            got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8))
-            result = metrics.compare(got, expected, feeds["input_mask"])
-            gated = ("pooled_output", "mean_pooled")
-            if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
-                gated = ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",)
-            misses = metrics.gate(result, req.recipe.thresholds, gated)
-            if head:
-                result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
-                misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
-            if fmt == "tflite":
-                entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
-                _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
-            entry.update(_file_entry(path, runner, req.seq_length, head), accuracy=result,
-                         gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
-            p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
-            _progress(f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
-                      f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
-                      f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
-                      + (f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
-                         f"{result['scores']['decision_agreement']:.4f}" if head else "")
-                      + ("" if not misses else "  FAILS: " + "; ".join(misses)))
-            failed += [f"{fmt}: {x}" for x in misses]
-        steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
-        _progress(f"  cost: {costs.summary(costs.totals(steps))}")
-        if failed and not req.allow_accuracy_loss:
-            raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
-                                "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
-        shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
-        shutil.rmtree(work)
-        text = json.dumps({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
-                           "export_cost": costs.totals(steps)}, indent=1)
-        (staging / MANIFEST).write_text(text)
-        manifest = json.loads(text)
-        replace_dir(staging, out)
-        return manifest
+        with workers.session(shared=workers.shared_for(source_path)):
+            return _export(req, source_path, out, staging, cal_texts, held_out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal_texts: list[str],
+            held_out: list[str]) -> dict:
+    """The export's steps, building the bundle in ``staging``; renames it to ``out`` when it passed."""
+    work = staging / ".work"
+    work.mkdir()
+    n_steps = 2 + len(req.formats)
+    _progress(f"[1/{n_steps}] importing {req.source_label}")
+    ref = workers.run({"task": "reference", "source": str(source_path),
+                       "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
+                       "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+    steps = [costs.StepCost(**ref.pop("step"))]
+    expected = dict(np.load(work / "reference.npz"))
+    feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
+    head = ref.get("head")
+    if head:
+        _progress(f"  fine-tuned classifier: {head['units']}-unit head ({head['activation']}) on the "
+                  f"{'pooled' if head['pooling'] == 'cls' else 'mean-pooled'} output, "
+                  f"{head['inputs']} in" + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
+                  + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}")
+    models = {}
+    for i, fmt in enumerate(req.formats, start=2):
+        _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
+        path = staging / FILE_NAMES[fmt]
+        conv = workers.run({"task": "convert", "format": fmt, "recipe": req.recipe.name,
+                            "reference": ref["reference"], "seq_length": req.seq_length,
+                            "calibration": cal_texts, "out": str(path),
+                            "smoothing_cache": str(work / "smoothing-ranges.npz"),
+                            "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
+                            "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
+        steps.append(costs.StepCost(**conv.pop("step")))
+        models[fmt] = {"file": path.name, "conversion": conv}
+    _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")
+    costs.reset_peak()
+    t_gate = time.perf_counter()
+    failed = []
+    for fmt, entry in models.items():
+        path = staging / entry["file"]
+        runner = backends.open_runner(path, num_threads=2)
+        got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8))
+        result = metrics.compare(got, expected, feeds["input_mask"])
+        gated = ("pooled_output", "mean_pooled")
+        if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
+            gated = ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",)
+        misses = metrics.gate(result, req.recipe.thresholds, gated)
+        if head:
+            result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
+            misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
+        if fmt == "tflite":
+            entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
+            _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
+        entry.update(_file_entry(path, runner, req.seq_length, head), accuracy=result,
+                     gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
+        p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
+        _progress(f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
+                  f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
+                  f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
+                  + (f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
+                     f"{result['scores']['decision_agreement']:.4f}" if head else "")
+                  + ("" if not misses else "  FAILS: " + "; ".join(misses)))
+        failed += [f"{fmt}: {x}" for x in misses]
+    steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
+    _progress(f"  cost: {costs.summary(costs.totals(steps))}")
+    if failed and not req.allow_accuracy_loss:
+        raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
+                            "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
+    shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
+    shutil.rmtree(work)
+    text = json.dumps({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
+                       "export_cost": costs.totals(steps)}, indent=1)
+    (staging / MANIFEST).write_text(text)
+    manifest = json.loads(text)
+    replace_dir(staging, out)
+    return manifest
 
 
 def _batches(feeds: dict, size: int):

@@ -1,8 +1,8 @@
-"""One heavy export step in its own process: ``python -m edgebert.exporters.worker TASK RESULT``.
+"""Heavy export steps in a worker process (started by ``exporters.workers``).
 
-TensorFlow and the converters keep memory they never give back (tf2onnx peaked at 13.6 GB
-for BERT-base); one process per step lets BERT-large export on a 24 GiB machine. TASK is a
-JSON file; RESULT receives ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``.
+``python -m edgebert.exporters.worker TASK RESULT`` runs one step; ``... --serve FD`` runs
+``TASK<TAB>RESULT`` lines from stdin one after another (a small model's whole export). TASK
+is a JSON file; RESULT receives ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -155,13 +155,9 @@ def _tuple(feeds: dict):
 TASKS = {"reference": task_reference, "convert": task_convert}
 
 
-def main(argv: list[str]) -> int:
-    import logging
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # ONNX Runtime's quantizers log every skipped node at INFO; progress lines are ours.
-    logging.getLogger("onnxruntime").setLevel(logging.WARNING)
-    task = json.loads(Path(argv[0]).read_text())
+def run_task(task_path: str, result_path: str) -> int:
+    """Runs the task in ``task_path``; writes ``{"ok": ...}`` to ``result_path``; the exit code."""
+    task = json.loads(Path(task_path).read_text())
     try:
         result = {"ok": True, **TASKS[task["task"]](task)}
         code = 0
@@ -176,8 +172,34 @@ def main(argv: list[str]) -> int:
     from edgebert.exporters import costs
 
     result["own_peak_rss_gb"] = round(costs.peak_gb(), 3)
-    Path(argv[1]).write_text(json.dumps(result))
+    Path(result_path).write_text(json.dumps(result))
     return code
+
+
+def serve(done_fd: int) -> int:
+    """Runs ``TASK<TAB>RESULT`` lines from stdin one after another (``workers.session(shared=True)``),
+    writing a line to ``done_fd`` after each; each task's peak is measured from its start."""
+    from edgebert.exporters import costs
+
+    with os.fdopen(done_fd, "w") as done:
+        for line in sys.stdin:
+            task_path, result_path = line.rstrip("\n").split("\t")
+            costs.reset_peak()
+            run_task(task_path, result_path)
+            done.write("done\n")
+            done.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # ONNX Runtime's quantizers log every skipped node at INFO; progress lines are ours.
+    logging.getLogger("onnxruntime").setLevel(logging.WARNING)
+    if argv[0] == "--serve":
+        return serve(int(argv[1]))
+    return run_task(argv[0], argv[1])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from fixtures import tiny_models
 from edgebert import backends, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.exporters import export as export_mod
+from edgebert.exporters import workers
 from edgebert.exporters import layer_taps, numpy_bert
 from edgebert.exporters.export import ExportRequest, export
 from edgebert.exporters.files import file_sha256
@@ -87,14 +87,14 @@ def test_gate_failure_writes_no_bundle(hf_tiny, tmp_path, capsys):
 
 
 def test_interrupted_export_leaves_no_bundle(hf_tiny, tmp_path, monkeypatch):
-    real = export_mod.run_worker
+    real = workers.run
 
     def dies_on_onnx(task, work):
         if task.get("format") == "onnx":
             raise KeyboardInterrupt
         return real(task, work)
 
-    monkeypatch.setattr(export_mod, "run_worker", dies_on_onnx)
+    monkeypatch.setattr(workers, "run", dies_on_onnx)
     with pytest.raises(KeyboardInterrupt):
         export(_request(hf_tiny, tmp_path / "bundle"))
     assert not (tmp_path / "bundle").exists() and _no_leftovers(tmp_path) == []
@@ -138,9 +138,9 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
     lines = (sentiment_dir / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8").splitlines()
     texts = [l.split("\t")[2] for l in lines if l.count("\t") >= 2][:1000]
     int8_dir, m = default_bundles["wi8_afp32"]
-    ref = export_mod.run_worker({"task": "reference", "source": m["reference"]["path"],
-                                 "reference_dir": m["reference"]["path"], "held_out": texts, "seq_length": 128,
-                                 "outputs_npz": str(tmp_path / "ref.npz")}, tmp_path)
+    ref = workers.run({"task": "reference", "source": m["reference"]["path"],
+                       "reference_dir": m["reference"]["path"], "held_out": texts, "seq_length": 128,
+                       "outputs_npz": str(tmp_path / "ref.npz")}, tmp_path)
     assert ref["sha256"] == m["reference"]["sha256"]
     expected = dict(np.load(tmp_path / "ref.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}

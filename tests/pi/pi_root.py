@@ -10,6 +10,7 @@ Roots and their venvs are cached between runs.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -59,6 +60,21 @@ class PiRoot:
     def ensure(self) -> "PiRoot":
         if (self.path / "opt" / "venv" / ".complete").exists():
             return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One builder at a time: two pytest processes building the same root into one
+        # .partial directory break each other (mmdebstrap exits 25, pip fails).
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (self.path / "opt" / "venv" / ".complete").exists():
+                try:
+                    self._build()
+                except subprocess.CalledProcessError as e:  # say what the tool printed, not just its code
+                    tail = (e.stderr or b"")[-2000:]
+                    tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+                    raise RuntimeError(f"building the emulated Pi root {self.path.name} failed: {e}\n{tail}") from e
+        return self
+
+    def _build(self) -> None:
         partial = self.path.with_name(self.path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +94,6 @@ class PiRoot:
         (partial / "opt" / "venv" / ".complete").write_text("ok\n")
         shutil.rmtree(self.path, ignore_errors=True)
         partial.rename(self.path)
-        return self
 
     def _prepare(self, root: Path) -> None:
         (root / "etc" / "ssl" / "certs").mkdir(parents=True, exist_ok=True)

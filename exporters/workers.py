@@ -1,0 +1,144 @@
+"""Runs the heavy export steps (import, conversions) in worker processes.
+
+TensorFlow and the converters keep memory they never give back, so a large model's steps
+each get a fresh process (``python -m edgebert.exporters.worker TASK RESULT``): BERT-large
+exports on a 24 GiB machine. For a small model the memory is not the problem but the
+start-up is: every process imports TensorFlow, tf2onnx and ONNX Runtime again (5-10 s), so
+``session(shared=True)`` runs all steps of one export in one process that takes tasks one
+after another (``worker --serve``), and each step's peak is still measured alone (the
+worker resets its peak before each task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from edgebert.errors import EdgebertError
+from edgebert.exporters import costs
+
+# Below this many bytes of source files, one process runs every step of an export: measured
+# on the default model (90 MB), one process peaks below the per-step processes plus the
+# exporting process, and saves two imports of TensorFlow.
+SHARED_MAX_SOURCE_BYTES = 200e6
+
+
+class _Server:
+    """One worker process that runs tasks sent on its stdin, one after another."""
+
+    def __init__(self) -> None:
+        done_r, done_w = os.pipe()
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", "--serve", str(done_w)],
+                                     stdin=subprocess.PIPE, text=True, env=_env(), pass_fds=(done_w,))
+        os.close(done_w)
+        self._done = os.fdopen(done_r)
+
+    def run(self, task_file: Path, result_file: Path) -> int | None:
+        """Runs one task; ``None`` when it ran, else the exit code of the process that died."""
+        try:
+            self.proc.stdin.write(f"{task_file}\t{result_file}\n")
+            self.proc.stdin.flush()
+            if self._done.readline():
+                return None
+        except BrokenPipeError:
+            pass
+        return self.proc.wait()
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._done.close()
+
+
+class _Session:
+    def __init__(self, shared: bool) -> None:
+        self.shared, self.server = shared, None
+
+    def server_for_task(self) -> _Server | None:
+        if self.shared and (self.server is None or self.server.proc.poll() is not None):
+            self.server = _Server()
+        return self.server
+
+
+_SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar("edgebert_worker_session", default=None)
+
+
+@contextlib.contextmanager
+def session(shared: bool) -> Iterator[None]:
+    """Runs the ``run`` calls inside it in one shared worker process (``shared``) or each in its own."""
+    s = _Session(shared)
+    token = _SESSION.set(s)
+    try:
+        yield
+    finally:
+        _SESSION.reset(token)
+        if s.server is not None:
+            s.server.close()
+
+
+def shared_for(source_path: Path) -> bool:
+    """Whether a source is small enough for one process to run all its steps."""
+    path = Path(source_path)
+    files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+    total = 0
+    for f in files:
+        total += f.stat().st_size
+        if total > SHARED_MAX_SOURCE_BYTES:
+            return False
+    return True
+
+
+def run(task: dict, work: Path) -> dict:
+    """Runs one worker task; returns its result plus ``peak_rss_gb`` (the worker's own peak
+    during the task) and ``step`` (a ``costs.StepCost`` as JSON, counting this process too)."""
+    name = f"{task['task']}-{task.get('format', 'ref')}"
+    task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
+    task_file.write_text(json.dumps(task))
+    result_file.unlink(missing_ok=True)
+    t0, parent_gb = time.perf_counter(), costs.rss_gb()
+    session_ = _SESSION.get()
+    server = session_.server_for_task() if session_ else None
+    usage_gb = None
+    if server is not None:
+        exit_code = server.run(task_file, result_file)
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
+                                env=_env())
+        _, status, usage = os.wait4(proc.pid, 0)
+        exit_code, usage_gb = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024 / 1e9
+    seconds = time.perf_counter() - t0
+    if not result_file.exists():
+        peak = f", peak {usage_gb:.1f} GB" if usage_gb is not None else ""
+        raise EdgebertError(f"the {name} step died (exit {exit_code}{peak})",
+                            "if it ran out of memory, close other programs or use a machine with more RAM")
+    result = json.loads(result_file.read_text())
+    if not result.pop("ok"):
+        if "traceback" in result:
+            (work.parent / "edgebert-export-error.log").write_text(result["traceback"])
+        raise EdgebertError(result["error"])
+    own = result.pop("own_peak_rss_gb", None)  # the worker's VmHWM; ru_maxrss is the fallback
+    worker_gb = own if own is not None else (usage_gb or 0.0)
+    result["peak_rss_gb"] = round(worker_gb, 2)
+    result["step"] = costs.StepCost(task.get("format", "import"), round(seconds, 1),
+                                    round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
+                                    round(worker_gb, 3)).to_json()
+    return result
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # quiet, and the same numbers on every CPU
+    return env
