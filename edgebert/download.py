@@ -297,7 +297,11 @@ def _attempt(url: str, part: _Partial, label: str, timeout: float, manual: str |
     with resp:
         final = resp.geturl()
         got = _content_range(resp.headers) if resp.status == 206 else None
-        if not (got and got[0] == have):
+        if resp.status == 206 and not (got and got[0] == have and have):
+            part.drop()  # a range that was not asked for cannot be appended: start over
+            raise _Retry(DownloadError(f"{final} answered a byte range it was not asked for "
+                                       f"({resp.headers.get('Content-Range')})", "run the command again"), 0.0)
+        if not got:
             have = 0  # the server sent the whole object (no Range support, or it changed)
         total = got[1] if got else _length(resp.headers)
         meta = _server_meta(url, resp.headers, total, meta if have else {})
