@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hub_server import HubServer, tar_gz_of_dir
-from edgebert import download
+from edgebert import download, http_fetch
 from edgebert.cli import main
 from edgebert.errors import DownloadError, SourceError
 from edgebert.exporters.sources import load_source
@@ -70,7 +70,7 @@ def test_archive_downloaded_by_hand_is_read_like_a_download(archive, tmp_path):
 
 def test_sha256_mismatch_is_refused(hub, tmp_path):
     with pytest.raises(DownloadError, match="expected 0000"):
-        download.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz",
+        http_fetch.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz",
                        sha256="0" * 64)
     assert os.listdir(tmp_path) == []
 

@@ -23,7 +23,8 @@ import pytest
 
 from hub_server import (WEB_PAGE, HubServer, escaping_tar_gz, symlink_escaping_tar_gz, tar_gz_of,
                         tar_gz_of_dir)
-from edgebert import download
+from edgebert import download, http_fetch
+from edgebert.archive import extract_tar
 from edgebert.cli import main
 from edgebert.errors import DownloadError
 from edgebert.exporters.sources.resolve import resolve_source
@@ -52,7 +53,7 @@ def hub(archive, monkeypatch):
 def sleeps(monkeypatch) -> list[float]:
     """The backoff delays asked for, instead of waiting them."""
     out: list[float] = []
-    monkeypatch.setattr(download, "_sleep", out.append)
+    monkeypatch.setattr(http_fetch, "_sleep", out.append)
     return out
 
 
@@ -128,7 +129,7 @@ def test_chunked_cut_off_is_one_line_error(hub, capsys, sleeps):
     hub.mode = "chunked_cut"  # every answer stops half-way through a chunked body
     e = _fails(hub, rf"download of {_storage(hub)} broke off after \d+ bytes \(IncompleteRead\)")
     assert "run the command again" in str(e)
-    assert hub.storage_hits() == download.MAX_TRIES and len(sleeps) == download.MAX_TRIES - 1
+    assert hub.storage_hits() == http_fetch.MAX_TRIES and len(sleeps) == http_fetch.MAX_TRIES - 1
     hub.hits.clear()
     assert "broke off after" in _cli_error(capsys, HANDLE)
 
@@ -143,7 +144,7 @@ def test_download_interrupted_at_half_resumes_to_the_same_verified_archive(hub, 
     half = len(archive) // 2
     hub.cut_first = half  # Content-Length says all, the connection closes at 50%
     dest = tmp_path / "a.tar.gz"
-    download.fetch(URL, dest, sha256=hashlib.sha256(archive).hexdigest())
+    http_fetch.fetch(URL, dest, sha256=hashlib.sha256(archive).hexdigest())
     assert dest.read_bytes() == archive
     first, second = hub.storage_headers
     assert "Range" not in first
@@ -153,7 +154,7 @@ def test_download_interrupted_at_half_resumes_to_the_same_verified_archive(hub, 
 
 def test_cut_off_download_is_resumed_by_the_next_run(hub, archive, sleeps, monkeypatch):
     half = len(archive) // 2
-    monkeypatch.setattr(download, "MAX_TRIES", 1)
+    monkeypatch.setattr(http_fetch, "MAX_TRIES", 1)
     hub.cut_first = half
     _fails(hub, rf"download of {_storage(hub)} is truncated: got {half} of {len(archive)} bytes")
     assert _downloads() == [f"{ENTRY}.tar.gz.partial", f"{ENTRY}.tar.gz.partial.json"]
@@ -164,12 +165,12 @@ def test_cut_off_download_is_resumed_by_the_next_run(hub, archive, sleeps, monke
 
 
 def test_changed_object_is_downloaded_whole_not_spliced(hub, archive, sleeps, monkeypatch, tmp_path):
-    monkeypatch.setattr(download, "MAX_TRIES", 1)
+    monkeypatch.setattr(http_fetch, "MAX_TRIES", 1)
     hub.cut_first = len(archive) // 2
     with pytest.raises(DownloadError, match="truncated"):
-        download.fetch(URL, tmp_path / "a.tar.gz")
+        http_fetch.fetch(URL, tmp_path / "a.tar.gz")
     hub.etag_salt = "-v2"  # the object changed: If-Range no longer matches, the server sends all
-    download.fetch(URL, tmp_path / "a.tar.gz")
+    http_fetch.fetch(URL, tmp_path / "a.tar.gz")
     assert (tmp_path / "a.tar.gz").read_bytes() == archive
     assert "Range" in hub.storage_headers[-1]
 
@@ -198,7 +199,7 @@ def test_transcoded_object_skips_the_stored_md5_and_says_so(hub, capsys):
 
 def test_gzip_encoded_object_is_checked_against_its_md5_then_decoded(hub, archive, tmp_path):
     hub.mode = "gzip_encoded"
-    download.fetch(URL, tmp_path / "a.tar.gz", sha256=hashlib.sha256(archive).hexdigest())
+    http_fetch.fetch(URL, tmp_path / "a.tar.gz", sha256=hashlib.sha256(archive).hexdigest())
     assert (tmp_path / "a.tar.gz").read_bytes() == archive
 
 
@@ -221,11 +222,11 @@ def test_403_is_not_retried_and_names_the_final_url_and_a_way_round(hub, sleeps)
     ("https://tfhub.dev/tensorflow/x/2?tf-hub-format=compressed", "report 403 from tfhub.dev"),
 ])
 def test_403_hint_depends_on_who_refused(host, hint):
-    assert hint in download._forbidden_fix(host, None)
+    assert hint in http_fetch._forbidden_fix(host, None)
 
 
 def test_429_honours_retry_after_capped(hub, sleeps, monkeypatch):
-    monkeypatch.setattr(download, "RETRY_AFTER_CAP_S", 5.0)
+    monkeypatch.setattr(http_fetch, "RETRY_AFTER_CAP_S", 5.0)
     hub.answers = [(429, {"Retry-After": "2"}), (429, {"Retry-After": "3600"})]
     _assert_model(download.download_model(HANDLE, URL))
     assert sleeps == [2.0, 5.0] and hub.storage_hits() == 3
@@ -239,10 +240,10 @@ def test_503_then_200_backs_off(hub, sleeps, monkeypatch):
 
 
 def test_5xx_that_persists_gives_up_with_one_line(hub, sleeps, capsys):
-    hub.answers = [(503, {})] * (2 * download.MAX_TRIES)
-    e = _fails(hub, rf"download of {_storage(hub)} failed after {download.MAX_TRIES} tries: HTTP 503")
+    hub.answers = [(503, {})] * (2 * http_fetch.MAX_TRIES)
+    e = _fails(hub, rf"download of {_storage(hub)} failed after {http_fetch.MAX_TRIES} tries: HTTP 503")
     assert "run the command again later" in str(e)
-    assert hub.storage_hits() == download.MAX_TRIES
+    assert hub.storage_hits() == http_fetch.MAX_TRIES
 
 
 # --- archives -----------------------------------------------------------------------------
@@ -289,14 +290,14 @@ def test_python_without_tar_filter_refuses_the_same_members(bad, tmp_path, monke
     _python_without_tar_filters(monkeypatch)
     (tmp_path / "bad.tar.gz").write_bytes(bad())
     with pytest.raises(DownloadError, match="is unsafe"):
-        download.extract_tar(tmp_path / "bad.tar.gz", tmp_path / "out")
+        extract_tar(tmp_path / "bad.tar.gz", tmp_path / "out")
     assert sorted(os.listdir(tmp_path)) == ["bad.tar.gz"]
 
 
 def test_python_without_tar_filter_still_extracts(archive, tmp_path, monkeypatch):
     _python_without_tar_filters(monkeypatch)
     (tmp_path / "a.tar.gz").write_bytes(archive)
-    _assert_model(download.extract_tar(tmp_path / "a.tar.gz", tmp_path / "out"))
+    _assert_model(extract_tar(tmp_path / "a.tar.gz", tmp_path / "out"))
 
 
 def test_archive_downloaded_by_hand_is_a_source(archive, tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebert import catalog, download
+from edgebert import catalog, http_fetch
 
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(os.environ.get("EDGEBERT_LIVE") != "1", reason="set EDGEBERT_LIVE=1 to ask the real service")]
@@ -36,7 +36,7 @@ HEADERS = ("Location", "Content-Type", "Content-Length", "Content-Range", "Accep
            "Retry-After", "Transfer-Encoding")
 
 
-class _Recorder(download._Redirects):
+class _Recorder(http_fetch._Redirects):
     """The downloader's redirect handler, noting each hop."""
 
     def __init__(self, hops: list[dict]):

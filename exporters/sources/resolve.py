@@ -14,13 +14,13 @@ def resolve_source(spec: str | Path) -> Path:
     URL prefix) or a model archive downloaded by hand (``.tar.gz``/``.tgz``/``.tar``), which
     is unpacked into the cache keyed by its sha256.
     """
-    from edgebert import catalog, download
+    from edgebert import archive, catalog, download
 
     path = Path(spec).expanduser()
     if not path.exists() and catalog.is_handle(str(spec)):
         entry = catalog.lookup(str(spec))
         path = download.download_model(entry.handle, entry.url, sha256=entry.sha256, manual=entry.kaggle_url)
-    if download.is_archive(path):
+    if archive.is_archive(path):
         path = download.unpack_archive(path)
     if not path.exists():
         raise SourceError(f"model source '{spec}' not found",
