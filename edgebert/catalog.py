@@ -9,6 +9,10 @@ from importlib import resources
 
 from edgebert.errors import EdgebertError
 
+KAGGLE_ROOT = "https://www.kaggle.com/models/"
+_PREFIXES = ("https://tfhub.dev/", "http://tfhub.dev/", "https://www.kaggle.com/models/",
+             "https://kaggle.com/models/", "http://www.kaggle.com/models/")
+
 
 @dataclasses.dataclass(frozen=True)
 class CatalogEntry:
@@ -30,6 +34,8 @@ class CatalogEntry:
     format: str  # "tf2_saved_model" or "tf1_hub_module"
     url: str
     sha256: str | None
+    kaggle: str | None = None  # Kaggle Models handle: owner/model/framework/variation/version
+    note: str | None = None  # why the entry is as it is, where that is not obvious
 
     @property
     def do_lower_case(self) -> bool:
@@ -40,6 +46,11 @@ class CatalogEntry:
         """The handle without its version, e.g. ``tensorflow/bert_en_uncased_L-12_H-768_A-12``."""
         return self.handle.rsplit("/", 1)[0]
 
+    @property
+    def kaggle_url(self) -> str | None:
+        """The Kaggle Models page, where the archive can also be downloaded by hand."""
+        return f"{KAGGLE_ROOT}{self.kaggle}" if self.kaggle else None
+
 
 @lru_cache(maxsize=1)
 def all_models() -> tuple[CatalogEntry, ...]:
@@ -48,18 +59,33 @@ def all_models() -> tuple[CatalogEntry, ...]:
 
 
 def _normalise(handle: str) -> str:
-    for prefix in ("https://tfhub.dev/", "http://tfhub.dev/", "https://www.kaggle.com/models/"):
+    for prefix in _PREFIXES:
         if handle.startswith(prefix):
             handle = handle[len(prefix):]
-    return handle.split("?", 1)[0].strip("/")
+    parts = handle.split("?", 1)[0].strip("/").split("/")
+    # Kaggle's long form: owner/model/frameworks/F/variations/V/versions/N -> owner/model/F/V/N
+    if len(parts) >= 6 and parts[2:3] == ["frameworks"] and parts[4:5] == ["variations"]:
+        parts = parts[:2] + [parts[3], parts[5]] + (parts[7:8] if parts[6:7] == ["versions"] else [])
+    return "/".join(parts)
+
+
+def _names(m: CatalogEntry) -> tuple[str, ...]:
+    """Every spelling that names ``m``; Kaggle's are compared lower-case (it is case-blind)."""
+    kaggle = (m.kaggle.lower(), m.kaggle.lower().rsplit("/", 1)[0]) if m.kaggle else ()
+    return (m.handle, m.short_name) + kaggle
 
 
 def lookup(handle: str) -> CatalogEntry:
-    """Finds a model by handle, with or without version or ``https://tfhub.dev/`` prefix."""
+    """Finds a model by TF Hub handle or Kaggle Models handle, with or without version or URL prefix."""
     key = _normalise(handle)
     for m in all_models():
-        if key in (m.handle, m.short_name):
+        if key in _names(m) or key.lower() in _names(m)[2:]:
             return m
+    stem = key.rsplit("/", 1)[0]
+    for m in all_models():
+        if stem in _names(m) or stem.lower() in _names(m)[2:]:
+            raise EdgebertError(f"'{handle}' is not the catalog's version of that model ({m.handle})",
+                                f"use `{m.handle}`: only catalog versions are known to edgebert")
     raise EdgebertError(
         f"unknown model handle '{handle}'",
         "run `edgebert models` for the catalog, or pass a local model directory",
@@ -67,7 +93,7 @@ def lookup(handle: str) -> CatalogEntry:
 
 
 def is_handle(text: str) -> bool:
-    """True when ``text`` looks like a hub handle (``owner/name[/version]`` or a tfhub.dev URL)."""
+    """True when ``text`` looks like a hub handle (``owner/name[/version]``, a tfhub.dev or Kaggle URL)."""
     key = _normalise(text)
     return key.split("/", 1)[0] in ("tensorflow", "google")
 

@@ -273,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_recipes)
 
     e = sub.add_parser("export", help="export a model to TFLite / ONNX (a bundle with vocab and manifest)")
-    e.add_argument("source", nargs="?", help="catalog handle or model directory "
-                   "(default: the embedded all-MiniLM-L6-v2)")
+    e.add_argument("source", nargs="?", help="catalog handle (TF Hub or Kaggle Models), model directory or "
+                   "model archive (.tar.gz) downloaded by hand (default: the embedded all-MiniLM-L6-v2)")
     e.add_argument("--int8", action="store_true", help="use the default int8 recipe (wi8_afp32)")
     e.add_argument("--recipe", help="quantization recipe (see `edgebert recipes`); default fp32")
     e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")

@@ -98,3 +98,4 @@ def _isolated_cache(tmp_path, monkeypatch):
     # Never touch the user's cache or the real hubs from tests.
     monkeypatch.setenv("EDGEBERT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGEBERT_HUB_MIRROR", "http://127.0.0.1:9")
+    monkeypatch.setenv("EDGEBERT_RETRY_BASE_S", "0.001")  # retries back off in milliseconds

@@ -66,3 +66,41 @@ def test_importing_edgebert_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+@pytest.mark.parametrize("address,handle", [
+    ("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/en-uncased-l-12-h-768-a-12/4",
+     "tensorflow/bert_en_uncased_L-12_H-768_A-12/4"),
+    ("https://www.kaggle.com/models/tensorflow/bert/frameworks/TensorFlow2/variations/"
+     "bert-en-uncased-l-2-h-128-a-2/versions/2?tfhub-redirect=true", "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"),
+    ("tensorflow/bert/TensorFlow2/en-wwm-cased-l-24-h-1024-a-16", "tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16/4"),
+    ("google/bert/tensorFlow1/uncased-l-12-h-768-a-12/1", "google/bert_uncased_L-12_H-768_A-12/1"),
+    ("https://kaggle.com/models/google/bert/tensorFlow1/chinese-l-12-h-768-a-12/1", "google/bert_chinese_L-12_H-768_A-12/1"),
+])
+def test_kaggle_addresses_and_handles_map_to_catalog_entries(address, handle):
+    assert catalog.is_handle(address)
+    m = catalog.lookup(address)
+    assert m.handle == handle
+    assert catalog.lookup(m.kaggle_url) == m  # and back: the entry names its Kaggle page
+
+
+def test_kaggle_names_are_data_and_unique():
+    models = catalog.all_models()
+    named = [m.kaggle for m in models if m.kaggle]
+    assert len(named) == len(set(named)) == 38  # all but the 24 TF1 Small BERTs, unknown here
+    for m in models:
+        tf2, tf1 = "tensorflow/bert/tensorFlow2/", "google/bert/tensorFlow1/"
+        assert m.kaggle is None or m.kaggle.startswith(tf2 if m.format == "tf2_saved_model" else tf1)
+        assert m.kaggle is None or m.kaggle.rsplit("/", 1)[1] == m.handle.rsplit("/", 1)[1]  # same version
+
+
+def test_tf1_small_bert_pin_to_version_1_is_recorded():
+    small_tf1 = [m for m in catalog.all_models() if m.handle.startswith("google/small_bert/")]
+    assert all(m.handle.endswith("/1") and m.note.startswith("pinned to /1: ") for m in small_tf1)
+    assert all(m.note is None for m in catalog.all_models() if m not in small_tf1)
+
+
+def test_other_version_of_a_catalog_model_names_the_catalog_one():
+    with pytest.raises(EdgebertError, match=r"is not the catalog's version of that model "
+                                            r"\(tensorflow/bert_en_uncased_L-12_H-768_A-12/4\)"):
+        catalog.lookup("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/en-uncased-l-12-h-768-a-12/3")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hub_server import HubServer, tar_gz_of_dir
-from edgebert import download
+from edgebert import download, http_fetch
 from edgebert.cli import main
 from edgebert.errors import DownloadError, SourceError
 from edgebert.exporters.sources import load_source
@@ -49,6 +49,8 @@ def test_handle_downloads_once_verifies_and_imports(hub):
     ("escape", "is unsafe"),
     ("corrupt", "is corrupt or truncated"),
     ("missing", "HTTP 404"),
+    ("chunked_cut", "broke off after"),
+    ("html", "sent a web page"),
 ])
 def test_bad_downloads_leave_no_cache_entry(hub, mode, message):
     hub.mode = mode
@@ -58,9 +60,17 @@ def test_bad_downloads_leave_no_cache_entry(hub, mode, message):
     assert not (download.cache_dir().parent / "escaped.txt").exists()
 
 
+def test_archive_downloaded_by_hand_is_read_like_a_download(archive, tmp_path):
+    path = tmp_path / "bert_en_uncased_L-2_H-128_A-2_2.tar.gz"
+    path.write_bytes(archive)
+    src = load_source(path)
+    assert src.kind == "tf2_saved_model" and src.config.hidden_size == 32
+    assert src.path.parent == download.cache_dir() / "models" and src.path.name.startswith("archive__")
+
+
 def test_sha256_mismatch_is_refused(hub, tmp_path):
     with pytest.raises(DownloadError, match="expected 0000"):
-        download.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz",
+        http_fetch.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz",
                        sha256="0" * 64)
     assert os.listdir(tmp_path) == []
 
