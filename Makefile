@@ -18,9 +18,8 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/edgebert export --int8 -o out/demo
 
-# Both cores: pytest-xdist, with the shared default-model exports kept on one worker (tests/conftest.py).
 test: $(STAMP) pi-tools
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 # The emulated Raspberry Pi test (tests/test_pi.py) needs qemu-user-static and mmdebstrap;
 # as root with apt they are installed here, elsewhere that test skips and says why.

@@ -8,6 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fixtures import cache  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTIMENT_DIR = ROOT.parent / "shared" / "data" / "sentiment"
 
@@ -49,27 +51,34 @@ def default_model_dir():
 
 
 @pytest.fixture(scope="session")
-def default_bundles(tmp_path_factory, default_model_dir):
+def shared_cache(tmp_path_factory):
+    """One edgebert cache for the tests that export or verify the default model: references and
+    verify's reference outputs are stored by content, so the default model is imported once per run."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture
+def in_shared_cache(shared_cache, monkeypatch):
+    """A test that works in the shared cache (after the autouse isolated one)."""
+    monkeypatch.setenv("EDGEBERT_CACHE", str(shared_cache))
+    return shared_cache
+
+
+@pytest.fixture(scope="session")
+def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
     """The default model exported once per run (both formats): fp32 at fixed length 128, and
     the default int8 recipe with a dynamic sequence axis. {recipe: (bundle dir, manifest)}."""
     from edgebert.exporters.export import ExportRequest, export
     from edgebert.quantize import recipes
 
     root = tmp_path_factory.mktemp("default")
-    saved = os.environ.get("EDGEBERT_CACHE")
-    os.environ["EDGEBERT_CACHE"] = str(root / "cache")  # the references must outlive one test's cache
-    try:
-        out = {}
+    out = {}
+    with cache.using(shared_cache):
         for recipe, seq in (("fp32", 128), ("wi8_afp32", None)):
             req = ExportRequest(source=str(default_model_dir), source_label="default", output=root / recipe,
                                 formats=("tflite", "onnx"), recipe=recipes.get(recipe), seq_length=seq)
             out[recipe] = (root / recipe, export(req))
-        return out
-    finally:
-        if saved is None:
-            os.environ.pop("EDGEBERT_CACHE", None)
-        else:
-            os.environ["EDGEBERT_CACHE"] = saved
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -77,20 +86,6 @@ def sentiment_dir():
     if not (SENTIMENT_DIR / "movieReviewSnippets_GroundTruth.txt").exists():
         pytest.skip(f"real sentences not found at {SENTIMENT_DIR} (shared/data/sentiment is missing)")
     return SENTIMENT_DIR
-
-
-# Shared, expensive fixtures (the default model's exports) are made once per xdist worker:
-# every test that uses them goes to one worker, and each module's tests stay together so
-# module-scoped fixtures are not built twice (`make test` runs `pytest -n 2 --dist loadgroup`).
-SHARED_GROUPS = ("default_bundles",)
-
-
-def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        group = next((f for f in SHARED_GROUPS if f in getattr(item, "fixturenames", ())), None)
-        item.add_marker(pytest.mark.xdist_group(group or item.module.__name__))
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters import android_metadata as amd
 from edgebert.exporters.android import AndroidRequest, build
 from edgebert.runtime import load
+from fixtures import cache
 
 pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed: pip install '.[android]'")
 
@@ -39,7 +40,7 @@ def movie_sentences(sentiment_dir):
 
 
 @pytest.fixture(scope="module")
-def assets(default_model_dir, movie_sentences, tmp_path_factory):
+def assets(default_model_dir, movie_sentences, tmp_path_factory, shared_cache):
     root = tmp_path_factory.mktemp("android")
     texts, labels = movie_sentences
     train = root / "train.tsv"
@@ -49,7 +50,8 @@ def assets(default_model_dir, movie_sentences, tmp_path_factory):
                      "classifier_int8": {"task": "classifier", "train_file": train, "int8": True,
                                          "allow_accuracy_loss": True}}.items():
         out[name] = root / name
-        build(AndroidRequest(source=str(default_model_dir), source_label="default", output=out[name], **kw))
+        with cache.using(shared_cache):  # the default model's reference, built once per run
+            build(AndroidRequest(source=str(default_model_dir), source_label="default", output=out[name], **kw))
     return out
 
 

@@ -9,7 +9,6 @@ archive with a ``saved_model.pb`` marker.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys

@@ -132,6 +132,7 @@ def test_cli_argument_errors(argv, message, hf_tiny, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # the default tier verifies the same bundle on 500 real sentences (test_verify.py)
 def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sentiment_dir, tmp_path):
     """The issue's bar: mean cosine >= 0.999 and min >= 0.99 (pooled and mean-pooled),
     both formats, 1,000 movie-review sentences, and <= 0.27x the fp32 file."""

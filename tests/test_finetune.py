@@ -104,6 +104,7 @@ def test_tiny_bundle_scores_equal_saved_model_on_real_text(tiny_tutorial, real_s
             assert model.encode(texts[:3])["pooled_output"].shape == (3, 32)  # the encoder outputs stay
 
 
+@pytest.mark.slow  # fine-tunes the default model on 2,000 sentences (4 minutes)
 def test_fine_tuned_int8_keeps_decisions_on_real_text(finetuned_real, real_sentences, tmp_path):
     texts = real_sentences[0][0]
     want = tutorial.saved_model_scores(finetuned_real, texts)
@@ -204,21 +205,37 @@ def test_finetune_refuses_bad_training_files(hf_tiny, tmp_path):
         finetune(FinetuneRequest(str(hf_tiny), "tiny", train, tmp_path / "o3", eval_file=ev))
 
 
-def test_fine_tuned_head_becomes_a_mediapipe_classifier(finetuned_real, real_sentences, tmp_path):
+def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: float, seq_length: int = 128) -> dict:
+    """The fine-tuned model as an Android classifier asset: MediaPipe's top class is edgebert's,
+    and the asset's probabilities are the SavedModel's within ``tolerance``."""
     pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed")
     from edgebert.exporters.android import AndroidRequest, build
     from test_android import _mp
 
-    texts = real_sentences[0][0][:60]
-    manifest = build(AndroidRequest(source=str(finetuned_real), source_label="finetuned", output=tmp_path / "a",
-                                    task="classifier", int8=True))
-    assert manifest["labels"] == ["negative", "positive"]
-    with load(tmp_path / "a") as m:
+    manifest = build(AndroidRequest(source=str(model_dir), source_label="finetuned", output=out,
+                                    task="classifier", int8=int8, seq_length=seq_length))
+    with load(out) as m:
         ours = m.classify(texts)
-    clf = _mp(tmp_path / "a" / "model.tflite", "classifier")
+    clf = _mp(out / "model.tflite", "classifier")
     for text, p in zip(texts, ours):
         cats = {c.category_name: c.score for c in clf.classify(text).classifications[0].categories}
         assert max(cats, key=cats.get) == manifest["labels"][int(p.argmax())], text
-    # The asset's probabilities are the SavedModel's (int8: close, not equal).
-    want = tutorial.saved_model_scores(finetuned_real, texts)
-    assert np.abs(ours - want).max() < 0.1
+    want = tutorial.saved_model_scores(model_dir, texts)
+    assert np.abs(ours - want).max() < tolerance
+    return manifest
+
+
+def test_tiny_fine_tuned_head_becomes_a_mediapipe_classifier(finetuned_tiny, tmp_path):
+    out, _ = finetuned_tiny
+    texts = [ln.split("\t")[1] for ln in (out / "eval_split.tsv").read_text().splitlines()][:30]
+    manifest = _check_mediapipe_classifier(out, texts, tmp_path / "a", int8=False, tolerance=1e-4,
+                                           seq_length=32)  # the tiny model has 40 positions
+    assert manifest["labels"] == ["no", "yes"]
+
+
+@pytest.mark.slow  # fine-tunes the default model on 2,000 sentences; the tiny one runs in MediaPipe by default
+def test_fine_tuned_head_becomes_a_mediapipe_classifier(finetuned_real, real_sentences, tmp_path):
+    texts = real_sentences[0][0][:60]
+    # int8: the asset's probabilities are close to the SavedModel's, not equal.
+    manifest = _check_mediapipe_classifier(finetuned_real, texts, tmp_path / "a", int8=True, tolerance=0.1)
+    assert manifest["labels"] == ["negative", "positive"]

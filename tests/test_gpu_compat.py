@@ -31,7 +31,8 @@ def _types(findings):
     return counts
 
 
-@pytest.mark.parametrize("hidden", CATALOG_HIDDEN)
+@pytest.mark.parametrize("hidden", [h if h in (128, 768) else pytest.param(h, marks=pytest.mark.slow)
+                                    for h in CATALOG_HIDDEN])  # the narrowest and BERT-base by default
 def test_gpu_form_is_taken_whole_at_every_width(hidden, sources, tmp_path):
     src = sources[hidden]
     for recipe in ("fp32", "wfp16_afp32", "wi8_afp32_naive"):

@@ -141,17 +141,18 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def test_memory_does_not_grow_over_10000_calls(default_bundles):
+def test_memory_does_not_grow_over_8000_calls(default_bundles):
     m = load(default_bundles["wi8_afp32"][0], num_threads=2)
     words = "the a movie film great awful plot actor scene story".split()
     texts = [" ".join(words[: 1 + i % 10]) for i in range(10)]  # ten lengths: reshapes every call
-    for i in range(500):
-        m.embed(texts[i % 10])
-    before = _rss_mb()
-    for i in range(10_000):
-        m.embed(texts[i % 10])
-    grown = _rss_mb() - before
-    assert grown < 8.0, f"RSS grew {grown:.1f} MB over 10,000 calls"
+    rss = []
+    for window in range(3):  # the first 4,000 calls warm the allocator's caches up
+        for i in range(4_000):
+            m.embed(texts[i % 10])
+        rss.append(_rss_mb())
+    # A leak grows in every window; 100 bytes a call would be 0.4 MB a window.
+    grown = [b - a for a, b in zip(rss, rss[1:])]
+    assert max(grown) < 2.0 and sum(grown) < 3.0, f"RSS grew {grown} MB over two windows of 4,000 calls"
 
 
 def test_xnnpack_report_counts_delegated_ops(default_bundles):

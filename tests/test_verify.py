@@ -43,7 +43,7 @@ def test_read_texts_formats(tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["fp32", "wi8_afp32"])
-def test_default_bundles_pass_on_real_sentences(recipe, default_bundles, movie, tmp_path, capsys):
+def test_default_bundles_pass_on_real_sentences(recipe, default_bundles, movie, tmp_path, capsys, in_shared_cache):
     bundle = _copy(default_bundles[recipe][0], tmp_path)
     texts, labels = movie
     (tmp_path / "texts.tsv").write_text("".join(f"{i}\t{1 if y else -1}\t{t}\n" for i, (t, y) in
@@ -82,7 +82,8 @@ def _swap_qk(weights, layer):
     return out
 
 
-def test_broken_exports_fail_for_the_right_reason(default_bundles, default_model_dir, movie, tmp_path):
+def test_broken_exports_fail_for_the_right_reason(default_bundles, default_model_dir, movie, tmp_path,
+                                                  in_shared_cache):
     texts = movie[0][:200]
     good = default_bundles["fp32"][0]
 
@@ -164,6 +165,7 @@ def _verify_recipe(recipe, default_model_dir, movie, tmp_path, capsys):
     return rc, json.loads((tmp_path / f"{recipe}-report" / "verify.json").read_text())
 
 
+@pytest.mark.slow  # each recipe's export is checked on the tiny model in the default tier (test_export.py)
 @pytest.mark.parametrize("recipe", ["wfp16_afp32", "wi8_afp32_naive"])
 def test_more_recipes_pass_on_real_sentences(recipe, default_model_dir, movie, tmp_path, capsys):
     """With fp32 and wi8_afp32 above: every float and dynamic-range recipe of the default model."""
