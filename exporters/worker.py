@@ -126,7 +126,12 @@ def _smoothing_ranges(src, tok, texts: list[str], seq_length: int | None, cache:
         with np.load(cache) as z:
             return dict(z)
     _log(f"calibrating SmoothQuant scales on {len(texts)} sentences")
-    batches = [_tuple(tok(texts[i:i + 32], seq_length=_seq_length(seq_length, src.config), dynamic_padding=True))
+    length = _seq_length(seq_length, src.config)
+    # Length-sorted batches: the ranges are maxima over real tokens, so the order does not
+    # matter, and each batch is padded only to its own longest sentence.
+    order = np.argsort(tok(texts, seq_length=length)["input_mask"].sum(1), kind="stable")
+    texts = [texts[i] for i in order]
+    batches = [_tuple(tok(texts[i:i + 32], seq_length=length, dynamic_padding=True))
                for i in range(0, len(texts), 32)]
     ranges = smoothing.activation_ranges(src, batches)
     if cache:
