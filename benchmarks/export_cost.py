@@ -171,7 +171,7 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = list(res["models"])
+    keys = sorted(res["models"], key=lambda k: res["models"][k]["fp32_mb"])  # smallest first: the line reads left to right
     steps = ("import", "tflite", "onnx", "gate")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(steps)
