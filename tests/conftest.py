@@ -94,3 +94,14 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEBERT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGEBERT_HUB_MIRROR", "http://127.0.0.1:9")
     monkeypatch.setenv("EDGEBERT_RETRY_BASE_S", "0.001")  # retries back off in milliseconds
+
+
+@pytest.fixture
+def hub(archive, monkeypatch):
+    """The loopback hub (tests/hub_server.py) serving the test module's own ``archive`` fixture,
+    with ``$EDGEBERT_HUB_MIRROR`` pointing at it."""
+    from hub_server import HubServer
+
+    with HubServer(archive) as server:
+        monkeypatch.setenv("EDGEBERT_HUB_MIRROR", server.url)
+        yield server

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hub_server import HubServer, tar_gz_of_dir
+from hub_server import tar_gz_of_dir
 from edgebert import download, http_fetch
 from edgebert.cli import main
 from edgebert.errors import DownloadError, SourceError
@@ -19,13 +19,6 @@ HANDLE = "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
 @pytest.fixture(scope="module")
 def archive(tf2_hub_tiny):
     return tar_gz_of_dir(tf2_hub_tiny)
-
-
-@pytest.fixture
-def hub(archive, monkeypatch):
-    with HubServer(archive) as server:
-        monkeypatch.setenv("EDGEBERT_HUB_MIRROR", server.url)
-        yield server
 
 
 def _cache_entries():

@@ -42,13 +42,6 @@ def archive() -> bytes:
 
 
 @pytest.fixture
-def hub(archive, monkeypatch):
-    with HubServer(archive) as server:
-        monkeypatch.setenv("EDGEBERT_HUB_MIRROR", server.url)
-        yield server
-
-
-@pytest.fixture
 def sleeps(monkeypatch) -> list[float]:
     """The backoff delays asked for, instead of waiting them."""
     out: list[float] = []
