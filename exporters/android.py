@@ -113,7 +113,7 @@ def build(req: AndroidRequest) -> dict:
     out = Path(req.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    with workers.session(shared=workers.shared_for(source_path)):  # one process for a small model's steps
+    with workers.session(source_path):  # one process for a small model's steps
         try:
             work = staging / ".work"
             work.mkdir()

@@ -75,7 +75,7 @@ def export(req: ExportRequest) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        with workers.session(shared=workers.shared_for(source_path)):
+        with workers.session(source_path):
             return _export(req, source_path, out, staging, cal_texts, held_out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

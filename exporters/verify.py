@@ -114,9 +114,10 @@ def reference_outputs(reference: Path, manifest: dict, req: VerifyRequest, progr
         return dict(np.load(cached))
     with tempfile.TemporaryDirectory(prefix="edgebert-verify-") as work:
         progress(f"[1/{steps}] running the reference SavedModel on {len(req.texts)} sentences")
-        workers.run({"task": "reference", "source": str(reference), "reference_dir": str(reference),
-                     "held_out": req.texts, "seq_length": req.seq_length, "encoder_outputs": True,
-                     "outputs_npz": str(Path(work) / "ref.npz")}, Path(work))
+        with workers.session(reference):
+            workers.run({"task": "reference", "source": str(reference), "reference_dir": str(reference),
+                         "held_out": req.texts, "seq_length": req.seq_length, "encoder_outputs": True,
+                         "outputs_npz": str(Path(work) / "ref.npz")}, Path(work))
         cached.parent.mkdir(parents=True, exist_ok=True)
         # Renamed into place whole: an interrupted run leaves no half file the next one would trust.
         partial = cached.with_suffix(f".partial-{os.getpid()}")

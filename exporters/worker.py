@@ -182,7 +182,7 @@ def run_task(task_path: str, result_path: str) -> int:
 
 
 def serve(done_fd: int) -> int:
-    """Runs ``TASK<TAB>RESULT`` lines from stdin one after another (``workers.session(shared=True)``),
+    """Runs ``TASK<TAB>RESULT`` lines from stdin one after another (a shared ``workers.session``),
     writing a line to ``done_fd`` after each; each task's peak is measured from its start."""
     from edgebert.exporters import costs
 

@@ -6,14 +6,18 @@ exports on a 24 GiB machine. For a small model the memory is not the problem but
 start-up is: every process imports TensorFlow, tf2onnx and ONNX Runtime again (5-10 s), so
 ``session(shared=True)`` runs all steps of one export in one process that takes tasks one
 after another (``worker --serve``), and each step's peak is still measured alone (the
-worker resets its peak before each task).
+worker resets its peak before each task). ``warm(max_source_bytes)`` keeps that process
+for every export of a small source inside a block (a test run, a sweep over the Small BERTs):
+the start-up is paid once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -69,36 +73,68 @@ class _Session:
 
     def server_for_task(self) -> _Server | None:
         if self.shared and (self.server is None or self.server.proc.poll() is not None):
-            self.server = _Server()
+            self.server = _Server()  # the first task, or the last one's process died
         return self.server
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+@dataclasses.dataclass
+class _Warm:
+    max_source_bytes: float
+    session: _Session
 
 
 _SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar("edgebert_worker_session", default=None)
+_WARM: contextvars.ContextVar[_Warm | None] = contextvars.ContextVar("edgebert_warm_worker", default=None)
 
 
 @contextlib.contextmanager
-def session(shared: bool) -> Iterator[None]:
-    """Runs the ``run`` calls inside it in one shared worker process (``shared``) or each in its own."""
-    s = _Session(shared)
+def session(source_path: Path | None = None) -> Iterator[None]:
+    """Runs the ``run`` calls inside it for one export of ``source_path``: in one shared worker
+    process when the source's files are under ``SHARED_MAX_SOURCE_BYTES`` (in the ``warm``
+    process when one is kept for sources that small), else each in a process of its own.
+    ``None``: each call in its own process."""
+    size = source_bytes(source_path, SHARED_MAX_SOURCE_BYTES) if source_path is not None else math.inf
+    warm_ = _WARM.get()
+    s = warm_.session if warm_ is not None and size <= warm_.max_source_bytes else _Session(
+        size <= SHARED_MAX_SOURCE_BYTES)
     token = _SESSION.set(s)
     try:
         yield
     finally:
         _SESSION.reset(token)
-        if s.server is not None:
-            s.server.close()
+        if warm_ is None or s is not warm_.session:
+            s.close()
 
 
-def shared_for(source_path: Path) -> bool:
-    """Whether a source is small enough for one process to run all its steps."""
+@contextlib.contextmanager
+def warm(max_source_bytes: float) -> Iterator[None]:
+    """Keeps one worker process for every export inside the block whose source files total at
+    most ``max_source_bytes``; larger sources still get their own. A step's measured peak then
+    also holds what earlier exports left in that process, so keep it for small sources."""
+    w = _Warm(max_source_bytes, _Session(True))
+    token = _WARM.set(w)
+    try:
+        yield
+    finally:
+        _WARM.reset(token)
+        w.session.close()
+
+
+def source_bytes(source_path: Path, stop_after: float = math.inf) -> float:
+    """The size of a source's files (counting stops once past ``stop_after``)."""
     path = Path(source_path)
     files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
     total = 0
     for f in files:
         total += f.stat().st_size
-        if total > SHARED_MAX_SOURCE_BYTES:
-            return False
-    return True
+        if total > stop_after:
+            break
+    return total
 
 
 def run(task: dict, work: Path) -> dict:

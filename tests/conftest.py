@@ -14,6 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SENTIMENT_DIR = ROOT.parent / "shared" / "data" / "sentiment"
 
 
+# Tiny sources (a few hundred KB) are exported dozens of times a run: one worker process
+# serves all of them (the start-up, TensorFlow's import, is paid once). The default model
+# (90 MB) keeps a fresh worker per export, so its recorded step peaks stay its own.
+WARM_WORKER_MAX_SOURCE_BYTES = 20e6
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_worker_for_tiny_sources():
+    from edgebert.exporters import workers
+
+    with workers.warm(WARM_WORKER_MAX_SOURCE_BYTES):
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tiny")

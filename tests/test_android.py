@@ -9,6 +9,7 @@ import pytest
 
 from edgebert.errors import EdgebertError
 from edgebert.exporters import android_metadata as amd
+from edgebert.exporters import workers
 from edgebert.exporters.android import AndroidRequest, build
 from edgebert.runtime import load
 from fixtures import cache
@@ -46,11 +47,13 @@ def assets(default_model_dir, movie_sentences, tmp_path_factory, shared_cache):
     train = root / "train.tsv"
     train.write_text("".join(f"{'positive' if y else 'negative'}\t{t}\n" for t, y in list(zip(texts, labels))[::12]))
     out = {}
-    for name, kw in {"embedder_fp32": {}, "embedder_int8": {"int8": True},
-                     "classifier_int8": {"task": "classifier", "train_file": train, "int8": True,
-                                         "allow_accuracy_loss": True}}.items():
-        out[name] = root / name
-        with cache.using(shared_cache):  # the default model's reference, built once per run
+    # The default model's reference is built once per run (shared cache), and one worker
+    # process serves the three builds.
+    with cache.using(shared_cache), workers.warm(max_source_bytes=200e6):
+        for name, kw in {"embedder_fp32": {}, "embedder_int8": {"int8": True},
+                         "classifier_int8": {"task": "classifier", "train_file": train, "int8": True,
+                                             "allow_accuracy_loss": True}}.items():
+            out[name] = root / name
             build(AndroidRequest(source=str(default_model_dir), source_label="default", output=out[name], **kw))
     return out
 

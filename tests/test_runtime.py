@@ -159,11 +159,12 @@ def test_memory_does_not_grow_over_6000_calls(backend, default_bundles):
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     rss = json.loads(p.stdout.strip().splitlines()[-1])
-    # The first 2,400 calls warm the allocators up (ONNX Runtime's still grew 0.66 MB in calls
-    # 1,500-3,000, then stayed flat to the page, as TFLite does from the start); a leak of 150 bytes
-    # a call would add 0.18 MB a window, 0.54 MB over the three measured.
+    # The first 2,400 calls warm the allocators up. After that an allocator may still take one
+    # more block (ONNX Runtime: 0.66 MB once, in calls 1,500-3,000 on one machine and in calls
+    # 4,800-6,000 on another, flat to the page otherwise); a leak grows in every window: 40 bytes
+    # a call add 0.05 MB a window, 150 bytes 0.18 MB.
     grown = [b - a for a, b in zip(rss[1:], rss[2:])]
-    assert max(grown) < 0.3 and sum(grown) < 0.5, f"RSS grew {grown} MB over windows of 1,200 calls"
+    assert sum(g > 0.05 for g in grown) <= 1 and sum(grown) < 1.0, f"RSS grew {grown} MB over windows of 1,200 calls"
 
 
 def test_xnnpack_report_counts_delegated_ops(default_bundles):

@@ -97,6 +97,27 @@ def test_reference_reads_back_as_a_source(hf_tiny, tmp_path):
         np.testing.assert_array_equal(again.weights[k], v)
 
 
+def test_checked_reference_is_reused_and_a_damaged_one_rebuilt(hf_tiny, tmp_path):
+    first = build_reference(load_source(hf_tiny), tmp_path / "ref")
+    pb = first.path / "saved_model.pb"
+    written = pb.stat().st_mtime_ns
+    again = build_reference(load_source(hf_tiny), tmp_path / "ref")
+    assert again.model is None and pb.stat().st_mtime_ns == written  # read from the cache, not written
+    assert (again.sha256, again.max_abs_vs_source, again.config) == (first.sha256, first.max_abs_vs_source, first.config)
+    # A byte changed in the cached SavedModel: its digest no longer matches the checked one.
+    variables = next((first.path / "variables").glob("variables.data-*"))
+    data = bytearray(variables.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    variables.write_bytes(bytes(data))
+    rebuilt = build_reference(load_source(hf_tiny), tmp_path / "ref")
+    assert rebuilt.model is not None and rebuilt.max_abs_vs_source <= TOL  # written and checked again
+    assert json.loads((tmp_path / "ref.checked.json").read_text())["sha256"] == rebuilt.sha256
+    # A record from another reference format is not trusted either.
+    record = tmp_path / "ref.checked.json"
+    record.write_text(record.read_text().replace('"format": 1', '"format": 0'))
+    assert build_reference(load_source(hf_tiny), tmp_path / "ref").model is not None
+
+
 def test_default_model_reference_matches_numpy_on_quick_brown_fox(default_model_dir, tmp_path):
     from edgebert.tokenizer import BertTokenizer
     from safetensors.numpy import load_file
