@@ -8,6 +8,9 @@ BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by lat
 ``python -m benchmarks export-cost [--models default,base,multilingual,large] [-o DIR]``: cold
 ``export --int8`` time and peak memory per step, verify on 500 sentences, runtime RSS
 (``benchmarks/export_cost.py``).
+
+``python -m benchmarks buckets [--sentences N] [-o DIR]``: real-text throughput at batch 1 of a
+length-bucketed bundle vs one fixed at 128 (``benchmarks/buckets.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import export_cost, report, suite
+from benchmarks import buckets, export_cost, report, suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     ec.add_argument("--models", default="default,base,multilingual,large",
                     help="comma-separated subset of default, small, base, multilingual, large")
     ec.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "export_cost")
+    bk = sub.add_parser("buckets", help="length buckets vs fixed 128: real-text throughput at batch 1")
+    bk.add_argument("--sentences", type=int, default=1000)
+    bk.add_argument("--rounds", type=int, default=3)
+    bk.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "buckets")
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
     if args.command == "export-cost":
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         export_cost.main([m.strip() for m in args.models.split(",") if m.strip()], args.output, command)
+        return 0
+    if args.command == "buckets":
+        command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        buckets.main(args.output, args.sentences, args.rounds, command=command)
         return 0
     if args.command == "report":
         res = json.loads(args.json.read_text())

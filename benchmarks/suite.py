@@ -293,13 +293,24 @@ def roofline(plan: Plan, work: Path, results: dict) -> dict:
     return out
 
 
+def int8_isa(flags: set[str]) -> str:
+    """The best int8 dot-product instructions among the CPU's flags: int8 speed-ups are only
+    compared between machines that have the same."""
+    for flag, name in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"),
+                       ("asimddp", "Arm dot product"), ("avx2", "AVX2 only"), ("asimd", "Arm NEON only")):
+        if flag in flags:
+            return name
+    return "no SIMD int8 dot product"
+
+
 def machine(threads: int) -> dict:
-    cpu = "unknown"
+    cpu, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith(("flags", "Features")) and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     from importlib import metadata
@@ -310,5 +321,6 @@ def machine(threads: int) -> dict:
             versions[d] = metadata.version(d)
         except metadata.PackageNotFoundError:
             versions[d] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+    return {"cpu": cpu, "int8_isa": int8_isa(flags), "cores": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"), **versions}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,40 @@ from edgebert.errors import EdgebertError
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 BACKENDS = ("auto", "tflite", "onnx")
+# A length-bucketed .tflite (``edgebert export --seq-len 16,32,64,128``) has one static
+# signature per length, named like this, sharing one copy of the weights.
+BUCKET_SIGNATURE = "seq_{}"
+_BUCKET_RE = re.compile(r"seq_(\d+)")
+
+
+def bucket_lengths(signature_keys) -> tuple[int, ...] | None:
+    """The lengths of a bucketed model's signatures, ascending; None for a one-signature model."""
+    keys = list(signature_keys)
+    found = [_BUCKET_RE.fullmatch(k) for k in keys]
+    if not keys or not all(found):
+        return None
+    return tuple(sorted(int(m.group(1)) for m in found))
+
+
+def pick_bucket(buckets: tuple[int, ...], width: int) -> int:
+    """The shortest bucket that holds ``width`` tokens."""
+    for length in buckets:
+        if length >= width:
+            return length
+    raise EdgebertError(f"inputs of {width} tokens are longer than the model's longest length bucket ({buckets[-1]})",
+                        f"truncate to {buckets[-1]} tokens (edgebert.load does), or export with a longer bucket")
+
+
+def pad_to_bucket(feeds: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
+    """Pads token inputs with zeros (padding, masked out) to ``length`` positions."""
+    width = feeds["input_word_ids"].shape[1]
+    return {k: np.pad(np.asarray(v), ((0, 0), (0, length - width))) if width < length else v
+            for k, v in feeds.items()}
+
+
+def cut_to_width(outputs: dict[str, np.ndarray], width: int) -> dict[str, np.ndarray]:
+    """Drops the padded positions again from per-token outputs ``[batch, seq, ...]``."""
+    return {k: v[:, :width] if v.ndim == 3 else v for k, v in outputs.items()}
 
 
 def _tflite_module():
@@ -99,14 +134,19 @@ class TFLiteRunner:
         self.report = DelegateReport(requested=delegate, used=used)
         if used != "xnnpack":
             self._count_delegation()  # before the signature runner: it holds tensor references
-        self.runner = self.interpreter.get_signature_runner()
+        self.buckets = bucket_lengths(self.interpreter.get_signature_list())
+        if self.buckets:  # one static signature per length bucket
+            self.runners = {n: self.interpreter.get_signature_runner(BUCKET_SIGNATURE.format(n)) for n in self.buckets}
+            self.runner = self.runners[self.buckets[-1]]
+        else:
+            self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         missing = [n for n in INPUT_NAMES if n not in details]
         if missing:
             raise EdgebertError(f"{path} has no input {', '.join(missing)} in its serving signature "
                                 f"(it has {', '.join(details)})", "pass an edgebert bundle's model")
         self.batch_size = _fixed(details["input_word_ids"]["shape_signature"][0])
-        self.seq_length = _fixed(details["input_word_ids"]["shape_signature"][1])
+        self.seq_length = None if self.buckets else _fixed(details["input_word_ids"]["shape_signature"][1])
         self._counted = used != "xnnpack"
 
     @staticmethod
@@ -139,7 +179,16 @@ class TFLiteRunner:
                                 "the delegate does not support this model's ops; use delegate='cpu'")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.runner(**{k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
+        """Runs one batch; a bucketed model pads it to the shortest bucket that holds it and
+        returns per-token outputs at the batch's own width."""
+        runner, width = self.runner, None
+        if self.buckets:
+            width = feeds["input_word_ids"].shape[1]
+            length = pick_bucket(self.buckets, width)
+            runner, feeds = self.runners[length], pad_to_bucket(feeds, length)
+        out = runner(**{k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
+        if width is not None:
+            out = cut_to_width(out, width)
         if not self._counted:  # XNNPACK applies itself at the first run: count what it took then
             self._counted = True
             self._fill_counts()
@@ -214,17 +263,18 @@ class LiteRtAcceleratedRunner:
         self.path, self.hidden = Path(path), hidden_size
         self.widths = {"pooled_output": hidden_size, "sequence_output": hidden_size, "embedding": hidden_size,
                        **(output_widths or {})}
-        sig = self.model.get_signature_list()["serving_default"]
-        self.input_order, self.output_order = sig["inputs"], sig["outputs"]
-        shape = self.model.get_input_tensor_details("serving_default")["input_word_ids"]["shape"]
+        signatures = self.model.get_signature_list()
+        self.buckets = bucket_lengths(signatures)
         # CompiledModel reports the current shape, not the signature's; the manifest knows.
         self.batch_size = self.seq_length = None
-        self._shape = tuple(shape)
-        self.resizable = accelerator == "cpu" and _has_dynamic_inputs(path)
-        if accelerator == "gpu":
-            self.ins, self.outs = self.model.create_input_buffers(0), self.model.create_output_buffers(0)
-        else:
-            self._buffers(self._shape)
+        self.resizable = accelerator == "cpu" and not self.buckets and _has_dynamic_inputs(path)
+        self._signatures: dict[str, _Signature] = {}
+        for key in ([BUCKET_SIGNATURE.format(n) for n in self.buckets] if self.buckets else ["serving_default"]):
+            shape = self.model.get_input_tensor_details(key)["input_word_ids"]["shape"]
+            sig = _Signature(self.model.get_signature_index(key), signatures[key]["inputs"],
+                             signatures[key]["outputs"], tuple(int(d) for d in shape))
+            self._signatures[key] = sig
+            self._buffers(sig, sig.shape)  # GPU: compiled for these shapes once, here
         used = "litert-gpu" if accelerator == "gpu" else ("xnnpack-weight-cache" if weight_cache else "litert-cpu")
         self.report = DelegateReport(requested=accelerator, used=used,
                                      fully_accelerated=bool(self.model.is_fully_accelerated())
@@ -240,37 +290,57 @@ class LiteRtAcceleratedRunner:
                                 "load it with edgebert.load, which passes the widths from the manifest")
         return (b, s, self.widths[name]) if name == "sequence_output" else (b, self.widths[name])
 
-    def _buffers(self, shape: tuple) -> None:
-        """Input buffers for ``shape`` and output buffers over numpy arrays of the right size:
-        after a resize ``create_output_buffers`` still has the old sizes (LiteRT 2.3), and
-        running into them overflows the heap."""
+    def _buffers(self, sig: "_Signature", shape: tuple) -> None:
+        """Input buffers for ``shape`` and output buffers: on the GPU the accelerator's own; on
+        the CPU over numpy arrays of the right size (after a resize ``create_output_buffers``
+        still has the old sizes (LiteRT 2.3), and running into them overflows the heap)."""
         from ai_edge_litert.tensor_buffer import TensorBuffer
 
+        sig.shape = shape
+        sig.ins = self.model.create_input_buffers(sig.index)
+        if self.accelerator == "gpu":
+            sig.outs, sig.arrays = self.model.create_output_buffers(sig.index), None
+            return
         b, s = shape
-        self.ins = self.model.create_input_buffers(0)
-        self._arrays = [np.empty(self._shape_of(n, b, s), np.float32) for n in self.output_order]
-        self.outs = [TensorBuffer.create_from_host_memory(a) for a in self._arrays]  # holds no reference: keep arrays
+        sig.arrays = [np.empty(self._shape_of(n, b, s), np.float32) for n in sig.outputs]
+        sig.outs = [TensorBuffer.create_from_host_memory(a) for a in sig.arrays]  # holds no reference: keep arrays
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        width = None
+        if self.buckets:  # the shortest static signature that holds the batch
+            width = feeds["input_word_ids"].shape[1]
+            length = pick_bucket(self.buckets, width)
+            sig, feeds = self._signatures[BUCKET_SIGNATURE.format(length)], pad_to_bucket(feeds, length)
+        else:
+            sig = self._signatures["serving_default"]
         shape = tuple(feeds["input_word_ids"].shape)
-        if shape != self._shape:
+        if shape != sig.shape:
             if not self.resizable:  # a fixed-shape graph (XNNPACK cannot reshape it), or the GPU
-                raise EdgebertError(f"this model takes inputs of shape {list(self._shape)}, got {list(shape)}",
+                raise EdgebertError(f"this model takes inputs of shape {list(sig.shape)}, got {list(shape)}",
                                     "pad the batch to the model's fixed shape (edgebert.load does)")
-            for i in range(len(self.input_order)):
-                self.model.resize_input_tensor(i, list(shape))
-            self._shape = shape
-            self._buffers(shape)
-        for buf, name in zip(self.ins, self.input_order):
+            for i in range(len(sig.inputs)):
+                self.model.resize_input_tensor(i, list(shape), sig.index)
+            self._buffers(sig, shape)
+        for buf, name in zip(sig.ins, sig.inputs):
             buf.write(np.ascontiguousarray(feeds[name], np.int32))
-        self.model.run_by_index(0, self.ins, self.outs)
+        self.model.run_by_index(sig.index, sig.ins, sig.outs)
         b, s = shape
         if self.accelerator == "gpu":
-            sizes = {n: self._shape_of(n, b, s) for n in self.output_order if n in self.widths}
-            return {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
-                    for buf, name in zip(self.outs, self.output_order) if name in sizes}
-        return {name: buf.read(a.size, np.float32).reshape(a.shape)
-                for buf, a, name in zip(self.outs, self._arrays, self.output_order)}
+            sizes = {n: self._shape_of(n, b, s) for n in sig.outputs if n in self.widths}
+            out = {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
+                   for buf, name in zip(sig.outs, sig.outputs) if name in sizes}
+        else:
+            out = {name: buf.read(a.size, np.float32).reshape(a.shape)
+                   for buf, a, name in zip(sig.outs, sig.arrays, sig.outputs)}
+        return cut_to_width(out, width) if width is not None else out
+
+
+class _Signature:
+    """One signature of a CompiledModel: its index, tensor order, current shape and buffers."""
+
+    def __init__(self, index: int, inputs: list[str], outputs: list[str], shape: tuple):
+        self.index, self.inputs, self.outputs, self.shape = index, inputs, outputs, shape
+        self.ins = self.outs = self.arrays = None
 
 
 def _has_dynamic_inputs(path) -> bool:

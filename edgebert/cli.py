@@ -77,10 +77,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if f not in ("tflite", "onnx"):
             raise EdgebertError(f"unknown format '{f}'", "use --format tflite,onnx")
     seq = args.seq_len
-    seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
+    buckets = None
+    if "," in seq:  # length buckets: one static TFLite signature per length
+        buckets = tuple(_positive_int(x.strip(), "--seq-len") for x in seq.split(",") if x.strip())
+        seq_length = None
+    else:
+        seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
     source, label = _source_and_label(args)
     req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
-                        recipe=recipe, seq_length=seq_length,
+                        recipe=recipe, seq_length=seq_length, buckets=buckets,
                         calibration_file=Path(args.calibration) if args.calibration else None,
                         allow_accuracy_loss=args.allow_accuracy_loss, onnx_optimize=args.onnx_optimize,
                         batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
@@ -102,6 +107,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from edgebert import gpu_compat
 
         print(f"  {gpu_compat.summary(m['models']['tflite']['gpu_compatibility'])}")
+    if buckets:
+        print(f"  tflite: one static signature per length bucket ({', '.join(f'seq_{n}' for n in buckets)}: "
+              f"[{req.batch_size or 1}, n]); the runtime pads each batch to the shortest that holds it")
     print(f"  inputs  int32 [batch, {seq_length or 'seq'}]: input_word_ids, input_mask, input_type_ids")
     print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
           f"{a['hidden_size']}]" + (f", scores [batch, {m['head']['units']}] ({m['head']['activation']}; "
@@ -280,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")
     e.add_argument("--seq-len", default="dynamic",
                    help="'dynamic' (default: each batch runs at its longest sentence, up to the model's "
-                        "positions) or a fixed length (Android, the GPU delegate)")
+                        "positions), a fixed length (Android, the GPU delegate), or length buckets such as "
+                        "16,32,64,128: one static TFLite signature per length, weights stored once, each batch "
+                        "run at the shortest that holds it (static-shape accelerators); ONNX stays dynamic")
     e.add_argument("--batch", default="dynamic",
                    help="TFLite batch: 'dynamic' (default) or a fixed size; a fixed batch gives a static graph "
                         "with no shape ops, as Android and the GPU delegate want")

@@ -33,16 +33,19 @@ SHAPE_OPS = frozenset({"SHAPE"})
 
 
 def check_tflite(path: str | os.PathLike) -> dict:
-    """Lists the ops of ``path``'s main subgraph that the GPU delegate refuses or gets wrong.
+    """Lists the ops of ``path``'s signatures that the GPU delegate refuses or gets wrong.
 
     Returns:
       ``{"ops": total, "refused": [...], "wrong": [...], "gpu_ready": bool, "dynamic_inputs": bool}``;
-      each finding is ``{"op": index, "type": name, "why": reason, "effect": ...}``.
+      each finding is ``{"op": index, "type": name, "why": reason, "effect": ...}``. A model with
+      several signatures (length buckets) adds ``"signatures": {key: the same report}``, its
+      findings name their ``signature``, and it is GPU-ready only when every signature is.
     """
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:  # tflite-runtime / TF ship the same generated schema
         from tensorflow.lite.python import schema_py_generated as schema  # type: ignore
+
     buf = Path(path).read_bytes()
     try:
         model = schema.Model.GetRootAsModel(buf, 0)
@@ -51,11 +54,27 @@ def check_tflite(path: str | os.PathLike) -> dict:
         for i in range(model.OperatorCodesLength()):
             c = model.OperatorCodes(i)
             codes.append(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()))
-        sg = model.Subgraphs(0)
+        signatures = {model.SignatureDefs(i).SignatureKey().decode(): model.SignatureDefs(i).SubgraphIndex()
+                      for i in range(model.SignatureDefsLength())}
+        if len(signatures) <= 1:
+            return _check_subgraph(schema, model.Subgraphs(0), codes, names)
+        per = {key: _check_subgraph(schema, model.Subgraphs(index), codes, names)
+               for key, index in sorted(signatures.items(), key=lambda kv: kv[1])}
+    except EdgebertError:
+        raise
     except Exception as e:  # a truncated flatbuffer fails anywhere inside the generated reader
         raise EdgebertError(f"{path} is not a readable TFLite flatbuffer ({type(e).__name__})",
                             "export the model again") from None
+    report = {"ops": sum(r["ops"] for r in per.values()),
+              "refused": [{**f, "signature": k} for k, r in per.items() for f in r["refused"]],
+              "wrong": [{**f, "signature": k} for k, r in per.items() for f in r["wrong"]],
+              "gpu_ready": all(r["gpu_ready"] for r in per.values()),
+              "dynamic_inputs": any(r["dynamic_inputs"] for r in per.values())}
+    return {**report, "signatures": per}
 
+
+def _check_subgraph(schema, sg, codes: list[int], names: dict[int, str]) -> dict:
+    """The report of one subgraph (one signature)."""
     def shape(t: int) -> list[int]:
         if t < 0:
             return []

@@ -48,6 +48,9 @@ class ExportRequest:
     held_out: int = 64
     batch_size: int | None = None  # TFLite only: a fixed batch makes a static graph (GPU, Android)
     graph_form: str = "gpu"
+    # TFLite: one static [batch_size or 1, n] signature per length (accelerators take static
+    # shapes only); ONNX stays dynamic-length (ONNX Runtime runs any length). seq_length: None.
+    buckets: tuple[int, ...] | None = None
 
 
 def _progress(step: str) -> None:
@@ -67,6 +70,8 @@ def export(req: ExportRequest) -> dict:
         if fmt not in req.recipe.formats:
             raise EdgebertError(f"recipe {req.recipe.name} has no {fmt} form",
                                 f"it supports {', '.join(req.recipe.formats)}")
+    if req.buckets:
+        _check_buckets(req)
     texts = calib.read_texts(req.calibration_file)
     cal_texts, held_out = calib.split(texts, req.held_out)
     source_path = resolve_source(req.source)
@@ -90,7 +95,8 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
     _progress(f"[1/{n_steps}] importing {req.source_label}")
     ref = workers.run({"task": "reference", "source": str(source_path),
                        "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                       "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+                       "seq_length": max(req.buckets) if req.buckets else req.seq_length,
+                       "outputs_npz": str(work / "reference.npz")}, work)
     steps = [costs.StepCost(**ref.pop("step"))]
     expected = dict(np.load(work / "reference.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
@@ -109,6 +115,7 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
                             "calibration": cal_texts, "out": str(path),
                             "smoothing_cache": str(work / "smoothing-ranges.npz"),
                             "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
+                            "buckets": list(req.buckets) if req.buckets and fmt == "tflite" else None,
                             "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
         steps.append(costs.StepCost(**conv.pop("step")))
         models[fmt] = {"file": path.name, "conversion": conv}
@@ -171,13 +178,29 @@ def _batches(feeds: dict, size: int, trim: bool = False):
 
 def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dict:
     shape = [runner.batch_size or -1, seq_length if seq_length else -1]
+    buckets = getattr(runner, "buckets", None)  # a bucketed .tflite: [batch, n] for each n listed
     outputs = [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
                {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]}]
     if head:
         outputs.append({"name": "scores", "dtype": "float32", "shape": [-1, head["units"]]})
     return {"sha256": file_sha256(path), "bytes": path.stat().st_size, "runtime": runner.runtime,
             "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
-            "outputs": outputs}
+            "outputs": outputs, **({"buckets": list(buckets)} if buckets else {})}
+
+
+# Activation ranges calibrated per signature are not wired for several signatures, and
+# ai-edge-quantizer rewrites one; float and dynamic-range recipes quantize weights only.
+def _check_buckets(req: ExportRequest) -> None:
+    b = req.buckets
+    if list(b) != sorted(set(b)) or b[0] < 3:
+        raise EdgebertError(f"length buckets must be distinct lengths >= 3 in ascending order, got "
+                            f"{','.join(map(str, b))}", "pass e.g. --seq-len 16,32,64,128")
+    if req.seq_length is not None:
+        raise EdgebertError("length buckets replace a fixed --seq-len", "pass the lengths as --seq-len 16,32,64,128")
+    rec = req.recipe
+    if rec.calibration or rec.for_format("tflite").get("engine") == "ai-edge-quantizer":
+        raise EdgebertError(f"recipe {rec.name} calibrates activations per graph, which length buckets do not "
+                            "support yet", "use a weight-only recipe (--int8 picks wi8_afp32), or one --seq-len")
 
 
 def _bundle_head(head: dict | None) -> dict | None:
@@ -205,6 +228,7 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
         "tokenizer": {"vocab": "vocab.txt", "do_lower_case": ref["do_lower_case"],
                       "casing": "uncased" if ref["do_lower_case"] else "cased"},
         "seq_length": req.seq_length,
+        **({"buckets": list(req.buckets), "max_seq_length": max(req.buckets)} if req.buckets else {}),
         **_classifier_manifest(req, ref.get("head")),
         "graph_form": req.graph_form,
         "recipe": req.recipe.to_json(),

@@ -87,11 +87,11 @@ def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:
 
 
 # ---------------------------------------------------------------------------------- TFLite
-def _tflite_ops(model) -> tuple[list[Op], set]:
+def _tflite_ops(model, subgraph: int = 0) -> tuple[list[Op], set]:
     from ai_edge_litert import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    sg = model.subgraphs[0]
+    sg = model.subgraphs[subgraph]
     tensor_names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in sg.tensors]
     ops = []
     for op in sg.operators:
@@ -105,7 +105,7 @@ def _tflite_ops(model) -> tuple[list[Op], set]:
 
 
 def tap_tflite(path: Path, num_layers: int, out: Path) -> dict[str, tuple[float, int] | None]:
-    """Writes ``out``: ``path`` whose serving signature also returns ``layer_tap_i``.
+    """Writes ``out``: ``path`` whose signatures (every length bucket's) also return ``layer_tap_i``.
 
     Returns:
       ``{output name: (scale, zero_point)}`` for taps that are int8 tensors (full-int8 models), else None.
@@ -121,19 +121,20 @@ def tap_tflite(path: Path, num_layers: int, out: Path) -> dict[str, tuple[float,
         if b.offset and b.offset > 1:
             b.data = np.frombuffer(buf, np.uint8, b.size, b.offset)
             b.offset = b.size = 0
-    ops, constants = _tflite_ops(model)
-    taps = find_layer_outputs(ops, constants, num_layers)
-    sg = model.subgraphs[0]
     quant = {}
-    for i, t in enumerate(taps):
-        name = f"{TAP_PREFIX}{i}"
-        sg.outputs = list(sg.outputs) + [t]
-        entry = schema.TensorMapT()
-        entry.name, entry.tensorIndex = name, t
-        model.signatureDefs[0].outputs.append(entry)
-        q = sg.tensors[t].quantization
-        is_int = sg.tensors[t].type in (schema.TensorType.INT8, schema.TensorType.UINT8)
-        quant[name] = (float(q.scale[0]), int(q.zeroPoint[0])) if is_int and q is not None and len(q.scale) else None
+    for signature in model.signatureDefs:
+        ops, constants = _tflite_ops(model, signature.subgraphIndex)
+        taps = find_layer_outputs(ops, constants, num_layers)
+        sg = model.subgraphs[signature.subgraphIndex]
+        for i, t in enumerate(taps):
+            name = f"{TAP_PREFIX}{i}"
+            sg.outputs = list(sg.outputs) + [t]
+            entry = schema.TensorMapT()
+            entry.name, entry.tensorIndex = name, t
+            signature.outputs.append(entry)
+            q = sg.tensors[t].quantization
+            is_int = sg.tensors[t].type in (schema.TensorType.INT8, schema.TensorType.UINT8)
+            quant[name] = (float(q.scale[0]), int(q.zeroPoint[0])) if is_int and q is not None and len(q.scale) else None
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     Path(out).write_bytes(bytes(builder.Output()))

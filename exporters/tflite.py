@@ -1,7 +1,9 @@
 """Reference -> TFLite, through the conversion-friendly ``BertEncoderModule``.
 
 Only the numeric part of the TF Hub signature is exported (``pooled_output`` and
-``sequence_output``), with one signature ``serving_default``.
+``sequence_output``), with one signature ``serving_default``, or with length buckets one
+static signature per length (``seq_16``, ``seq_32``...): the converter stores each weight
+once for all of them (it deduplicates identical buffers), so the file barely grows.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import gc
 import tempfile
 from pathlib import Path
 
+from edgebert.backends import BUCKET_SIGNATURE
 from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.exporters.sources.base import SourceModel
@@ -17,7 +20,8 @@ from edgebert.exporters.sources.base import SourceModel
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
             calibration: list[dict] | None = None, batch_size: int | None = None,
-            graph_form: str = "gpu", head: dict | None = None, release: bool = False) -> Path:
+            graph_form: str = "gpu", head: dict | None = None, release: bool = False,
+            buckets: tuple[int, ...] | None = None) -> Path:
     """Writes a ``.tflite``, atomically.
 
     Args:
@@ -35,6 +39,9 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
       calibration: token feeds (dicts of int32 arrays) for recipes that calibrate.
       release: empty ``src.weights`` once the graph holds them (a worker that converts once
         keeps one copy of the weights instead of two).
+      buckets: lengths for one static ``[batch_size or 1, length]`` signature each
+        (``backends.BUCKET_SIGNATURE``) instead of ``serving_default``; ``seq_length`` is then
+        not used.
     """
     import tensorflow as tf
 
@@ -47,21 +54,29 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     if release:
         src.weights.clear()  # the module's variables hold the only copy from here on
     module.mask_bias = (recipe.graph or {}).get("mask_bias", module.mask_bias)
-    spec = [tf.TensorSpec([batch_size, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
+    def signature(batch, length):
+        spec = [tf.TensorSpec([batch, length], tf.int32, name=n) for n in INPUT_NAMES]
 
-    @tf.function(input_signature=spec)
-    def serving(input_word_ids, input_mask, input_type_ids):
-        return serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
+        @tf.function(input_signature=spec)
+        def serving(input_word_ids, input_mask, input_type_ids):
+            return serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
 
+        return serving.get_concrete_function()
+
+    if buckets:
+        signatures = {BUCKET_SIGNATURE.format(n): signature(batch_size or 1, n) for n in buckets}
+    else:
+        signatures = {"serving_default": signature(batch_size, seq_length)}
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".tflite-work-") as work:
         # Through a SavedModel, not from_concrete_functions: the converter then reads the
         # variables from disk in C++ instead of receiving a frozen GraphDef with every weight
         # copied into it (BERT-base peaked at 3.8 GB that way, 2.4 GB this way).
         saved = Path(work) / "saved_model"
-        tf.saved_model.save(module, str(saved), signatures={"serving_default": serving.get_concrete_function()})
-        del module, serving
+        tf.saved_model.save(module, str(saved), signatures=signatures)
+        keys = list(signatures)
+        del module, signatures
         gc.collect()
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=keys)
         if smoothed:
             # Folding the smoothing MUL into the next FULLY_CONNECTED would undo it.
             converter._experimental_disable_fuse_mul_and_fc = True

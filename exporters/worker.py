@@ -109,8 +109,9 @@ def task_convert(t: dict) -> dict:
             _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
                  f"vs the unfused graph, new ops {o['new_ops']}")
     else:
+        buckets = tuple(t["buckets"]) if t.get("buckets") else None
         tflite.convert(src, Path(t["out"]), batch_size=t.get("batch_size"), graph_form=t.get("graph_form", "gpu"),
-                       **kw)
+                       buckets=buckets, **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
 

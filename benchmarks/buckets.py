@@ -1,0 +1,137 @@
+"""Length buckets vs one fixed length, on real text at batch 1 (what a static-shape accelerator,
+MediaPipe or the Task Library runs): ``python -m benchmarks buckets [--sentences 1000] [-o DIR]``.
+
+Exports the default model with ``--batch 1`` at a fixed ``--seq-len 128`` and with
+``--seq-len 16,32,64,128`` (TFLite; fp32 and the default int8 recipe), then runs the same real
+sentences through each bundle in a fresh process, one sentence a call, interleaved over rounds.
+Writes ``buckets.json``, ``buckets.md`` and ``buckets.png`` (throughput, and where the
+sentences' lengths fall between the buckets). Bundles are kept under ``DIR/work``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.suite import CORPUS, RESULTS, machine
+
+BUCKETS = (16, 32, 64, 128)
+RECIPES = ("fp32", "wi8_afp32")
+
+PROBE = r"""
+import json, sys, time
+import edgebert
+m = edgebert.load(sys.argv[1], backend="tflite", num_threads=int(sys.argv[2]))
+texts = json.loads(open(sys.argv[3]).read())
+for t in texts[:20]:
+    m.embed(t)  # warm-up: every bucket's plan made
+t0 = time.perf_counter()
+for t in texts:
+    m.embed(t)
+print(json.dumps({"sentences_per_s": len(texts) / (time.perf_counter() - t0)}))
+"""
+
+
+def _export(out: Path, recipe: str, seq_len: str) -> Path:
+    if (out / "edgebert.json").is_file():
+        return out
+    subprocess.run([sys.executable, "-m", "edgebert", "export", "--recipe", recipe, "--format", "tflite",
+                    "--batch", "1", "--seq-len", seq_len, "-o", str(out)], check=True)
+    return out
+
+
+def _texts(n: int) -> list[str]:
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()[1:]
+    texts = [ln.split("\t")[2] for ln in lines if ln.count("\t") >= 2]
+    return texts[:: max(1, len(texts) // n)][:n]  # spread over the file (it is sorted by sentiment)
+
+
+def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, command: str = "") -> dict:
+    from edgebert.runtime import load
+
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    texts = _texts(sentences)
+    text_file = work / "texts.json"
+    text_file.write_text(json.dumps(texts))
+    bundles = {}
+    for recipe in RECIPES:
+        bundles[(recipe, "fixed 128")] = _export(work / f"{recipe}-fixed128", recipe, "128")
+        bundles[(recipe, "buckets")] = _export(work / f"{recipe}-buckets", recipe, ",".join(map(str, BUCKETS)))
+    runs: dict = {k: [] for k in bundles}
+    for _ in range(rounds):
+        for key, bundle in bundles.items():
+            p = subprocess.run([sys.executable, "-c", PROBE, str(bundle), str(threads), str(text_file)],
+                               capture_output=True, text=True, check=True)
+            runs[key].append(json.loads(p.stdout.strip().splitlines()[-1])["sentences_per_s"])
+    lengths = load(bundles[(RECIPES[0], "buckets")]).tokenize(texts)["input_mask"].sum(1)
+    share = {n: float(((lengths <= n) & (lengths > lo)).mean()) for lo, n in zip((0,) + BUCKETS, BUCKETS)}
+    rows = {}
+    for (recipe, kind), values in runs.items():
+        m = json.loads((bundles[(recipe, kind)] / "edgebert.json").read_text())
+        rows[f"{recipe} {kind}"] = {"recipe": recipe, "kind": kind, "sentences_per_s": statistics.median(values),
+                                    "rounds": values, "file_mb": m["models"]["tflite"]["bytes"] / 1e6}
+    for recipe in RECIPES:
+        rows[f"{recipe} buckets"]["speedup_vs_fixed128"] = (rows[f"{recipe} buckets"]["sentences_per_s"]
+                                                            / rows[f"{recipe} fixed 128"]["sentences_per_s"])
+        rows[f"{recipe} buckets"]["size_vs_fixed128"] = (rows[f"{recipe} buckets"]["file_mb"]
+                                                         / rows[f"{recipe} fixed 128"]["file_mb"])
+    res = {"machine": machine(threads), "command": command, "sentences": len(texts), "rounds": rounds,
+           "buckets": list(BUCKETS), "tokens": {"mean": float(lengths.mean()), "median": float(statistics.median(lengths)),
+                                                "max": int(lengths.max())},
+           "share_per_bucket": share, "variants": rows, "wall_minutes": round((time.time() - t_start) / 60, 1)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "buckets.json").write_text(json.dumps(res, indent=1))
+    md = markdown(res)
+    (out / "buckets.md").write_text(md)
+    plot(res, lengths, out / "buckets.png")
+    print(md)
+    return res
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    t = res["tokens"]
+    lines = [f"Machine: {m['cpu']} ({m['int8_isa']}), {m['threads']} threads; ai-edge-litert {m['ai-edge-litert']}; "
+             f"{m['date']}. Command: `{res['command']}` ({res['wall_minutes']} min).", "",
+             f"{res['sentences']} real movie-review sentences, one a call (batch 1, static shapes), median of "
+             f"{res['rounds']} fresh processes. Tokens per sentence: mean {t['mean']:.1f}, median {t['median']:.0f}, "
+             f"max {t['max']}; share per bucket: "
+             + ", ".join(f"<= {n}: {s:.0%}" for n, s in res["share_per_bucket"].items()) + ".", "",
+             "| bundle | MB | sentences/s | x fixed 128 | size x fixed 128 |", "| --- | --- | --- | --- | --- |"]
+    for name, r in res["variants"].items():
+        lines.append(f"| {name} | {r['file_mb']:.1f} | {r['sentences_per_s']:.1f} | "
+                     f"{r.get('speedup_vs_fixed128', 1.0):.2f} | {r.get('size_vs_fixed128', 1.0):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, lengths, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    names = list(res["variants"])
+    a.bar(names, [res["variants"][n]["sentences_per_s"] for n in names],
+          color=["#999999" if "fixed" in n else "#1f77b4" for n in names])
+    a.set_ylabel("sentences / s (batch 1)")
+    a.set_title(f"real text, {res['machine']['cpu'][:40]} ({res['machine']['int8_isa']})", fontsize=9)
+    a.tick_params(axis="x", labelrotation=15)
+    b.hist(lengths, bins=range(0, 130, 4), color="#555555")
+    for n in res["buckets"]:
+        b.axvline(n, color="red", linestyle="--")
+    b.set_xlabel("tokens per sentence (red: bucket lengths)")
+    b.set_ylabel("sentences")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(RESULTS / "buckets")
