@@ -200,12 +200,22 @@ def _cmd_android(args: argparse.Namespace) -> int:
     if args.seq_len == "dynamic":
         raise EdgebertError("Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
                             "model's input shape)", "use --seq-len 128")
-    seq = _positive_int(args.seq_len, "--seq-len")
-    m = build(AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
-                             labels_file=Path(args.labels) if args.labels else None,
-                             head_file=Path(args.head) if args.head else None,
-                             train_file=Path(args.train) if args.train else None, int8=args.int8, seq_length=seq,
-                             pooling=args.pooling, allow_accuracy_loss=args.allow_accuracy_loss))
+    lengths = tuple(_positive_int(x.strip(), "--seq-len") for x in args.seq_len.split(",") if x.strip())
+    req = AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
+                         labels_file=Path(args.labels) if args.labels else None,
+                         head_file=Path(args.head) if args.head else None,
+                         train_file=Path(args.train) if args.train else None, int8=args.int8, seq_length=lengths[0],
+                         pooling=args.pooling, allow_accuracy_loss=args.allow_accuracy_loss)
+    if len(lengths) > 1:  # one asset per length bucket
+        from edgebert.exporters.android import build_buckets
+
+        res = build_buckets(req, lengths)
+        print(f"assets:  {args.output}/ ({', '.join(f'seq_{n}/' for n in lengths)}, buckets.json, README.md)")
+        for n, m in res["assets"].items():
+            acc = m["models"]["tflite"]
+            print(f"  seq_{n}: [1, {n}], {acc['bytes'] / 1e6:.1f} MB, gate {'passed' if acc['gate']['passed'] else 'FAILED'}")
+        return 0
+    m = build(req)
     from edgebert import gpu_compat
 
     e = m["models"]["tflite"]
@@ -227,7 +237,8 @@ def _cmd_android(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.verify import VerifyRequest, read_texts, verify
+        from edgebert.exporters.verify import VerifyRequest, verify
+        from edgebert.text_files import read_texts
     except ImportError as e:
         raise _missing_extra(e, "verify (it runs the reference SavedModel)", "export") from None
     from edgebert.quantize import calibration
@@ -335,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--labels", help="label names, one a line, in the head's output order")
     a.add_argument("--pooling", choices=["cls", "mean"], help="features for the embedding / head (default: mean)")
     a.add_argument("--int8", action="store_true", help="the default int8 recipe (wi8_afp32)")
-    a.add_argument("--seq-len", default="128", help="fixed sequence length (default: %(default)s)")
+    a.add_argument("--seq-len", default="128", help="fixed sequence length (default: %(default)s), or lengths "
+                   "such as 16,32,64,128 for one asset per length (MediaPipe takes one signature)")
     a.add_argument("--allow-accuracy-loss", action="store_true")
     a.add_argument("-o", "--output", default="assets", help="assets directory (default: %(default)s)")
     a.set_defaults(func=_cmd_android)

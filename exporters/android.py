@@ -19,6 +19,7 @@ import numpy as np
 
 from edgebert import gpu_compat, linear_probe, metrics
 from edgebert.errors import EdgebertError
+from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters import android_metadata as amd
 from edgebert.exporters import workers
 from edgebert.exporters.export import _progress, default_labels, reference_dir_for
@@ -48,23 +49,6 @@ class AndroidRequest:
     pooling: str | None = None  # default: the head file's, else mean
     allow_accuracy_loss: bool = False
     held_out: int = 150  # decisions flip one at a time: 64 sentences are too coarse for a 99% bar
-
-
-def read_labelled(path: Path) -> tuple[list[str], list[int], list[str]]:
-    """``label<TAB>text`` lines, or the ``id<TAB>score<TAB>text`` sentiment format (sign of score)."""
-    from edgebert.exporters.verify import read_texts
-
-    if not path.is_file():
-        raise EdgebertError(f"training file {path} not found", "pass label<TAB>text lines")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if lines and all(ln.count("\t") == 1 for ln in lines):
-        pairs = [ln.split("\t") for ln in lines]
-        names = sorted({p[0].strip() for p in pairs})
-        return [p[1] for p in pairs], [names.index(p[0].strip()) for p in pairs], names
-    texts, labels = read_texts(path)
-    if labels is None:
-        raise EdgebertError(f"{path} has no labels", "use label<TAB>text lines, or id<TAB>score<TAB>text")
-    return texts, labels, ["negative", "positive"]
 
 
 def train_head(features: np.ndarray, labels: list[int]) -> dict:
@@ -104,6 +88,7 @@ def build(req: AndroidRequest) -> dict:
     if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
         raise EdgebertError("--head, --train and --labels are for --task classifier", "drop them, or use --task classifier")
     head_data = _read_head(req.head_file) if req.head_file else None
+    train = read_labelled(Path(req.train_file)) if req.train_file else None  # its errors before any work
     if req.pooling not in (None, "cls", "mean"):
         raise EdgebertError(f"unknown pooling {req.pooling!r}", "use cls or mean")
     recipe = recipes.get(recipes.DEFAULT_INT8 if req.int8 else recipes.DEFAULT_FLOAT)
@@ -140,7 +125,9 @@ def build(req: AndroidRequest) -> dict:
             if req.task == "classifier":
                 if req.train_file:
                     _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
-                    train_texts, train_y, labels = read_labelled(Path(req.train_file))
+                    train_texts, train_y, labels = train
+                    for warning in label_warnings(train_y, labels, req.train_file):
+                        _progress(f"  warning: {warning}")
                     (work / "train").mkdir()
                     workers.run({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
                                  "held_out": train_texts, "seq_length": req.seq_length,
@@ -198,6 +185,65 @@ def build(req: AndroidRequest) -> dict:
             return manifest
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
+    """One asset per length bucket (``req.output/seq_N/``), for apps that pick the model by text
+    length: MediaPipe and the Task Library take one signature, so a multi-signature file would
+    only run its first. Written whole: the folder appears once every asset passed.
+
+    Returns ``{"buckets": [...], "assets": {N: manifest}}`` (also ``buckets.json`` in the folder).
+    """
+    if list(lengths) != sorted(set(lengths)):
+        raise EdgebertError(f"length buckets must be distinct and ascending, got {','.join(map(str, lengths))}",
+                            "pass e.g. --seq-len 16,32,64,128")
+    out = Path(req.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        assets = {}
+        # One worker process for the small models' builds (each is a whole import + conversion).
+        with workers.warm(workers.SHARED_MAX_SOURCE_BYTES):
+            for i, n in enumerate(lengths, start=1):
+                _progress(f"== asset {i}/{len(lengths)}: [1, {n}]")
+                assets[n] = build(dataclasses.replace(req, seq_length=n, output=staging / f"seq_{n}"))
+        index = {"format_version": 1, "kind": "android-asset-buckets", "task": req.task, "buckets": list(lengths),
+                 "assets": {str(n): {"dir": f"seq_{n}", "bytes": m["models"]["tflite"]["bytes"],
+                                     "gate_passed": m["models"]["tflite"]["gate"]["passed"]}
+                            for n, m in assets.items()}}
+        (staging / "buckets.json").write_text(json.dumps(index, indent=1))
+        (staging / "README.md").write_text(_buckets_readme(req.task, lengths))
+        replace_dir(staging, out)
+        return {"buckets": list(lengths), "assets": assets}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _buckets_readme(task: str, lengths: tuple[int, ...]) -> str:
+    dirs = ", ".join(f"`seq_{n}/`" for n in lengths)
+    cls = "TextEmbedder" if task == "embedder" else "TextClassifier"
+    return f"""# {task} assets, one per sequence length
+
+{dirs}: the same model with a fixed input length each ([1, N]; each folder has its own
+`model.tflite` with metadata, `vocab.txt`, README and `edgebert.json` with the accuracy measured
+at that length). MediaPipe's {cls} reads one signature, so pick the asset by text length: a
+short asset costs less per call (the runtime pads every text to N), and MediaPipe truncates
+text that is longer than N tokens. A WordPiece token count is at least the word count, so an app
+can load the asset for a text's expected size, e.g. the first N >= 1.5 x its words.
+
+On LiteRT's CompiledModel (Android, without MediaPipe, tokenizing in the app), one
+`edgebert export --format tflite --seq-len {','.join(map(str, lengths))}` file holds every
+length as its own static signature (`seq_N`, int32 inputs `input_word_ids`, `input_mask`,
+`input_type_ids` of shape [1, N]) with the weights stored once. Pad the ids to the shortest N
+that holds them and run that signature by name:
+
+```kotlin
+val sig = "seq_32"
+val inputs = mapOf("input_word_ids" to ids, "input_mask" to mask, "input_type_ids" to types)  // TensorBuffers [1, 32]
+val outputs = mapOf("pooled_output" to pooled, "sequence_output" to sequence)
+model.run(inputs, outputs, sig)   // or model.createInputBuffers(sig) / model.run(list, list, sig)
+```
+"""
 
 
 def fine_tuned_head(meta: dict) -> dict:

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgebert import linear_probe
 from edgebert.errors import EdgebertError
+from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters.files import replace_dir
 
 REPORT = "edgebert_finetune.json"
@@ -62,8 +63,6 @@ def _progress(msg: str) -> None:
 
 
 def _split(texts, labels, names, req: FinetuneRequest):
-    from edgebert.exporters.android import read_labelled
-
     if req.eval_file is not None:
         ev_texts, ev_labels, ev_names = read_labelled(Path(req.eval_file))
         unknown = sorted(set(ev_names[i] for i in ev_labels) - set(names))
@@ -162,7 +161,6 @@ def finetune(req: FinetuneRequest) -> dict:
                             "is missing)", "pip install --no-deps tf-models-official==2.20.0 gin-config pyyaml scipy "
                             "(--no-deps: it pins tensorflow~=2.20; `make` does this)") from None
 
-    from edgebert.exporters.android import read_labelled
     from edgebert.exporters.reference import save_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.classifier import LABELS_FILE
@@ -171,6 +169,8 @@ def finetune(req: FinetuneRequest) -> dict:
     if req.epochs < 1 or req.batch_size < 1 or req.learning_rate <= 0:
         raise EdgebertError("--epochs, --batch-size and --learning-rate must be positive", "pass positive numbers")
     texts, labels, names = read_labelled(Path(req.train_file))
+    for warning in label_warnings(labels, names, req.train_file):
+        _progress(f"warning: {warning}")
     if len(set(labels)) < 2:
         raise EdgebertError(f"{req.train_file} has only one label ({names[labels[0]] if labels else 'none'})",
                             "a classifier needs examples of at least two labels")

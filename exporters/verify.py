@@ -29,11 +29,9 @@ from edgebert.exporters import workers
 from edgebert.exporters.export import _progress
 from edgebert.exporters import layer_taps
 from edgebert.exporters.files import atomic_write_bytes
-from edgebert.quantize.calibration import is_number
 from edgebert.runtime import MANIFEST, load, read_manifest
 
 PERCENTILES = (1, 5, 50)
-NEUTRAL_BAND = 0.5  # ../shared/data/sentiment/README: binary labels drop |score| < 0.5
 
 
 
@@ -46,33 +44,6 @@ class VerifyRequest:
     output: Path | None = None
     formats: tuple[str, ...] | None = None
     seq_length: int = 128
-
-
-def read_texts(path: Path, labels_path: Path | None = None) -> tuple[list[str], list[int] | None]:
-    """Sentences, one a line, or ``id<TAB>score<TAB>text`` (labels: the score's sign; scores
-    within ``NEUTRAL_BAND`` of 0 dropped; a header line skipped)."""
-    if not path.is_file():
-        raise EdgebertError(f"texts file {path} not found", "pass one sentence a line, or id<TAB>score<TAB>text")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines:
-        raise EdgebertError(f"texts file {path} is empty", "pass one sentence a line")
-    labels = None
-    rows = [ln.split("\t", 2) for ln in lines]
-    if rows and len(rows[0]) == 3 and not is_number(rows[0][1]):
-        rows, lines = rows[1:], lines[1:]  # a header (id, sentiment, text)
-    if lines and all(len(r) == 3 and is_number(r[1]) for r in rows):
-        # The sentiment corpus convention: the score's sign, dropping |score| < NEUTRAL_BAND.
-        scored = [(float(r[1]), r[2]) for r in rows if abs(float(r[1])) >= NEUTRAL_BAND and r[2].strip()]
-        texts, labels = [t for _, t in scored], [int(s_ > 0) for s_, _ in scored]
-    else:
-        texts = lines
-    if labels_path is not None:
-        raw = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        if len(raw) != len(texts):
-            raise EdgebertError(f"{labels_path} has {len(raw)} labels for {len(texts)} texts", "one label a line")
-        names = sorted(set(raw))
-        labels = [names.index(x) for x in raw]
-    return texts, labels
 
 
 def _error_stats(got: np.ndarray, ref: np.ndarray) -> dict:

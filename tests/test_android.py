@@ -34,7 +34,7 @@ def _mp(path, task):
 
 @pytest.fixture(scope="module")
 def movie_sentences(sentiment_dir):
-    from edgebert.exporters.verify import read_texts
+    from edgebert.text_files import read_texts
 
     texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
     return texts[:-700], labels[:-700]  # the last 700 hold the calibration corpus
@@ -187,3 +187,28 @@ def test_tiny_classifier_from_a_head_file(hf_tiny, tmp_path):
     assert acc["max_abs"] <= 1e-5 and acc["top_class_agreement"] == 1.0
     probs = load(tmp_path / "a").classify(["the a", "a the"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_one_asset_per_length_bucket(hf_tiny, tmp_path, capsys):
+    from edgebert.cli import main
+
+    out = tmp_path / "assets"
+    assert main(["android", str(hf_tiny), "--seq-len", "8,16", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "seq_8: [1, 8]" in printed and "seq_16: [1, 16]" in printed
+    index = json.loads((out / "buckets.json").read_text())
+    assert index["buckets"] == [8, 16] and sorted(p.name for p in out.iterdir()) == [
+        "README.md", "buckets.json", "seq_16", "seq_8"]
+    for n in (8, 16):
+        asset = out / f"seq_{n}"
+        buf = (asset / "model.tflite").read_bytes()
+        assert amd.read_metadata(buf)["process_units"] == [{"type": "BertTokenizer", "vocab": ["vocab.txt"]}]
+        manifest = json.loads((asset / "edgebert.json").read_text())
+        assert manifest["seq_length"] == n and manifest["models"]["tflite"]["inputs"][0]["shape"] == [1, n]
+        assert manifest["models"]["tflite"]["gate"]["passed"] and index["assets"][str(n)]["gate_passed"]
+        got = load(asset).embed(["the a movie", "a the"])
+        assert got.shape == (2, 32) and np.isfinite(got).all()
+    assert 'model.run(inputs, outputs, sig)' in (out / "README.md").read_text()
+    assert main(["android", str(hf_tiny), "--seq-len", "16,8", "-o", str(tmp_path / "bad")]) == 1
+    assert "length buckets must be distinct and ascending" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

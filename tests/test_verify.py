@@ -12,7 +12,8 @@ from edgebert.exporters import tflite
 from edgebert.exporters.export import ExportRequest, export
 from edgebert.exporters.files import file_sha256
 from edgebert.exporters.sources import load_source
-from edgebert.exporters.verify import VerifyRequest, read_texts, verify
+from edgebert.exporters.verify import VerifyRequest, verify
+from edgebert.text_files import read_texts
 from edgebert.quantize import recipes
 
 N_REAL = 500
@@ -30,16 +31,6 @@ def _copy(bundle, tmp_path, name="b"):
     dest = tmp_path / name
     shutil.copytree(bundle, dest, ignore=shutil.ignore_patterns("verify"))
     return dest
-
-
-def test_read_texts_formats(tmp_path):
-    p = tmp_path / "s.tsv"
-    p.write_text("id\tsentiment\ttext\n1\t1.5\tgood film\n2\t-0.6\tbad film\n3\t0.2\tneutral\n")
-    assert read_texts(p) == (["good film", "bad film"], [1, 0])
-    q = tmp_path / "plain.txt"
-    q.write_text("one\n\ntwo\n")
-    (tmp_path / "labels.txt").write_text("pos\nneg\n")
-    assert read_texts(q, tmp_path / "labels.txt") == (["one", "two"], [1, 0])
 
 
 @pytest.mark.parametrize("recipe", ["fp32", "wi8_afp32"])

@@ -10,7 +10,8 @@ import pytest
 from fixtures import tiny_models
 from edgebert import catalog
 from edgebert.exporters.export import ExportRequest, export
-from edgebert.exporters.verify import VerifyRequest, read_texts, verify
+from edgebert.exporters.verify import VerifyRequest, verify
+from edgebert.text_files import read_texts
 from edgebert.quantize import recipes
 
 SHAPES = sorted({(m.layers, m.hidden, m.heads, m.intermediate) for m in catalog.filter_models(language="en")})
