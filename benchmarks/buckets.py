@@ -26,7 +26,7 @@ PROBE = r"""
 import json, sys, time
 import numpy as np
 import edgebert
-import resource
+from edgebert.exporters.costs import peak_gb  # VmHWM: ru_maxrss keeps a forking parent's pages
 m = edgebert.load(sys.argv[1], backend="tflite", num_threads=int(sys.argv[2]), weight_cache=sys.argv[4] or None)
 texts = json.loads(open(sys.argv[3]).read())
 for t in texts[:100]:
@@ -35,7 +35,7 @@ t0 = time.perf_counter()
 for t in texts:
     m.embed(t)
 rate = len(texts) / (time.perf_counter() - t0)
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+peak_mb = peak_gb() * 1e3
 # Each signature alone, at its own length: the model's cost per bucket without tokenizer or runtime.
 from edgebert import backends
 r = backends.open_runner(m.model_path, num_threads=int(sys.argv[2]))

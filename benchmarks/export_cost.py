@@ -129,7 +129,7 @@ def runtime_rss(bundle: str, work: Path) -> dict:
             "ratio_seq128": round((r.get("peak_rss_seq128_mb") or 0) / size_mb, 2)}
 
 
-def run(models: list[str], out: Path) -> dict:
+def run(models: list[str], out: Path, runtime_only: bool = False) -> dict:
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     res = {"machine": suite.machine(2), "models": {}}
@@ -137,7 +137,11 @@ def run(models: list[str], out: Path) -> dict:
     if previous.exists():  # models measured by earlier runs stay in the table
         res["models"] = json.loads(previous.read_text()).get("models", {})
     for key in models:
-        r = export_once(key, work)
+        if runtime_only:  # the export's figures stay; its bundle's runtime is measured again
+            r = res["models"][key]
+        else:
+            r = export_once(key, work)
+            r["machine"] = f"{res['machine']['cpu']} ({res['machine']['int8_isa']})"
         r["runtime"] = runtime_rss(r["bundle"], work)
         res["models"][key] = r
         (out / "export_cost.json").write_text(json.dumps(res, indent=1))  # partial results survive a stop
@@ -146,8 +150,10 @@ def run(models: list[str], out: Path) -> dict:
 
 def markdown(res: dict, command: str) -> str:
     m = res["machine"]
-    lines = [f"`{command}` on {m['cpu']} ({m['cores']} cores), {m['date']}; each export cold (empty cache), "
-             "`--int8`, both formats. Peak = every process alive during the step.", "",
+    lines = [f"`{command}` on {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}, {m['cores']} cores), "
+             f"{m['date']}; each export cold (empty cache), `--int8`, both formats. Peak = every process alive during "
+             "the step. Runtime RSS: the peak (VmHWM) of a process that loads the int8 TFLite file with the weight "
+             "cache and embeds a sentence, over the file size. A row measured on another machine names it.", "",
              "| model | fp32 MB | int8 MB tflite / onnx | import s / GB | tflite s / GB | onnx s / GB | gate s / GB "
              "| whole s | peak GB | bar GB / s | verify 500 (pooled cos mean tflite / onnx) | runtime RSS / int8 file |",
              "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | --- | --- | --- |"]
@@ -159,7 +165,8 @@ def markdown(res: dict, command: str) -> str:
         v = r["verify"]["formats"]
         ver = " / ".join(f"{v[f]['pooled_cosine_mean']:.5f}{'' if v[f]['passed'] else ' FAILED'}" for f in v)
         rt = r["runtime"]
-        lines.append(f"| {key} | {r['fp32_mb']:.0f} | {r['files_mb'].get('tflite', 0):.0f} / {r['files_mb'].get('onnx', 0):.0f} | "
+        where = "" if r.get("machine", "").startswith(m["cpu"]) else f" (on {r.get('machine') or 'an earlier machine'})"
+        lines.append(f"| {key}{where} | {r['fp32_mb']:.0f} | {r['files_mb'].get('tflite', 0):.0f} / {r['files_mb'].get('onnx', 0):.0f} | "
                      + " | ".join(cells) + f" | {r['export_cost']['seconds']:.0f} | {r['export_cost']['peak_rss_gb']:.2f} | "
                      f"{bar_gb or '-'} / {bar_s or '-'} | {ver} | {rt['ratio']:.2f}x ({rt['ratio_seq128']:.2f}x at 128) |")
     return "\n".join(lines) + "\n"
@@ -200,8 +207,8 @@ def plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(models: list[str], out: Path, command: str) -> dict:
-    res = run(models, out)
+def main(models: list[str], out: Path, command: str, runtime_only: bool = False) -> dict:
+    res = run(models, out, runtime_only)
     res["command"] = command
     (out / "export_cost.json").write_text(json.dumps(res, indent=1))
     md = markdown(res, command)

@@ -28,7 +28,6 @@ from edgebert.metrics import mean_pool
 from edgebert.tokenizer import BertTokenizer
 
 MANIFEST = "edgebert.json"
-FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 # Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
 # shape re-plans the interpreter) for at most 7 wasted positions.
 LENGTH_BUCKET = 8

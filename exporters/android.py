@@ -22,7 +22,8 @@ from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters import android_metadata as amd
 from edgebert.exporters import workers
-from edgebert.exporters.export import _progress, default_labels, reference_dir_for
+from edgebert.exporters.export import default_labels, reference_dir_for
+from edgebert.exporters.progress import say as _progress
 from edgebert.exporters.files import replace_dir
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source

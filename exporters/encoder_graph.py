@@ -22,10 +22,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from edgebert.backends import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
 from edgebert.exporters.bert_config import (EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes,
                                             layer_names)
 
-INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 # Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
 # value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
 # that must hold -10000 next to scores of +-20 has no precision left for the scores.

@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import json
 import shutil
-import sys
 import tempfile
 import time
 from importlib import metadata
@@ -22,6 +21,7 @@ import numpy as np
 from edgebert import backends, gpu_compat, metrics
 from edgebert.errors import EdgebertError
 from edgebert.exporters import costs, workers
+from edgebert.exporters.progress import say as _progress
 from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
@@ -51,10 +51,6 @@ class ExportRequest:
     # TFLite: one static [batch_size or 1, n] signature per length (accelerators take static
     # shapes only); ONNX stays dynamic-length (ONNX Runtime runs any length). seq_length: None.
     buckets: tuple[int, ...] | None = None
-
-
-def _progress(step: str) -> None:
-    print(step, file=sys.stderr, flush=True)
 
 
 def reference_dir_for(source_path: Path) -> Path:

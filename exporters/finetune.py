@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from edgebert import linear_probe
 from edgebert.errors import EdgebertError
+from edgebert.exporters.progress import say as _progress
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters.files import replace_dir
 
@@ -56,10 +56,6 @@ class FinetuneRequest:
     seq_length: int | None = None  # None: the shortest of PACK_LENGTHS that fits the training texts (<= 128)
     seed: int = 0
     baseline: bool = True  # also score a logistic probe on the frozen encoder's embeddings
-
-
-def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _split(texts, labels, names, req: FinetuneRequest):

@@ -54,19 +54,10 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     if release:
         src.weights.clear()  # the module's variables hold the only copy from here on
     module.mask_bias = (recipe.graph or {}).get("mask_bias", module.mask_bias)
-    def signature(batch, length):
-        spec = [tf.TensorSpec([batch, length], tf.int32, name=n) for n in INPUT_NAMES]
-
-        @tf.function(input_signature=spec)
-        def serving(input_word_ids, input_mask, input_type_ids):
-            return serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
-
-        return serving.get_concrete_function()
-
     if buckets:
-        signatures = {BUCKET_SIGNATURE.format(n): signature(batch_size or 1, n) for n in buckets}
+        signatures = {BUCKET_SIGNATURE.format(n): _signature(module, head, batch_size or 1, n) for n in buckets}
     else:
-        signatures = {"serving_default": signature(batch_size, seq_length)}
+        signatures = {"serving_default": _signature(module, head, batch_size, seq_length)}
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".tflite-work-") as work:
         # Through a SavedModel, not from_concrete_functions: the converter then reads the
         # variables from disk in C++ instead of receiving a frozen GraphDef with every weight
@@ -90,3 +81,16 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     if recipe.for_format("tflite").get("engine") == "ai-edge-quantizer":
         flat = tflite_quant.ai_edge_quantize(flat, recipe, calibration)
     return atomic_write_bytes(out_path, flat)
+
+
+def _signature(module: BertEncoderModule, head: dict | None, batch: int | None, length: int | None):
+    """The serving function for inputs ``[batch, length]`` (None: dynamic), traced."""
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec([batch, length], tf.int32, name=n) for n in INPUT_NAMES]
+
+    @tf.function(input_signature=spec)
+    def serving(input_word_ids, input_mask, input_type_ids):
+        return serving_outputs(module, input_word_ids, input_mask, input_type_ids, head)
+
+    return serving.get_concrete_function()

@@ -26,7 +26,7 @@ from edgebert import backends, linear_probe, metrics
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.exporters import workers
-from edgebert.exporters.export import _progress
+from edgebert.exporters.progress import say as _progress
 from edgebert.exporters import layer_taps
 from edgebert.exporters.files import atomic_write_bytes
 from edgebert.runtime import MANIFEST, load, read_manifest

@@ -29,10 +29,6 @@ class Recipe:
     def for_format(self, fmt: str) -> dict:
         return dict(getattr(self, fmt) or {})
 
-    @property
-    def needs_calibration(self) -> bool:
-        return self.smoothing is not None or self.calibration is not None
-
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 

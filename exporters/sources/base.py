@@ -10,9 +10,6 @@ import numpy as np
 from edgebert.errors import SourceError
 from edgebert.exporters.bert_config import BertConfig, check_weights
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
 @dataclasses.dataclass
 class SourceModel:
     """A BERT read from any supported format.
