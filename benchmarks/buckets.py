@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgebert.bundle import is_bundle, read_manifest
+
 from benchmarks.suite import CORPUS, RESULTS, machine
 
 BUCKETS = (16, 32, 64, 128)
@@ -59,7 +61,7 @@ def _probe(bundle: Path, threads: int, text_file: Path, weight_cache: str) -> di
 
 
 def _export(out: Path, recipe: str, seq_len: str) -> Path:
-    if (out / "edgebert.json").is_file():
+    if is_bundle(out):
         return out
     subprocess.run([sys.executable, "-m", "edgebert", "export", "--recipe", recipe, "--format", "tflite",
                     "--batch", "1", "--seq-len", seq_len, "-o", str(out)], check=True)
@@ -102,7 +104,7 @@ def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, co
     share = {n: float(((lengths <= n) & (lengths > lo)).mean()) for lo, n in zip((0,) + BUCKETS, BUCKETS)}
     rows = {}
     for (recipe, kind), values in runs.items():
-        m = json.loads((bundles[(recipe, kind)] / "edgebert.json").read_text())
+        m = read_manifest(bundles[(recipe, kind)])
         ms = {int(n): statistics.median(v["ms_per_length"][n] for v in values) for n in values[0]["ms_per_length"]}
         rows[f"{recipe} {kind}"] = {"recipe": recipe, "kind": kind,
                                     "sentences_per_s": statistics.median(v["sentences_per_s"] for v in values),

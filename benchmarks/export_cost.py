@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgebert.bundle import read_manifest
+
 from benchmarks import suite
 
 # The bars: peak GB of the whole export, and seconds.
@@ -79,7 +81,7 @@ def export_once(key: str, work: Path) -> dict:
             raise RuntimeError(f"export failed: {' '.join(cmd)}")
         # verify needs the reference: run it before the cache goes.
         verify = verify_once(out, work, env)
-    m = json.loads((out / "edgebert.json").read_text())
+    m = read_manifest(out)
     fp32_bytes = 4 * _parameters(m["architecture"])
     return {"bundle": str(out), "architecture": m["architecture"], "fp32_mb": round(fp32_bytes / 1e6, 1),
             "files_mb": {f: round(e["bytes"] / 1e6, 1) for f, e in m["models"].items()},

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgebert.bundle import is_bundle
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,7 @@ def export_variants(out: Path) -> dict[str, Path]:
     for recipe in ("fp32", recipes.DEFAULT_INT8):
         for form in ("gpu", "classic"):
             dest = out / f"{recipe}_{form}"
-            if not (dest / "edgebert.json").exists():
+            if not is_bundle(dest):
                 export(ExportRequest(source=str(default_model.model_dir()), source_label="default", output=dest,
                                      formats=("tflite",), recipe=recipes.get(recipe), seq_length=128, batch_size=1,
                                      graph_form=form))

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgebert.bundle import read_manifest
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def main() -> None:
         export(ExportRequest(source=str(src), source_label="all-MiniLM-L6-v2", output=bundle,
                              formats=recipe.formats, recipe=recipe, allow_accuracy_loss=True))
         export_s = time.perf_counter() - t0
-        manifest = json.loads((bundle / "edgebert.json").read_text())
+        manifest = read_manifest(bundle)
         for fmt, entry in manifest["models"].items():
             n = min(len(texts), SLOW.get(name, len(texts)))
             rows.append(evaluate(name, fmt, bundle / entry["file"], texts[:n], ref, export_s))

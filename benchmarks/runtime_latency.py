@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgebert.bundle import read_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     variants = []
     for b in args.bundles:
-        manifest = json.loads((b / "edgebert.json").read_text())
+        manifest = read_manifest(b)
         variants += [(b, fmt) for fmt in manifest["models"]]
     runs: dict = {f"{b.name}/{fmt}": [] for b, fmt in variants}
     for _ in range(args.rounds):

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgebert.bundle import is_bundle, read_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -110,8 +112,8 @@ def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict
     """Exports (or reuses) the bundle of ``key`` with ``recipe``; returns its manifest and export cost."""
     out = work / "bundles" / key / recipe
     record = out.with_suffix(".export.json")
-    if (out / "edgebert.json").exists() and record.exists():
-        manifest = json.loads((out / "edgebert.json").read_text())
+    if is_bundle(out) and record.exists():
+        manifest = read_manifest(out)
         if set(formats) <= set(manifest["models"]):
             return {"manifest": manifest, **json.loads(record.read_text())}
     source = model_source(key, work)
@@ -125,7 +127,7 @@ def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict
         raise RuntimeError(f"export failed: {' '.join(cmd)}")
     cost = {"export_s": round(time.perf_counter() - t0, 1), "export_peak_rss_gb": round(usage.ru_maxrss / 1e6, 2)}
     record.write_text(json.dumps(cost))
-    return {"manifest": json.loads((out / "edgebert.json").read_text()), **cost}
+    return {"manifest": read_manifest(out), **cost}
 
 
 # ---------------------------------------------------------------- fresh-process probes

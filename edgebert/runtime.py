@@ -12,7 +12,6 @@ only TFLite interpreter installed).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import warnings
@@ -22,12 +21,12 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from edgebert import backends, delegates, metrics
+from edgebert.bundle import read_manifest
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.metrics import mean_pool
 from edgebert.tokenizer import BertTokenizer
 
-MANIFEST = "edgebert.json"
 # Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
 # shape re-plans the interpreter) for at most 7 wasted positions.
 LENGTH_BUCKET = 8
@@ -68,22 +67,6 @@ def load(bundle: str | os.PathLike, backend: str = "auto", delegate: str = "auto
     return BertModel(bundle, backend, delegate, num_threads, fallback=fallback, delegate_library=delegate_library,
                      strict=strict, gpu_enforce_f32=gpu_enforce_f32, pool_size=pool_size, batch_size=batch_size,
                      fast_tokenizer=fast_tokenizer, weight_cache=weight_cache)
-
-
-def read_manifest(bundle: Path) -> dict:
-    if not bundle.exists():
-        raise EdgebertError(f"bundle {bundle} not found", "pass the directory written by `edgebert export -o`")
-    if not bundle.is_dir():
-        raise EdgebertError(f"{bundle} is a file, not a bundle directory",
-                            "pass the directory that holds edgebert.json and the model")
-    path = bundle / MANIFEST
-    if not path.is_file():
-        raise EdgebertError(f"{bundle} has no {MANIFEST}: it is not an edgebert bundle",
-                            "export one with `edgebert export -o DIR`")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgebertError(f"{path} is not valid JSON ({e})", "export the bundle again") from None
 
 
 def pick_backend(manifest: dict, backend: str, bundle: Path) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import gpu_compat, linear_probe, metrics
+from edgebert.bundle import FORMAT_VERSION, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters import android_metadata as amd
@@ -71,8 +72,8 @@ def _source_of(spec: str) -> str:
     """A bundle stands for the reference it was exported from (a fine-tuned classifier's
     bundle for its SavedModel, which holds the head)."""
     p = Path(spec)
-    if (p / "edgebert.json").is_file():
-        m = json.loads((p / "edgebert.json").read_text())
+    if is_bundle(p):
+        m = read_manifest(p)
         if m.get("head") and m["source"].get("path"):
             return m["source"]["path"]
         return m["reference"]["path"]
@@ -180,7 +181,7 @@ def build(req: AndroidRequest) -> dict:
             shutil.rmtree(work)
             manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
                                  staging / "model.tflite")
-            (staging / "edgebert.json").write_text(json.dumps(manifest, indent=1))
+            manifest = write_manifest(staging, manifest)
             (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
             replace_dir(staging, out)
             return manifest
@@ -208,7 +209,7 @@ def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
             for i, n in enumerate(lengths, start=1):
                 _progress(f"== asset {i}/{len(lengths)}: [1, {n}]")
                 assets[n] = build(dataclasses.replace(req, seq_length=n, output=staging / f"seq_{n}"))
-        index = {"format_version": 1, "kind": "android-asset-buckets", "task": req.task, "buckets": list(lengths),
+        index = {"format_version": FORMAT_VERSION, "kind": "android-asset-buckets", "task": req.task, "buckets": list(lengths),
                  "assets": {str(n): {"dir": f"seq_{n}", "bytes": m["models"]["tflite"]["bytes"],
                                      "gate_passed": m["models"]["tflite"]["gate"]["passed"]}
                             for n, m in assets.items()}}
@@ -362,7 +363,7 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gp
     from edgebert.exporters.files import file_sha256
 
     return {
-        "format_version": 1, "kind": "android-assets", "task": req.task,
+        "kind": "android-assets", "task": req.task,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"spec": req.source_label, "kind": ref["kind"]},
         "reference": {"path": ref["reference"], "sha256": ref["sha256"]},

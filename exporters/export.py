@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import shutil
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import backends, gpu_compat, metrics
+from edgebert.bundle import MODEL_FILES, VOCAB, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters import costs, workers
 from edgebert.exporters.progress import say as _progress
@@ -27,9 +27,6 @@ from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
 from edgebert.quantize.recipes import Recipe
 
-MANIFEST = "edgebert.json"
-FORMAT_VERSION = 1
-FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
          "numpy")
 
@@ -105,7 +102,7 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
     models = {}
     for i, fmt in enumerate(req.formats, start=2):
         _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
-        path = staging / FILE_NAMES[fmt]
+        path = staging / MODEL_FILES[fmt]
         conv = workers.run({"task": "convert", "format": fmt, "recipe": req.recipe.name,
                             "reference": ref["reference"], "seq_length": req.seq_length,
                             "calibration": cal_texts, "out": str(path),
@@ -149,12 +146,10 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
     if failed and not req.allow_accuracy_loss:
         raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
                             "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
-    shutil.copyfile(ref["vocab_file"], staging / "vocab.txt")
+    shutil.copyfile(ref["vocab_file"], staging / VOCAB)
     shutil.rmtree(work)
-    text = json.dumps({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
-                       "export_cost": costs.totals(steps)}, indent=1)
-    (staging / MANIFEST).write_text(text)
-    manifest = json.loads(text)
+    manifest = write_manifest(staging, {**_manifest(req, ref, models, len(cal_texts), len(held_out)),
+                                        "export_cost": costs.totals(steps)})
     replace_dir(staging, out)
     return manifest
 
@@ -215,13 +210,12 @@ def default_labels(units: int) -> list[str]:
 
 def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: int) -> dict:
     return {
-        "format_version": FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"spec": req.source_label, "kind": ref["kind"], "path": ref["source_path"]},
         "reference": {"path": ref["reference"], "sha256": ref["sha256"],
                       "max_abs_vs_source": ref["max_abs_vs_source"]},
         "architecture": ref["config"],
-        "tokenizer": {"vocab": "vocab.txt", "do_lower_case": ref["do_lower_case"],
+        "tokenizer": {"vocab": VOCAB, "do_lower_case": ref["do_lower_case"],
                       "casing": "uncased" if ref["do_lower_case"] else "cased"},
         "seq_length": req.seq_length,
         **({"buckets": list(req.buckets), "max_seq_length": max(req.buckets)} if req.buckets else {}),
@@ -253,5 +247,5 @@ def _version(dist: str) -> str | None:
 
 
 def _check_replaceable(dest: Path) -> None:
-    if dest.exists() and not (dest / MANIFEST).exists() and any(dest.iterdir()):
+    if dest.exists() and not is_bundle(dest) and any(dest.iterdir()):
         raise EdgebertError(f"{dest} exists and is not an edgebert bundle", "choose another -o directory")

@@ -29,7 +29,8 @@ from edgebert.exporters import workers
 from edgebert.exporters.progress import say as _progress
 from edgebert.exporters import layer_taps
 from edgebert.exporters.files import atomic_write_bytes
-from edgebert.runtime import MANIFEST, load, read_manifest
+from edgebert.bundle import read_manifest, write_manifest
+from edgebert.runtime import load
 
 PERCENTILES = (1, 5, 50)
 
@@ -299,6 +300,6 @@ def record_in_manifest(bundle: Path, report: dict) -> None:
                           if (s.get("per_layer") or {}).get("available") else None,
                           "passed": s["passed"]}
                     for fmt, s in report["formats"].items()}}
-    atomic_write_bytes(bundle / MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_manifest(bundle, manifest)
 
 

@@ -266,6 +266,8 @@ def test_delegate_library_that_is_not_a_delegate(default_bundles):
     (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:5000]), "truncated"),
     (lambda b: (b / "edgebert.json").write_text("{"), "is not valid JSON"),
     (lambda b: (b / "edgebert.json").unlink(), "not an edgebert bundle"),
+    (lambda b: (b / "edgebert.json").write_text((b / "edgebert.json").read_text().replace(
+        '"format_version": 1', '"format_version": 2')), "has manifest format 2; this edgebert reads up to 1"),
     (lambda b: (b / "vocab.txt").write_text("hello\n"), "lacks \\[PAD\\]"),
 ])
 def test_broken_bundles(mutate, message, default_bundles, tmp_path):
