@@ -124,6 +124,11 @@ def test_cli_export_prints_bundle_and_accuracy(hf_tiny, tmp_path, capsys):
     (["--recipe", "wi3_magic"], "unknown recipe 'wi3_magic'"),
     (["--int8", "--recipe", "fp32"], "--int8 asks for an int8 recipe but --recipe fp32 is not one"),
     (["--calibration", "/nonexistent.txt"], "calibration file /nonexistent.txt not found"),
+    # length buckets (tests/test_buckets.py)
+    (["--seq-len", "32,16"], "length buckets must be distinct lengths >= 3 in ascending order, got 32,16"),
+    (["--seq-len", "16,x"], "--seq-len must be an integer >= 3"),
+    (["--seq-len", "8,16", "--recipe", "wi8_ai8"], "recipe wi8_ai8 calibrates activations per graph"),
+    (["--seq-len", "8,64"], "--seq-len 64 exceeds the model's 40 positions"),
 ])
 def test_cli_argument_errors(argv, message, hf_tiny, tmp_path, capsys):
     assert main(["export", str(hf_tiny), "-o", str(tmp_path / "b"), *argv]) == 1
