@@ -37,6 +37,15 @@ def bucket_lengths(signature_keys) -> tuple[int, ...] | None:
     return tuple(sorted(int(m.group(1)) for m in found))
 
 
+def check_buckets(lengths) -> tuple[int, ...]:
+    """``lengths`` as buckets: distinct, ascending, each at least 3 tokens ([CLS] x [SEP])."""
+    b = tuple(lengths)
+    if not b or list(b) != sorted(set(b)) or b[0] < 3:
+        raise EdgebertError(f"length buckets must be distinct lengths >= 3 in ascending order, got "
+                            f"{','.join(map(str, b))}", "pass e.g. --seq-len 16,32,64,128")
+    return b
+
+
 def pick_bucket(buckets: tuple[int, ...], width: int) -> int:
     """The shortest bucket that holds ``width`` tokens."""
     for length in buckets:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import gpu_compat, linear_probe, metrics
+from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
@@ -196,9 +197,7 @@ def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
 
     Returns ``{"buckets": [...], "assets": {N: manifest}}`` (also ``buckets.json`` in the folder).
     """
-    if list(lengths) != sorted(set(lengths)):
-        raise EdgebertError(f"length buckets must be distinct and ascending, got {','.join(map(str, lengths))}",
-                            "pass e.g. --seq-len 16,32,64,128")
+    lengths = check_buckets(lengths)
     out = Path(req.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -229,8 +228,8 @@ def _buckets_readme(task: str, lengths: tuple[int, ...]) -> str:
 {dirs}: the same model with a fixed input length each ([1, N]; each folder has its own
 `model.tflite` with metadata, `vocab.txt`, README and `edgebert.json` with the accuracy measured
 at that length). MediaPipe's {cls} reads one signature, so pick the asset by text length: a
-short asset costs less per call (the runtime pads every text to N), and MediaPipe truncates
-text that is longer than N tokens. A WordPiece token count is at least the word count, so an app
+short asset costs less per call (every text is padded to N), and a text longer than N tokens
+is cut to fit the fixed input. A WordPiece token count is at least the word count, so an app
 can load the asset for a text's expected size, e.g. the first N >= 1.5 x its words.
 
 On LiteRT's CompiledModel (Android, without MediaPipe, tokenizing in the app), one

@@ -182,10 +182,7 @@ def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dic
 # Activation ranges calibrated per signature are not wired for several signatures, and
 # ai-edge-quantizer rewrites one; float and dynamic-range recipes quantize weights only.
 def _check_buckets(req: ExportRequest) -> None:
-    b = req.buckets
-    if list(b) != sorted(set(b)) or b[0] < 3:
-        raise EdgebertError(f"length buckets must be distinct lengths >= 3 in ascending order, got "
-                            f"{','.join(map(str, b))}", "pass e.g. --seq-len 16,32,64,128")
+    backends.check_buckets(req.buckets)
     if req.seq_length is not None:
         raise EdgebertError("length buckets replace a fixed --seq-len", "pass the lengths as --seq-len 16,32,64,128")
     rec = req.recipe

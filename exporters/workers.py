@@ -4,7 +4,7 @@ TensorFlow and the converters keep memory they never give back, so a large model
 each get a fresh process (``python -m edgebert.exporters.worker TASK RESULT``): BERT-large
 exports on a 24 GiB machine. For a small model the memory is not the problem but the
 start-up is: every process imports TensorFlow, tf2onnx and ONNX Runtime again (5-10 s), so
-``session(shared=True)`` runs all steps of one export in one process that takes tasks one
+``session(source)`` runs all steps of such a model's export in one process that takes tasks one
 after another (``worker --serve``), and each step's peak is still measured alone (the
 worker resets its peak before each task). ``warm(max_source_bytes)`` keeps that process
 for every export of a small source inside a block (a test run, a sweep over the Small BERTs):

@@ -210,5 +210,5 @@ def test_one_asset_per_length_bucket(hf_tiny, tmp_path, capsys):
         assert got.shape == (2, 32) and np.isfinite(got).all()
     assert 'model.run(inputs, outputs, sig)' in (out / "README.md").read_text()
     assert main(["android", str(hf_tiny), "--seq-len", "16,8", "-o", str(tmp_path / "bad")]) == 1
-    assert "length buckets must be distinct and ascending" in capsys.readouterr().err
+    assert "length buckets must be distinct lengths >= 3 in ascending order" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
