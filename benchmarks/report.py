@@ -12,7 +12,7 @@ def _f(v, fmt: str) -> str:
 def markdown(res: dict, command: str) -> str:
     m = res["machine"]
     plan = res["plan"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads; Python {m['python']}, "
+    lines = [f"Machine: {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}), {m['cores']} cores, {m['threads']} threads; Python {m['python']}, "
              f"ai-edge-litert {m['ai-edge-litert']}, onnxruntime {m['onnxruntime']}, tensorflow {m['tensorflow']}; "
              f"{m['date']}. Command: `{command}` ({res['wall_minutes']} min). Medians of {plan['rounds']} fresh "
              f"process(es) x {plan['reps']} calls after 3 warm-up calls; batch 1 latency at exact lengths.", ""]
