@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from edgebert.bundle import is_bundle
-
 import numpy as np
+
+from edgebert.bundle import is_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"

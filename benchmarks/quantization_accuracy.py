@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgebert.bundle import read_manifest
-
 import numpy as np
+
+from edgebert.bundle import read_manifest
+from edgebert.exporters.tasks import ReferenceTask
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
@@ -44,8 +45,8 @@ def main() -> None:
              if l.count("\t") >= 2][: args.sentences]
     src = default_model.model_dir()
     with tempfile.TemporaryDirectory() as work:
-        ref = workers.run({"task": "reference", "source": str(src), "reference_dir": str(reference_dir_for(src)),
-                           "held_out": texts[:8], "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
+        ref = workers.run(ReferenceTask(source=str(src), reference_dir=str(reference_dir_for(src)), texts=texts[:8],
+                                        outputs_npz=f"{work}/ref.npz"), Path(work))
     rows = []
     for name in args.recipes.split(","):
         recipe = recipes.get(name)
@@ -74,8 +75,8 @@ def reference_outputs(ref: dict, texts: list[str]) -> dict:
     key = len(texts)
     if key not in _REF_CACHE:
         with tempfile.TemporaryDirectory() as work:
-            workers.run({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
-                         "held_out": texts, "seq_length": 128, "outputs_npz": f"{work}/ref.npz"}, Path(work))
+            workers.run(ReferenceTask(source=ref["reference"], reference_dir=ref["reference"], texts=texts,
+                                      outputs_npz=f"{work}/ref.npz"), Path(work))
             _REF_CACHE[key] = dict(np.load(f"{work}/ref.npz"))
     return _REF_CACHE[key]
 

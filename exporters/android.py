@@ -24,6 +24,7 @@ from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters import android_metadata as amd
 from edgebert.exporters import workers
+from edgebert.exporters.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.export import default_labels, reference_dir_for
 from edgebert.exporters.progress import say as _progress
 from edgebert.exporters.files import replace_dir
@@ -107,9 +108,9 @@ def build(req: AndroidRequest) -> dict:
             work.mkdir()
             steps = 4 if req.train_file else 3
             _progress(f"[1/{steps}] importing {req.source_label}")
-            ref = workers.run({"task": "reference", "source": str(source_path),
-                               "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                               "seq_length": req.seq_length, "outputs_npz": str(work / "reference.npz")}, work)
+            ref = workers.run(ReferenceTask(source=str(source_path), reference_dir=str(reference_dir_for(source_path)),
+                                            texts=held_out, seq_length=req.seq_length,
+                                            outputs_npz=str(work / "reference.npz")), work)
             _check_source(ref, req)
             expected = dict(np.load(work / "reference.npz"))
             head, labels, training = None, None, None
@@ -132,9 +133,9 @@ def build(req: AndroidRequest) -> dict:
                     for warning in label_warnings(train_y, labels, req.train_file):
                         _progress(f"  warning: {warning}")
                     (work / "train").mkdir()
-                    workers.run({"task": "reference", "source": ref["reference"], "reference_dir": ref["reference"],
-                                 "held_out": train_texts, "seq_length": req.seq_length,
-                                 "outputs_npz": str(work / "train" / "train.npz")}, work / "train")
+                    workers.run(ReferenceTask(source=ref["reference"], reference_dir=ref["reference"],
+                                              texts=train_texts, seq_length=req.seq_length,
+                                              outputs_npz=str(work / "train" / "train.npz")), work / "train")
                     train_ref = dict(np.load(work / "train" / "train.npz"))
                     trained = train_head(_features(train_ref, pooling), train_y)
                     head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
@@ -152,9 +153,8 @@ def build(req: AndroidRequest) -> dict:
                 head = {"task": "embedder", "pooling": pooling}
             _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
             raw = work / "model.tflite"
-            workers.run({"task": "convert", "format": "tflite", "recipe": recipe.name, "reference": ref["reference"],
-                         "seq_length": req.seq_length, "calibration": cal_texts, "out": str(raw), "batch_size": 1,
-                         "head": head}, work)
+            workers.run(ConvertTask(format="tflite", recipe=recipe.name, reference=ref["reference"], out=str(raw),
+                                    seq_length=req.seq_length, calibration=cal_texts, batch_size=1, head=head), work)
             model_buf = raw.read_bytes()
             output_name = "probability" if req.task == "classifier" else "embedding"
             meta = amd.build_metadata(model_buf, name=f"{Path(str(req.source_label)).name} {req.task}",

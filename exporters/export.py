@@ -21,6 +21,7 @@ from edgebert import backends, gpu_compat, metrics
 from edgebert.bundle import MODEL_FILES, VOCAB, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters import costs, workers
+from edgebert.exporters.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.progress import say as _progress
 from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
@@ -86,10 +87,9 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
     work.mkdir()
     n_steps = 2 + len(req.formats)
     _progress(f"[1/{n_steps}] importing {req.source_label}")
-    ref = workers.run({"task": "reference", "source": str(source_path),
-                       "reference_dir": str(reference_dir_for(source_path)), "held_out": held_out,
-                       "seq_length": max(req.buckets) if req.buckets else req.seq_length,
-                       "outputs_npz": str(work / "reference.npz")}, work)
+    ref = workers.run(ReferenceTask(source=str(source_path), reference_dir=str(reference_dir_for(source_path)),
+                                    texts=held_out, seq_length=max(req.buckets) if req.buckets else req.seq_length,
+                                    outputs_npz=str(work / "reference.npz")), work)
     steps = [costs.StepCost(**ref.pop("step"))]
     expected = dict(np.load(work / "reference.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
@@ -103,13 +103,12 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
     for i, fmt in enumerate(req.formats, start=2):
         _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
         path = staging / MODEL_FILES[fmt]
-        conv = workers.run({"task": "convert", "format": fmt, "recipe": req.recipe.name,
-                            "reference": ref["reference"], "seq_length": req.seq_length,
-                            "calibration": cal_texts, "out": str(path),
-                            "smoothing_cache": str(work / "smoothing-ranges.npz"),
-                            "onnx_optimize": req.onnx_optimize, "batch_size": req.batch_size,
-                            "buckets": list(req.buckets) if req.buckets and fmt == "tflite" else None,
-                            "graph_form": req.graph_form, "head": _bundle_head(head)}, work)
+        conv = workers.run(ConvertTask(format=fmt, recipe=req.recipe.name, reference=ref["reference"], out=str(path),
+                                       seq_length=req.seq_length, calibration=cal_texts,
+                                       smoothing_cache=str(work / "smoothing-ranges.npz"),
+                                       onnx_optimize=req.onnx_optimize, batch_size=req.batch_size,
+                                       buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
+                                       graph_form=req.graph_form, head=_bundle_head(head)), work)
         steps.append(costs.StepCost(**conv.pop("step")))
         models[fmt] = {"file": path.name, "conversion": conv}
     _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")

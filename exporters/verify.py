@@ -26,6 +26,7 @@ from edgebert import backends, linear_probe, metrics
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.exporters import workers
+from edgebert.exporters.tasks import ReferenceTask
 from edgebert.exporters.progress import say as _progress
 from edgebert.exporters import layer_taps
 from edgebert.exporters.files import atomic_write_bytes
@@ -87,9 +88,9 @@ def reference_outputs(reference: Path, manifest: dict, req: VerifyRequest, progr
     with tempfile.TemporaryDirectory(prefix="edgebert-verify-") as work:
         progress(f"[1/{steps}] running the reference SavedModel on {len(req.texts)} sentences")
         with workers.session(reference):
-            workers.run({"task": "reference", "source": str(reference), "reference_dir": str(reference),
-                         "held_out": req.texts, "seq_length": req.seq_length, "encoder_outputs": True,
-                         "outputs_npz": str(Path(work) / "ref.npz")}, Path(work))
+            workers.run(ReferenceTask(source=str(reference), reference_dir=str(reference), texts=req.texts,
+                                      seq_length=req.seq_length, encoder_outputs=True,
+                                      outputs_npz=str(Path(work) / "ref.npz")), Path(work))
         cached.parent.mkdir(parents=True, exist_ok=True)
         # Renamed into place whole: an interrupted run leaves no half file the next one would trust.
         partial = cached.with_suffix(f".partial-{os.getpid()}")

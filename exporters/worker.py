@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import EdgebertError
+from edgebert.exporters import tasks
+from edgebert.exporters.tasks import ConvertTask, ReferenceTask
 
 
 def _log(msg: str) -> None:
     print(f"  {msg}", file=sys.stderr, flush=True)
 
 
-def task_reference(t: dict) -> dict:
+def task_reference(t: ReferenceTask) -> dict:
     """Imports the source into the reference and records its outputs on held-out text."""
     from edgebert.exporters.reference import build_reference
     from edgebert.exporters.sources import load_source
@@ -31,22 +33,22 @@ def task_reference(t: dict) -> dict:
     from edgebert.exporters.sources.tf2_saved_model import run_encoder
     from edgebert.tokenizer import BertTokenizer
 
-    src = load_source(t["source"])
-    ref = build_reference(src, Path(t["reference_dir"]), release=True)
+    src = load_source(t.source)
+    ref = build_reference(src, Path(t.reference_dir), release=True)
     head = src.head  # a fine-tuned classifier's dense head, or None
     tok = BertTokenizer(ref.vocab_file, ref.do_lower_case)
-    seq_length = _seq_length(t["seq_length"], ref.config)
-    if head is not None and head.seq_length and t["seq_length"] is None:
+    seq_length = _seq_length(t.seq_length, ref.config)
+    if head is not None and head.seq_length and t.seq_length is None:
         seq_length = head.seq_length  # truncate where the classifier's own preprocessing does
-    feeds = tok(t["held_out"], seq_length=seq_length)
+    feeds = tok(t.texts, seq_length=seq_length)
     model = ref.model or load_saved_model(ref.path)
     parts: dict[str, list] = {}
-    for i in range(0, len(t["held_out"]), 16):
+    for i in range(0, len(t.texts), 16):
         batch = [feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
         out = run_encoder(model, *batch)
         parts.setdefault("pooled_output", []).append(out["pooled_output"])
         parts.setdefault("sequence_output", []).append(out["sequence_output"])
-        if t.get("encoder_outputs"):
+        if t.encoder_outputs:
             # Each layer at the real tokens only (input_mask order): a fraction of the padded size.
             real = batch[1].astype(bool)
             for j, x in enumerate(out["encoder_outputs"]):
@@ -60,57 +62,57 @@ def task_reference(t: dict) -> dict:
 
         feats = classifier.pooled_features(outputs, feeds["input_mask"], head.pooling)
         outputs["scores"] = classifier.scores(feats.astype(np.float64), head.kernel, head.bias, head.activation)
-        npz = Path(t["outputs_npz"]).with_name("head.npz")
+        npz = Path(t.outputs_npz).with_name("head.npz")
         np.savez(npz, kernel=head.kernel, bias=head.bias)
         result["head"] = {**head.meta(), "npz": str(npz)}
-    np.savez(t["outputs_npz"], **outputs, **feeds)
+    np.savez(t.outputs_npz, **outputs, **feeds)
     return result
 
 
-def task_convert(t: dict) -> dict:
+def task_convert(t: ConvertTask) -> dict:
     """Converts the reference to one format with one recipe."""
     from edgebert.exporters import onnx_export, tflite
     from edgebert.exporters.sources import load_source
     from edgebert.quantize import embedding, recipes, smoothing
     from edgebert.tokenizer import BertTokenizer
 
-    recipe = recipes.get(t["recipe"])
-    src = load_source(t["reference"])
+    recipe = recipes.get(t.recipe)
+    src = load_source(t.reference)
     tok = BertTokenizer(src.vocab_file, src.do_lower_case)
-    texts = t["calibration"]
+    texts = t.calibration
     info: dict = {}
     if recipe.smoothing:
         n = min(len(texts), recipe.smoothing["calibration_sentences"])
-        ranges = _smoothing_ranges(src, tok, texts[:n], t["seq_length"], t.get("smoothing_cache"))
+        ranges = _smoothing_ranges(src, tok, texts[:n], t.seq_length, t.smoothing_cache)
         src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
         info["smoothing"] = {**recipe.smoothing, "sentences": n}
     calibration = None
     if recipe.calibration:
         n = min(len(texts), recipe.calibration["sentences"])
         _log(f"calibrating activation ranges ({recipe.calibration['method']}) on {n} sentences")
-        enc = tok(texts[:n], seq_length=_seq_length(t["seq_length"], src.config))
+        enc = tok(texts[:n], seq_length=_seq_length(t.seq_length, src.config))
         calibration = [{k: v[i:i + 1] for k, v in enc.items()} for i in range(n)]
         info["calibration"] = {**recipe.calibration, "sentences": n}
-    if recipe.for_format(t["format"]).get("embedding") == "int8_per_row":
+    if recipe.for_format(t.format).get("embedding") == "int8_per_row":
         src = embedding.int8_rows(src)
         info["embedding"] = "int8_per_row"
     t0 = time.perf_counter()
-    kw = dict(seq_length=t["seq_length"], recipe=recipe, calibration=calibration)
-    head = t.get("head")
+    kw = dict(seq_length=t.seq_length, recipe=recipe, calibration=calibration)
+    head = t.head
     if head and head.get("npz"):  # classifier weights travel as a file
         with np.load(head["npz"]) as z:
             head = {**head, "kernel": z["kernel"], "bias": z["bias"]}
     kw["head"] = head
     kw["release"] = True  # this process converts once: the converter may take the only copy
-    if t["format"] == "onnx":
-        onnx_export.convert(src, Path(t["out"]), optimize=t.get("onnx_optimize", False), report=info, **kw)
+    if t.format == "onnx":
+        onnx_export.convert(src, Path(t.out), optimize=t.onnx_optimize, report=info, **kw)
         if "onnx_optimizer" in info:
             o = info["onnx_optimizer"]
             _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
                  f"vs the unfused graph, new ops {o['new_ops']}")
     else:
-        buckets = tuple(t["buckets"]) if t.get("buckets") else None
-        tflite.convert(src, Path(t["out"]), batch_size=t.get("batch_size"), graph_form=t.get("graph_form", "gpu"),
+        buckets = tuple(t.buckets) if t.buckets else None
+        tflite.convert(src, Path(t.out), batch_size=t.batch_size, graph_form=t.graph_form,
                        buckets=buckets, **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
@@ -158,14 +160,14 @@ def _tuple(feeds: dict):
     return feeds["input_word_ids"], feeds["input_mask"], feeds["input_type_ids"]
 
 
-TASKS = {"reference": task_reference, "convert": task_convert}
+RUNS = {ReferenceTask: task_reference, ConvertTask: task_convert}
 
 
 def run_task(task_path: str, result_path: str) -> int:
     """Runs the task in ``task_path``; writes ``{"ok": ...}`` to ``result_path``; the exit code."""
-    task = json.loads(Path(task_path).read_text())
+    task = tasks.from_json(json.loads(Path(task_path).read_text()))
     try:
-        result = {"ok": True, **TASKS[task["task"]](task)}
+        result = {"ok": True, **RUNS[type(task)](task)}
         code = 0
     except EdgebertError as e:
         result, code = {"ok": False, "error": str(e)}, 1

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters import costs
+from edgebert.exporters import costs, tasks
+from edgebert.exporters.tasks import ConvertTask, ReferenceTask
 
 # Below this many bytes of source files, one process runs every step of an export. Measured
 # (`edgebert export --int8`): the default model (90 MB) 74 -> 40 s, peak 1.12 -> 1.21 GB;
@@ -137,12 +138,12 @@ def source_bytes(source_path: Path, stop_after: float = math.inf) -> float:
     return total
 
 
-def run(task: dict, work: Path) -> dict:
+def run(task: ReferenceTask | ConvertTask, work: Path) -> dict:
     """Runs one worker task; returns its result plus ``peak_rss_gb`` (the worker's own peak
     during the task) and ``step`` (a ``costs.StepCost`` as JSON, counting this process too)."""
-    name = f"{task['task']}-{task.get('format', 'ref')}"
+    name = f"{task.kind}-{getattr(task, 'format', 'ref')}"
     task_file, result_file = work / f"{name}.task.json", work / f"{name}.result.json"
-    task_file.write_text(json.dumps(task))
+    task_file.write_text(json.dumps(tasks.to_json(task)))
     result_file.unlink(missing_ok=True)
     t0, parent_gb = time.perf_counter(), costs.rss_gb()
     session_ = _SESSION.get()
@@ -168,7 +169,7 @@ def run(task: dict, work: Path) -> dict:
     own = result.pop("own_peak_rss_gb", None)  # the worker's VmHWM; ru_maxrss is the fallback
     worker_gb = own if own is not None else (usage_gb or 0.0)
     result["peak_rss_gb"] = round(worker_gb, 2)
-    result["step"] = costs.StepCost(task.get("format", "import"), round(seconds, 1),
+    result["step"] = costs.StepCost(getattr(task, "format", "import"), round(seconds, 1),
                                     round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
                                     round(worker_gb, 3)).to_json()
     return result
