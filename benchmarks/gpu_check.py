@@ -7,7 +7,7 @@ with both GPU precisions (LiteRT's default, and ``enforce_f32``), plus median la
 
 Needs only numpy and ai-edge-litert (no TensorFlow); run it on a machine with a GPU:
 
-    python benchmarks/gpu_check.py out/gpu/* --texts ../shared/data/sentiment/movieReviewSnippets_GroundTruth.txt \\
+    python benchmarks/gpu_check.py out/gpu/* --texts tests/data/sentiment/movieReviewSnippets_GroundTruth.txt \\
         --n 200 -o out/gpu_check
 
 ``--accelerator cpu`` runs the same code path on LiteRT's CPU accelerator (a dry run here).

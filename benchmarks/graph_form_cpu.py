@@ -22,7 +22,7 @@ import numpy as np
 from edgebert.bundle import is_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTENCES = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 
 
 def export_variants(out: Path) -> dict[str, Path]:

@@ -24,7 +24,7 @@ from edgebert.bundle import read_manifest
 from edgebert.exporters.tasks import ReferenceTask
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 SLOW = {"wi8_ai16": 100}  # reference int16 kernels: ~0.5 s a sentence in TFLite
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgebert.bundle import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTENCES = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 
 PROBE = r"""
 import json, sys, time

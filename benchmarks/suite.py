@@ -27,7 +27,7 @@ from pathlib import Path
 from edgebert.bundle import is_bundle, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def sentences() -> list[str]:
-    path = ROOT.parent / "shared" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
+    path = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
     if not path.exists():
         raise SystemExit(f"corpus not found at {path}")
     return [l.split("\t")[2] for l in path.read_text(encoding="utf-8").splitlines() if l.count("\t") >= 2]

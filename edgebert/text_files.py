@@ -5,7 +5,7 @@ One reader for every command (``export --calibration``, ``verify --texts``, ``an
 empty or non-UTF-8 file is a one-line error naming it and the fix. Formats:
 
 - one sentence a line;
-- ``id<TAB>score<TAB>text`` (the sentiment corpus in ``../shared/data/sentiment``): the label
+- ``id<TAB>score<TAB>text`` (the sentiment corpus in ``tests/data/sentiment``): the label
   is the score's sign, scores within ``NEUTRAL_BAND`` of 0 are dropped, a header is skipped;
 - ``label<TAB>text`` (labelled sentences for a classifier).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 
-NEUTRAL_BAND = 0.5  # ../shared/data/sentiment/README: binary labels drop |score| < 0.5
+NEUTRAL_BAND = 0.5  # tests/data/sentiment/README: binary labels drop |score| < 0.5
 SENTIMENT_LABELS = ["negative", "positive"]
 
 

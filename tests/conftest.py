@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fixtures import cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTIMENT_DIR = ROOT.parent / "shared" / "data" / "sentiment"
+SENTIMENT_DIR = ROOT / "tests" / "data" / "sentiment"
 
 
 # Tiny sources (a few hundred KB) are exported dozens of times a run: one worker process
@@ -98,7 +98,7 @@ def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
 @pytest.fixture(scope="session")
 def sentiment_dir():
     if not (SENTIMENT_DIR / "movieReviewSnippets_GroundTruth.txt").exists():
-        pytest.skip(f"real sentences not found at {SENTIMENT_DIR} (shared/data/sentiment is missing)")
+        pytest.skip(f"real sentences not found at {SENTIMENT_DIR} (the repository's tests/data/sentiment is missing)")
     return SENTIMENT_DIR
 
 
