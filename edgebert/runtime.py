@@ -278,8 +278,11 @@ class BertModel:
                 f"seq_length={self.seq_length or 'dynamic'})")
 
     # ------------------------------------------------------------------ batching
-    def _batches(self, feeds: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """Index arrays and feeds of each batch: sorted by length, each cut to its longest item."""
+    def batches(self, feeds: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """The batches this model runs ``feeds`` in: ``(row indices, model inputs)``, sorted by
+        length, each cut to its longest item (dynamic length) and filled with empty rows to a
+        fixed-batch graph's batch. Outputs of rows past ``len(indices)`` are padding. A runner
+        of another file with the same inputs (verify's tapped copy) runs these batches too."""
         lengths = feeds["input_mask"].sum(1)
         width = feeds["input_word_ids"].shape[1]
         # Longest first: the first call sizes the buffers, later (shorter) ones fit in them.
@@ -290,20 +293,17 @@ class BertModel:
             w = width
             if self.seq_length is None:
                 w = min(width, -(-int(lengths[idx].max()) // LENGTH_BUCKET) * LENGTH_BUCKET)
-            yield idx, {k: v[idx, :w] for k, v in feeds.items()}
-
-    def _run(self, feeds, runner=None):
-        """Yields ``(indices, outputs)`` per batch; ``runner`` replaces the bundle's own (verify
-        runs a copy of the model with more outputs through the same batching)."""
-        for idx, batch in self._batches(feeds):
+            batch = {k: v[idx, :w] for k, v in feeds.items()}
             short = (self.model_batch or 0) - len(idx)
-            if short > 0:  # a fixed-batch graph: fill with empty rows, drop their outputs
+            if short > 0:  # a fixed-batch graph: fill with empty rows
                 batch = {k: np.pad(v, ((0, short), (0, 0))) for k, v in batch.items()}
-            if runner is not None:
-                out = runner.run(batch)
-            else:
-                with self._runner() as pooled:
-                    out = pooled.run(batch)
+            yield idx, batch
+
+    def _run(self, feeds):
+        """Yields ``(indices, outputs)`` per batch, run by a runner of the pool."""
+        for idx, batch in self.batches(feeds):
+            with self._runner() as pooled:
+                out = pooled.run(batch)
             yield idx, {k: v[:len(idx)] for k, v in out.items()}
 
     @contextlib.contextmanager

@@ -120,7 +120,8 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
         got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
         try:
             runner = backends.open_runner(path)
-            for idx, out in m._run(feeds, runner):
+            for idx, batch in m.batches(feeds):
+                out = {k: v[:len(idx)] for k, v in runner.run(batch).items()}
                 for i in range(num_layers):
                     name = f"{layer_taps.TAP_PREFIX}{i}"
                     x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
