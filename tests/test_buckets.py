@@ -152,3 +152,22 @@ def test_cli_export_with_buckets(hf_tiny, tmp_path, capsys):
     assert "one static signature per length bucket (seq_8, seq_16: [1, n])" in out
     manifest = json.loads((tmp_path / "b" / "edgebert.json").read_text())
     assert manifest["buckets"] == [8, 16] and manifest["models"]["tflite"]["inputs"][0]["shape"] == [1, -1]
+
+
+def test_default_fp32_buckets_equal_the_dynamic_bundle_at_each_length(default_model_dir, tmp_path, shared_cache):
+    """The default model in fp32: each bucket's signature, fed at its own length, gives the
+    dynamic-length file's outputs at that length (max-abs <= 1e-5), on real-text token ids."""
+    with cache.using(shared_cache):
+        _export(default_model_dir, tmp_path / "b", formats=("tflite",), seq_length=None, buckets=DEFAULT_BUCKETS)
+        _export(default_model_dir, tmp_path / "d", formats=("tflite",), seq_length=None)
+    bucketed = backends.open_runner(tmp_path / "b" / "model.tflite")
+    dynamic = backends.open_runner(tmp_path / "d" / "model.tflite")
+    tok = load(tmp_path / "b").tokenizer
+    words = "the film is a quietly moving story about two brothers who never speak".split()
+    for length in DEFAULT_BUCKETS:
+        feeds = tok([" ".join(words * 12)], seq_length=length)  # fills the bucket: no padding
+        assert feeds["input_mask"].sum() == length
+        got, want = bucketed.runners[length](**feeds), dynamic.run(feeds)
+        for name in ("pooled_output", "sequence_output"):
+            assert got[name].shape == want[name].shape
+            assert np.abs(got[name] - want[name]).max() <= 1e-5, (length, name, np.abs(got[name] - want[name]).max())
