@@ -16,24 +16,44 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / np.maximum(den, 1e-30)
 
 
+PERCENTILES = (1, 5, 50)
+
+
 def summary(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "min": float(values.min()),
-            "p1": float(np.percentile(values, 1)), "p50": float(np.percentile(values, 50))}
+            **{f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}}
+
+
+def error_stats(got: np.ndarray, ref: np.ndarray) -> dict:
+    """Row by row (sentences, or tokens): cosine (mean, min, percentiles), the largest absolute
+    difference, and the relative error ||got - ref|| / ||ref||."""
+    rel = np.linalg.norm(got - ref, axis=-1) / np.maximum(np.linalg.norm(ref, axis=-1), 1e-12)
+    return {"cosine": summary(cosine(got, ref)), "max_abs": float(np.abs(got - ref).max()),
+            "relative_error": {"mean": float(rel.mean()), "max": float(rel.max())}}
+
+
+def _aligned(got: dict, ref: dict, mask: np.ndarray):
+    """Both sequence outputs cut to the narrower width, and the real-token mask for it."""
+    width = min(got["sequence_output"].shape[1], ref["sequence_output"].shape[1])
+    m = mask[:, :width].astype(bool)
+    return got["sequence_output"][:, :width], ref["sequence_output"][:, :width], m
 
 
 def compare(got: dict, ref: dict, mask: np.ndarray) -> dict:
-    """Cosine and max-abs of pooled, mean-pooled and per-token sequence outputs."""
-    width = min(got["sequence_output"].shape[1], ref["sequence_output"].shape[1])
-    m = mask[:, :width].astype(bool)
-    gs, rs = got["sequence_output"][:, :width], ref["sequence_output"][:, :width]
-    return {
-        "pooled_output": {"cosine": summary(cosine(got["pooled_output"], ref["pooled_output"])),
-                          "max_abs": float(np.abs(got["pooled_output"] - ref["pooled_output"]).max())},
-        "mean_pooled": {"cosine": summary(cosine(mean_pool(gs, m), mean_pool(rs, m)))},
-        "sequence_output": {"cosine": summary(cosine(gs[m], rs[m])),
-                            "max_abs": float(np.abs(gs[m] - rs[m]).max())},
-        "n": int(len(mask)),
-    }
+    """``error_stats`` of the pooled output, the mean-pooled sequence and the sequence output at
+    real tokens: the one comparison of the export gate, verify and the benchmarks."""
+    gs, rs, m = _aligned(got, ref, mask)
+    return {"pooled_output": error_stats(got["pooled_output"], ref["pooled_output"]),
+            "mean_pooled": error_stats(mean_pool(gs, m), mean_pool(rs, m)),
+            "sequence_output": error_stats(gs[m], rs[m]),
+            "n": int(len(mask))}
+
+
+def sentence_cosines(got: dict, ref: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Each sentence's cosine of the pooled and the mean-pooled output (for plots)."""
+    gs, rs, m = _aligned(got, ref, mask)
+    return {"pooled_output": cosine(got["pooled_output"], ref["pooled_output"]),
+            "mean_pooled": cosine(mean_pool(gs, m), mean_pool(rs, m))}
 
 
 def gate(result: dict, thresholds: dict, outputs: tuple[str, ...] = ("pooled_output", "mean_pooled")) -> list[str]:

@@ -33,7 +33,6 @@ from edgebert.exporters.files import atomic_write_bytes
 from edgebert.bundle import read_manifest, write_manifest
 from edgebert.runtime import load
 
-PERCENTILES = (1, 5, 50)
 
 
 
@@ -46,29 +45,6 @@ class VerifyRequest:
     output: Path | None = None
     formats: tuple[str, ...] | None = None
     seq_length: int = 128
-
-
-def _error_stats(got: np.ndarray, ref: np.ndarray) -> dict:
-    cos = metrics.cosine(got, ref)
-    rel = np.linalg.norm(got - ref, axis=-1) / np.maximum(np.linalg.norm(ref, axis=-1), 1e-12)
-    return {"cosine": {"mean": float(cos.mean()), "min": float(cos.min()),
-                       **{f"p{p}": float(np.percentile(cos, p)) for p in PERCENTILES}},
-            "max_abs": float(np.abs(got - ref).max()),
-            "relative_error": {"mean": float(rel.mean()), "max": float(rel.max())}}
-
-
-def compare_outputs(got: dict, ref: dict, mask: np.ndarray) -> tuple[dict, dict]:
-    """Per-output statistics, and the per-sentence cosines (for the plot)."""
-    width = min(got["sequence_output"].shape[1], ref["sequence_output"].shape[1])
-    m = mask[:, :width].astype(bool)
-    gs, rs = got["sequence_output"][:, :width], ref["sequence_output"][:, :width]
-    gm, rm = metrics.mean_pool(gs, m), metrics.mean_pool(rs, m)
-    stats = {"pooled_output": _error_stats(got["pooled_output"], ref["pooled_output"]),
-             "mean_pooled": _error_stats(gm, rm),
-             "sequence_output": _error_stats(gs[m], rs[m])}
-    per_sentence = {"pooled_output": metrics.cosine(got["pooled_output"], ref["pooled_output"]),
-                    "mean_pooled": metrics.cosine(gm, rm)}
-    return stats, per_sentence
 
 
 def reference_outputs(reference: Path, manifest: dict, req: VerifyRequest, progress, steps: int) -> dict:
@@ -132,7 +108,7 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
         finally:
             runner = None
     return {"available": True, "tokens": int(lengths.sum()),
-            "layers": [_error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)]}
+            "layers": [metrics.error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)]}
 
 
 def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
@@ -174,7 +150,8 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
             # differs from the reference's. The comparison below shows what it costs.
             progress("  note: the bundle's token ids differ from the reference's (vocab or casing)")
         got = m.encode(req.texts, seq_length=req.seq_length)
-        stats, per_sentence = compare_outputs(got, ref, ref["input_mask"])
+        stats = metrics.compare(got, ref, ref["input_mask"])
+        per_sentence = metrics.sentence_cosines(got, ref, ref["input_mask"])
         stats["token_ids_match_reference"] = bool(np.array_equal(feeds["input_word_ids"],
                                                                  ref["input_word_ids"][:, :width]))
         stats["per_layer"] = layer_drift(m, feeds, ref) if stats["token_ids_match_reference"] else \
