@@ -106,8 +106,7 @@ def label_warnings(labels: list[int], names: list[str], path: Path | str) -> lis
         missing = [n for i, n in enumerate(names) if i not in counts]
         out.append(f"{path} has no sentences labelled {', '.join(missing)}")
     total = len(labels)
-    rare = [f"{names[i]} {n:,}" for i, n in sorted(counts.items()) if n < 0.1 * total]
-    if rare and len(counts) > 1:
+    if len(counts) > 1 and min(counts.values()) < 0.1 * total:
         out.append(f"{path} is imbalanced: " + " to ".join(f"{names[i]} {n:,}" for i, n in sorted(counts.items()))
                    + " (a model can score well by always answering the majority): balance or subsample it")
     changes = sum(1 for a, b in zip(labels, labels[1:]) if a != b)
