@@ -79,7 +79,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     seq = args.seq_len
     buckets = None
     if "," in seq:  # length buckets: one static TFLite signature per length
-        buckets = tuple(_positive_int(x.strip(), "--seq-len") for x in seq.split(",") if x.strip())
+        buckets = _seq_lengths(seq)
         seq_length = None
     else:
         seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
@@ -200,7 +200,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
     if args.seq_len == "dynamic":
         raise EdgebertError("Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
                             "model's input shape)", "use --seq-len 128")
-    lengths = tuple(_positive_int(x.strip(), "--seq-len") for x in args.seq_len.split(",") if x.strip())
+    lengths = _seq_lengths(args.seq_len)
     req = AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
                          labels_file=Path(args.labels) if args.labels else None,
                          head_file=Path(args.head) if args.head else None,
@@ -261,6 +261,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"  {fmt:7s} cosine pooled {c['mean']:.5f} (min {c['min']:.5f})  mean-pooled {mp['mean']:.5f} "
               f"(min {mp['min']:.5f}){extra}  {'passed' if s['passed'] else 'FAILED: ' + '; '.join(s['misses'])}")
     return 0 if report["passed"] else 2
+
+
+def _seq_lengths(text: str) -> tuple[int, ...]:
+    """``--seq-len 16,32,64``: each length checked as one ``--seq-len`` is."""
+    return tuple(_positive_int(x.strip(), "--seq-len") for x in text.split(",") if x.strip())
 
 
 def _positive_int(text: str, flag: str, least: int = 3) -> int:
