@@ -27,7 +27,7 @@ SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundT
 
 def export_variants(out: Path) -> dict[str, Path]:
     from edgebert import default_model
-    from edgebert.exporters.export import ExportRequest, export
+    from edgebert.exporters.pipelines.export import ExportRequest, export
     from edgebert.quantize import recipes
 
     paths = {}

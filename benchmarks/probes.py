@@ -20,7 +20,7 @@ def _peak_rss_mb() -> float:
     """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux keeps the largest RSS across
     exec, and a child forked from a large benchmark process starts with the parent's pages
     counted (export-cost's runtime probe read 4.1-4.7x the int8 file that way; 1.1x measured alone)."""
-    from edgebert.exporters.costs import peak_gb
+    from edgebert.exporters.convert.costs import peak_gb
 
     return peak_gb() * 1e3
 

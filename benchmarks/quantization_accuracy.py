@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.bundle import read_manifest
-from edgebert.exporters.tasks import ReferenceTask
+from edgebert.exporters.convert.tasks import ReferenceTask
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
@@ -30,8 +30,8 @@ SLOW = {"wi8_ai16": 100}  # reference int16 kernels: ~0.5 s a sentence in TFLite
 
 def main() -> None:
     from edgebert import default_model
-    from edgebert.exporters import workers
-    from edgebert.exporters.export import ExportRequest, export, reference_dir_for
+    from edgebert.exporters.convert import workers
+    from edgebert.exporters.pipelines.export import ExportRequest, export, reference_dir_for
     from edgebert.quantize import recipes
 
     p = argparse.ArgumentParser()
@@ -70,8 +70,7 @@ _REF_CACHE: dict = {}
 
 def reference_outputs(ref: dict, texts: list[str]) -> dict:
     """fp32 reference outputs for ``texts`` (computed once, in a worker)."""
-    from edgebert.exporters import workers
-
+    from edgebert.exporters.convert import workers
     key = len(texts)
     if key not in _REF_CACHE:
         with tempfile.TemporaryDirectory() as work:

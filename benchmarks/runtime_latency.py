@@ -25,7 +25,7 @@ PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import edgebert
-from edgebert.exporters.costs import peak_gb  # VmHWM: ru_maxrss keeps a forking parent's pages
+from edgebert.exporters.convert.costs import peak_gb  # VmHWM: ru_maxrss keeps a forking parent's pages
 m = edgebert.load(sys.argv[1], backend=sys.argv[2], num_threads=int(sys.argv[3]))
 m.embed("The movie was great")
 cold = time.perf_counter() - t0

@@ -46,7 +46,7 @@ def read_manifest(bundle: str | Path) -> dict:
 def write_manifest(bundle: str | Path, manifest: dict) -> dict:
     """Writes ``manifest`` (with this format version) into ``bundle`` atomically; returns it as a
     reader will see it (JSON types: tuples become lists)."""
-    from edgebert.exporters.files import atomic_write_bytes
+    from edgebert.files import atomic_write_bytes
 
     text = json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=1)
     atomic_write_bytes(Path(bundle) / MANIFEST, text.encode())

@@ -63,7 +63,7 @@ def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
 def _cmd_export(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.export import ExportRequest, export
+        from edgebert.exporters.pipelines.export import ExportRequest, export
         from edgebert.quantize import recipes
     except ImportError as e:
         raise _missing_extra(e, "exporting", "export") from None
@@ -114,8 +114,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
           f"{a['hidden_size']}]" + (f", scores [batch, {m['head']['units']}] ({m['head']['activation']}; "
                                     f"labels {', '.join(m['labels'])}: m.classify / m.scores)" if "head" in m else ""))
-    from edgebert.exporters import costs
-
+    from edgebert.exporters.convert import costs
     print(f"cost:      {costs.summary(m['export_cost'])}")
     return 0
 
@@ -123,7 +122,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.finetune import FinetuneRequest, finetune
+        from edgebert.exporters.pipelines.finetune import FinetuneRequest, finetune
     except ImportError as e:
         raise _missing_extra(e, "fine-tuning", "export") from None
 
@@ -193,7 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_android(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.android import AndroidRequest, build
+        from edgebert.exporters.pipelines.android import AndroidRequest, build
     except ImportError as e:
         raise _missing_extra(e, "writing android assets", "export,android") from None
     source, label = _source_and_label(args)
@@ -207,7 +206,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
                          train_file=Path(args.train) if args.train else None, int8=args.int8, seq_length=lengths[0],
                          pooling=args.pooling, allow_accuracy_loss=args.allow_accuracy_loss)
     if len(lengths) > 1:  # one asset per length bucket
-        from edgebert.exporters.android import build_buckets
+        from edgebert.exporters.pipelines.android import build_buckets
 
         res = build_buckets(req, lengths)
         print(f"assets:  {args.output}/ ({', '.join(f'seq_{n}/' for n in lengths)}, buckets.json, README.md)")
@@ -237,7 +236,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.verify import VerifyRequest, verify
+        from edgebert.exporters.pipelines.verify import VerifyRequest, verify
         from edgebert.text_files import read_texts
     except ImportError as e:
         raise _missing_extra(e, "verify (it runs the reference SavedModel)", "export") from None

@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from edgebert.exporters.bert_config import EMBEDDING_NAMES
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.model.config import EMBEDDING_NAMES
+from edgebert.model.source_model import SourceModel
 
 INT8 = EMBEDDING_NAMES["word"] + "_int8"
 SCALE = EMBEDDING_NAMES["word"] + "_scale"

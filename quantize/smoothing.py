@@ -18,9 +18,9 @@ import dataclasses
 
 import numpy as np
 
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.bert_config import layer_names
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.model import numpy_bert
+from edgebert.model.config import layer_names
+from edgebert.model.source_model import SourceModel
 
 # Which dense inputs can be smoothed, and the kernels that read each of them.
 GROUPS = {"qkv": ("qkv_smooth", ("q_w", "k_w", "v_w")), "ffn_in": ("ffn_smooth", ("i_w",)),

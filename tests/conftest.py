@@ -22,8 +22,7 @@ WARM_WORKER_MAX_SOURCE_BYTES = 20e6
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_worker_for_tiny_sources():
-    from edgebert.exporters import workers
-
+    from edgebert.exporters.convert import workers
     with workers.warm(WARM_WORKER_MAX_SOURCE_BYTES):
         yield
 
@@ -82,7 +81,7 @@ def in_shared_cache(shared_cache, monkeypatch):
 def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
     """The default model exported once per run (both formats): fp32 at fixed length 128, and
     the default int8 recipe with a dynamic sequence axis. {recipe: (bundle dir, manifest)}."""
-    from edgebert.exporters.export import ExportRequest, export
+    from edgebert.exporters.pipelines.export import ExportRequest, export
     from edgebert.quantize import recipes
 
     root = tmp_path_factory.mktemp("default")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters import android_metadata as amd
-from edgebert.exporters import workers
-from edgebert.exporters.android import AndroidRequest, build
+from edgebert.exporters.pipelines import android_metadata as amd
+from edgebert.exporters.convert import workers
+from edgebert.exporters.pipelines.android import AndroidRequest, build
 from edgebert.runtime import load
 from fixtures import cache
 

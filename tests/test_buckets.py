@@ -11,9 +11,9 @@ from fixtures import tiny_models
 from edgebert import backends, gpu_compat, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.exporters import layer_taps
-from edgebert.exporters.export import ExportRequest, export
-from edgebert.exporters.verify import VerifyRequest, verify
+from edgebert.exporters.convert import layer_taps
+from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.quantize import recipes
 from edgebert.runtime import load
 from fixtures import cache

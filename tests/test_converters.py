@@ -6,7 +6,8 @@ import pytest
 
 from fixtures import tiny_models
 from edgebert.backends import open_runner
-from edgebert.exporters import numpy_bert, onnx_export, tflite
+from edgebert.model import numpy_bert
+from edgebert.exporters.convert import onnx_export, tflite
 from edgebert.exporters.sources import load_source
 
 CONVERTERS = {"tflite": (tflite.convert, ".tflite"), "onnx": (onnx_export.convert, ".onnx")}

@@ -10,11 +10,12 @@ from fixtures import tiny_models
 from edgebert import backends, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.exporters import workers
-from edgebert.exporters import layer_taps, numpy_bert
-from edgebert.exporters.export import ExportRequest, export
-from edgebert.exporters.tasks import ReferenceTask
-from edgebert.exporters.files import file_sha256
+from edgebert.exporters.convert import workers
+from edgebert.exporters.convert import layer_taps
+from edgebert.model import numpy_bert
+from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.exporters.convert.tasks import ReferenceTask
+from edgebert.files import file_sha256
 from edgebert.exporters.sources import load_source
 from edgebert.quantize import recipes
 
@@ -187,8 +188,8 @@ def test_export_steps_stay_within_a_few_copies_of_the_weights(default_bundles):
 
 
 def test_worker_tasks_round_trip_and_refuse_unknown_fields():
-    from edgebert.exporters import tasks
-    from edgebert.exporters.tasks import ConvertTask
+    from edgebert.exporters.convert import tasks
+    from edgebert.exporters.convert.tasks import ConvertTask
 
     t = ConvertTask(format="onnx", recipe="wi8_afp32", reference="/ref", out="/out.onnx", buckets=[16, 32],
                     head={"task": "embedder", "pooling": "mean"})

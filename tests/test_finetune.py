@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgebert.errors import EdgebertError, SourceError
-from edgebert.exporters.export import ExportRequest, export
+from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.quantize import recipes
 from edgebert.runtime import load
 from fixtures import tutorial
@@ -157,7 +157,7 @@ def finetuned_tiny(hf_tiny, tmp_path_factory):
 
 
 def test_finetune_trains_every_parameter_and_learns(finetuned_tiny, hf_tiny):
-    from edgebert.exporters.bert_config import expected_shapes
+    from edgebert.model.config import expected_shapes
     from edgebert.exporters.sources import load_source
 
     out, proc = finetuned_tiny
@@ -190,7 +190,7 @@ def test_finetuned_model_exports_with_its_labels(finetuned_tiny, tmp_path):
 
 
 def test_finetune_refuses_bad_training_files(hf_tiny, tmp_path):
-    from edgebert.exporters.finetune import FinetuneRequest, finetune
+    from edgebert.exporters.pipelines.finetune import FinetuneRequest, finetune
 
     one = tmp_path / "one.tsv"
     one.write_text("yes\ta good film\nyes\tgreat fun\n")
@@ -209,7 +209,7 @@ def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: fl
     """The fine-tuned model as an Android classifier asset: MediaPipe's top class is edgebert's,
     and the asset's probabilities are the SavedModel's within ``tolerance``."""
     pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed")
-    from edgebert.exporters.android import AndroidRequest, build
+    from edgebert.exporters.pipelines.android import AndroidRequest, build
     from test_android import _mp
 
     manifest = build(AndroidRequest(source=str(model_dir), source_label="finetuned", output=out,

@@ -7,7 +7,7 @@ import pytest
 from fixtures import tiny_models
 from edgebert import gpu_compat
 from edgebert.backends import TFLiteRunner
-from edgebert.exporters import tflite
+from edgebert.exporters.convert import tflite
 from edgebert.exporters.sources import load_source
 from edgebert.quantize import recipes
 

@@ -7,8 +7,8 @@ import pytest
 
 from fixtures import tiny_models
 from edgebert.errors import EdgebertError
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.bert_config import EMBEDDING_NAMES
+from edgebert.model import numpy_bert
+from edgebert.model.config import EMBEDDING_NAMES
 from edgebert.exporters.sources import load_source
 from edgebert.quantize import calibration, embedding, recipes, smoothing
 
@@ -64,7 +64,7 @@ def test_smoothing_leaves_float_outputs_unchanged_and_shrinks_outlier_channels(t
 
 def test_int8_embedding_rows_are_within_half_a_step_and_the_graph_uses_them(tiny):
     import tensorflow as tf
-    from edgebert.exporters.encoder_graph import BertEncoderModule
+    from edgebert.exporters.convert.encoder_graph import BertEncoderModule
 
     q = embedding.int8_rows(tiny)
     table = tiny.weights[EMBEDDING_NAMES["word"]]

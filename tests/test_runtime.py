@@ -197,7 +197,7 @@ def test_missing_accelerator_errors_then_falls_back(backend, delegate, message, 
 @pytest.fixture(scope="module")
 def static_bundle(hf_tiny, tmp_path_factory):
     """A tiny fp32 TFLite bundle with a fixed batch of 1 and length 16 (the GPU / Android form)."""
-    from edgebert.exporters.export import ExportRequest, export
+    from edgebert.exporters.pipelines.export import ExportRequest, export
 
     out = tmp_path_factory.mktemp("static") / "b"
     export(ExportRequest(source=str(hf_tiny), source_label="tiny", output=out, formats=("tflite",),

@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from fixtures import tiny_models
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.reference import build_reference
+from edgebert.model import numpy_bert
+from edgebert.exporters.convert.reference import build_reference
 from edgebert.exporters.sources import load_source
 from edgebert.exporters.sources.saved_model_util import load_saved_model
 from edgebert.exporters.sources.tf2_saved_model import run_encoder
@@ -72,7 +72,7 @@ def test_tf1_hub_module_matches_the_module(tf1_hub_tiny, tmp_path):
 
 
 def test_tf2_hub_encoder_is_its_own_reference_and_its_weights_rebuild_it(tf2_hub_tiny, tmp_path):
-    from edgebert.exporters.encoder_graph import BertEncoderModule
+    from edgebert.exporters.convert.encoder_graph import BertEncoderModule
     import tensorflow as tf
 
     src = load_source(tf2_hub_tiny)

@@ -8,11 +8,11 @@ import shutil
 import pytest
 
 from edgebert.cli import main
-from edgebert.exporters import tflite
-from edgebert.exporters.export import ExportRequest, export
-from edgebert.exporters.files import file_sha256
+from edgebert.exporters.convert import tflite
+from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.files import file_sha256
 from edgebert.exporters.sources import load_source
-from edgebert.exporters.verify import VerifyRequest, verify
+from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.text_files import read_texts
 from edgebert.quantize import recipes
 

@@ -9,8 +9,8 @@ import pytest
 
 from fixtures import tiny_models
 from edgebert import catalog
-from edgebert.exporters.export import ExportRequest, export
-from edgebert.exporters.verify import VerifyRequest, verify
+from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.text_files import read_texts
 from edgebert.quantize import recipes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgebert.errors import SourceError
 from edgebert.exporters.sources import classifier, hf, tf1_checkpoint, tf1_hub, tf2_saved_model
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.resolve import resolve_source
 
 # Order matters: a TF1 Hub module also has a saved_model.pb, and a fine-tuned classifier

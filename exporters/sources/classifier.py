@@ -22,9 +22,10 @@ import numpy as np
 
 from edgebert import metrics
 from edgebert.errors import SourceError
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.bert_config import ACTIVATIONS, BertConfig, expected_shapes
-from edgebert.exporters.sources.base import SourceModel, guess_lower_case
+from edgebert.model import numpy_bert
+from edgebert.model.config import ACTIVATIONS, BertConfig, expected_shapes
+from edgebert.exporters.sources.base import guess_lower_case
+from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, config_from_shapes, model_garden_weights
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
-from edgebert.exporters.sources.base import SourceModel, guess_lower_case, require_files
+from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.exporters.sources.base import guess_lower_case, require_files
+from edgebert.model.source_model import SourceModel
 
 KIND = "hf"
 

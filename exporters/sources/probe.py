@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.bert_config import ACTIVATIONS, BertConfig
+from edgebert.model import numpy_bert
+from edgebert.model.config import ACTIVATIONS, BertConfig
 
 TOLERANCE = 1e-4
 

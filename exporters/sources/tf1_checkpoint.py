@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.bert_config import BertConfig, expected_shapes
-from edgebert.exporters.sources.base import SourceModel, guess_lower_case, require_files
+from edgebert.model.config import BertConfig, expected_shapes
+from edgebert.exporters.sources.base import guess_lower_case, require_files
+from edgebert.model.source_model import SourceModel
 
 KIND = "tf1_checkpoint"
 PREFIX = "bert_model.ckpt"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.bert_config import EMBEDDING_NAMES, BertConfig
+from edgebert.model.config import EMBEDDING_NAMES, BertConfig
 from edgebert.exporters.sources import probe
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 
 KIND = "tf1_hub_module"

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 from edgebert.exporters.sources import probe
-from edgebert.exporters.sources.base import SourceModel, guess_lower_case
+from edgebert.exporters.sources.base import guess_lower_case
+from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 
 KIND = "tf2_saved_model"

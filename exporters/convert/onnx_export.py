@@ -6,9 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
-from edgebert.exporters.files import atomic_write_bytes
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
+from edgebert.files import atomic_write_bytes
+from edgebert.model.source_model import SourceModel
 
 OPSET = 17
 OUTPUTS = ("pooled_output", "sequence_output")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from edgebert.exporters.bert_config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 
 
 def _layer_norm(x, g, b, eps):

@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters import numpy_bert
-from edgebert.exporters.files import atomic_write_bytes, replace_dir, tree_sha256
-from edgebert.exporters.bert_config import BertConfig
+from edgebert.model import numpy_bert
+from edgebert.files import atomic_write_bytes, replace_dir, tree_sha256
+from edgebert.model.config import BertConfig
 from edgebert.exporters.sources import probe, tf1_hub
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
 
 TOLERANCE = 1e-4
@@ -55,7 +55,7 @@ def save_reference(src: SourceModel, out_dir: Path, trainable: bool = False) -> 
     """
     import tensorflow as tf
 
-    from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, flat_outputs
+    from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, flat_outputs
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

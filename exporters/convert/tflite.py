@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from edgebert.backends import BUCKET_SIGNATURE
-from edgebert.exporters.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
-from edgebert.exporters.files import atomic_write_bytes
-from edgebert.exporters.sources.base import SourceModel
+from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
+from edgebert.files import atomic_write_bytes
+from edgebert.model.source_model import SourceModel
 
 
 def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,

@@ -25,9 +25,9 @@ import numpy as np
 
 from edgebert import linear_probe
 from edgebert.errors import EdgebertError
-from edgebert.exporters.progress import say as _progress
+from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.text_files import label_warnings, read_labelled
-from edgebert.exporters.files import replace_dir
+from edgebert.files import replace_dir
 
 REPORT = "edgebert_finetune.json"
 EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
@@ -157,7 +157,7 @@ def finetune(req: FinetuneRequest) -> dict:
                             "is missing)", "pip install --no-deps tf-models-official==2.20.0 gin-config pyyaml scipy "
                             "(--no-deps: it pins tensorflow~=2.20; `make` does this)") from None
 
-    from edgebert.exporters.reference import save_reference
+    from edgebert.exporters.convert.reference import save_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.classifier import LABELS_FILE
     from edgebert.tokenizer import BertTokenizer

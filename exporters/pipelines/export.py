@@ -20,10 +20,10 @@ import numpy as np
 from edgebert import backends, gpu_compat, metrics
 from edgebert.bundle import MODEL_FILES, VOCAB, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
-from edgebert.exporters import costs, workers
-from edgebert.exporters.tasks import ConvertTask, ReferenceTask
-from edgebert.exporters.progress import say as _progress
-from edgebert.exporters.files import file_sha256, replace_dir, tree_sha256
+from edgebert.exporters.convert import costs, workers
+from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.pipelines.progress import say as _progress
+from edgebert.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
 from edgebert.quantize.recipes import Recipe

@@ -1,7 +1,7 @@
 """Runs the heavy export steps (import, conversions) in worker processes.
 
 TensorFlow and the converters keep memory they never give back, so a large model's steps
-each get a fresh process (``python -m edgebert.exporters.worker TASK RESULT``): BERT-large
+each get a fresh process (``python -m edgebert.exporters.convert.worker TASK RESULT``): BERT-large
 exports on a 24 GiB machine. For a small model the memory is not the problem but the
 start-up is: every process imports TensorFlow, tf2onnx and ONNX Runtime again (5-10 s), so
 ``session(source)`` runs all steps of such a model's export in one process that takes tasks one
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters import costs, tasks
-from edgebert.exporters.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.convert import costs, tasks
+from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 
 # Below this many bytes of source files, one process runs every step of an export. Measured
 # (`edgebert export --int8`): the default model (90 MB) 74 -> 40 s, peak 1.12 -> 1.21 GB;
@@ -41,7 +41,7 @@ class _Server:
 
     def __init__(self) -> None:
         done_r, done_w = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", "--serve", str(done_w)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.convert.worker", "--serve", str(done_w)],
                                      stdin=subprocess.PIPE, text=True, env=_env(), pass_fds=(done_w,))
         os.close(done_w)
         self._done = os.fdopen(done_r)
@@ -152,7 +152,7 @@ def run(task: ReferenceTask | ConvertTask, work: Path) -> dict:
     if server is not None:
         exit_code = server.run(task_file, result_file)
     else:
-        proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.worker", str(task_file), str(result_file)],
+        proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.convert.worker", str(task_file), str(result_file)],
                                 env=_env())
         _, status, usage = os.wait4(proc.pid, 0)
         exit_code, usage_gb = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024 / 1e9

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgebert.backends import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
-from edgebert.exporters.bert_config import (EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes,
+from edgebert.model.config import (EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes,
                                             layer_names)
 
 # Added to the attention scores of padding. TF Hub's encoders use -10000; in float any

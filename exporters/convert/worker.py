@@ -1,6 +1,6 @@
 """Heavy export steps in a worker process (started by ``exporters.workers``).
 
-``python -m edgebert.exporters.worker TASK RESULT`` runs one step; ``... --serve FD`` runs
+``python -m edgebert.exporters.convert.worker TASK RESULT`` runs one step; ``... --serve FD`` runs
 ``TASK<TAB>RESULT`` lines from stdin one after another (a small model's whole export). TASK
 is a JSON file; RESULT receives ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters import tasks
-from edgebert.exporters.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.convert import tasks
+from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 
 
 def _log(msg: str) -> None:
@@ -27,7 +27,7 @@ def _log(msg: str) -> None:
 
 def task_reference(t: ReferenceTask) -> dict:
     """Imports the source into the reference and records its outputs on held-out text."""
-    from edgebert.exporters.reference import build_reference
+    from edgebert.exporters.convert.reference import build_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.saved_model_util import load_saved_model
     from edgebert.exporters.sources.tf2_saved_model import run_encoder
@@ -71,7 +71,7 @@ def task_reference(t: ReferenceTask) -> dict:
 
 def task_convert(t: ConvertTask) -> dict:
     """Converts the reference to one format with one recipe."""
-    from edgebert.exporters import onnx_export, tflite
+    from edgebert.exporters.convert import onnx_export, tflite
     from edgebert.exporters.sources import load_source
     from edgebert.quantize import embedding, recipes, smoothing
     from edgebert.tokenizer import BertTokenizer
@@ -121,7 +121,7 @@ def task_convert(t: ConvertTask) -> dict:
 def _smoothing_ranges(src, tok, texts: list[str], seq_length: int | None, cache: str | None) -> dict:
     """SmoothQuant's activation ranges, computed once per export: the second format of an
     export reads what the first wrote to ``cache`` (same reference, texts and length)."""
-    from edgebert.exporters.files import atomic_write_bytes
+    from edgebert.files import atomic_write_bytes
     from edgebert.quantize import smoothing
 
     if cache and Path(cache).exists():
@@ -177,8 +177,7 @@ def run_task(task_path: str, result_path: str) -> int:
         code = 1
     # The peak of this process's own memory map: wait4's ru_maxrss would also count the
     # exporting process's pages at the moment it forked this one.
-    from edgebert.exporters import costs
-
+    from edgebert.exporters.convert import costs
     result["own_peak_rss_gb"] = round(costs.peak_gb(), 3)
     Path(result_path).write_text(json.dumps(result))
     return code
@@ -187,8 +186,7 @@ def run_task(task_path: str, result_path: str) -> int:
 def serve(done_fd: int) -> int:
     """Runs ``TASK<TAB>RESULT`` lines from stdin one after another (a shared ``workers.session``),
     writing a line to ``done_fd`` after each; each task's peak is measured from its start."""
-    from edgebert.exporters import costs
-
+    from edgebert.exporters.convert import costs
     with os.fdopen(done_fd, "w") as done:
         for line in sys.stdin:
             task_path, result_path = line.rstrip("\n").split("\t")

@@ -22,12 +22,12 @@ from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
-from edgebert.exporters import android_metadata as amd
-from edgebert.exporters import workers
-from edgebert.exporters.tasks import ConvertTask, ReferenceTask
-from edgebert.exporters.export import default_labels, reference_dir_for
-from edgebert.exporters.progress import say as _progress
-from edgebert.exporters.files import replace_dir
+from edgebert.exporters.pipelines import android_metadata as amd
+from edgebert.exporters.convert import workers
+from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.pipelines.export import default_labels, reference_dir_for
+from edgebert.exporters.pipelines.progress import say as _progress
+from edgebert.files import replace_dir
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.quantize import calibration as calib
@@ -359,7 +359,7 @@ def _accuracy_line(acc: dict) -> str:
 
 
 def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path) -> dict:
-    from edgebert.exporters.files import file_sha256
+    from edgebert.files import file_sha256
 
     return {
         "kind": "android-assets", "task": req.task,

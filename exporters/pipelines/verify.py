@@ -25,11 +25,11 @@ import numpy as np
 from edgebert import backends, linear_probe, metrics
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
-from edgebert.exporters import workers
-from edgebert.exporters.tasks import ReferenceTask
-from edgebert.exporters.progress import say as _progress
-from edgebert.exporters import layer_taps
-from edgebert.exporters.files import atomic_write_bytes
+from edgebert.exporters.convert import workers
+from edgebert.exporters.convert.tasks import ReferenceTask
+from edgebert.exporters.pipelines.progress import say as _progress
+from edgebert.exporters.convert import layer_taps
+from edgebert.files import atomic_write_bytes
 from edgebert.bundle import read_manifest, write_manifest
 from edgebert.runtime import load
 
