@@ -110,7 +110,7 @@ def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, co
                                     "sentences_per_s": statistics.median(v["sentences_per_s"] for v in values),
                                     "rounds": [v["sentences_per_s"] for v in values], "ms_per_length": ms,
                                     "peak_rss_mb": memory[(recipe, kind)],
-                                    "file_mb": m["models"]["tflite"]["bytes"] / 1e6}
+                                    "file_mb": m.models["tflite"].bytes / 1e6}
     for recipe in RECIPES:
         b, f = rows[f"{recipe} buckets"], rows[f"{recipe} fixed 128"]
         b["speedup_vs_fixed128"] = b["sentences_per_s"] / f["sentences_per_s"]

@@ -82,11 +82,11 @@ def export_once(key: str, work: Path) -> dict:
         # verify needs the reference: run it before the cache goes.
         verify = verify_once(out, work, env)
     m = read_manifest(out)
-    fp32_bytes = 4 * _parameters(m["architecture"])
-    return {"bundle": str(out), "architecture": m["architecture"], "fp32_mb": round(fp32_bytes / 1e6, 1),
-            "files_mb": {f: round(e["bytes"] / 1e6, 1) for f, e in m["models"].items()},
+    fp32_bytes = 4 * _parameters(m.architecture)
+    return {"bundle": str(out), "architecture": m.architecture, "fp32_mb": round(fp32_bytes / 1e6, 1),
+            "files_mb": {f: round(e.bytes / 1e6, 1) for f, e in m.models.items()},
             "wall_s": round(wall, 1), "largest_process_gb": round(usage.ru_maxrss / 1e6, 2),
-            "export_cost": m["export_cost"], "gate": {f: e["gate"]["passed"] for f, e in m["models"].items()},
+            "export_cost": m.export_cost, "gate": {f: e.gate["passed"] for f, e in m.models.items()},
             "verify": verify}
 
 

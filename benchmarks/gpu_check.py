@@ -52,8 +52,8 @@ def _latency(fn, feeds, repeats: int) -> float:
 def check_bundle(bundle: Path, texts: list[str], accelerator: str, repeats: int) -> dict:
     cpu = load(bundle, backend="tflite", delegate="cpu")
     row: dict = {"bundle": bundle.name, "seq_length": cpu.seq_length or "dynamic",
-                 "batch": cpu.model_batch or "dynamic", "recipe": cpu.info["recipe"]["name"],
-                 "graph_form": cpu.info.get("graph_form", "gpu"),
+                 "batch": cpu.model_batch or "dynamic", "recipe": cpu.info.recipe["name"],
+                 "graph_form": cpu.info.graph_form or "gpu",
                  "static_check": gpu_compat.check_tflite(cpu.model_path)}
     feeds = cpu.tokenize(texts)
     n = len(texts)

@@ -56,9 +56,9 @@ def main() -> None:
                              formats=recipe.formats, recipe=recipe, allow_accuracy_loss=True))
         export_s = time.perf_counter() - t0
         manifest = read_manifest(bundle)
-        for fmt, entry in manifest["models"].items():
+        for fmt, entry in manifest.models.items():
             n = min(len(texts), SLOW.get(name, len(texts)))
-            rows.append(evaluate(name, fmt, bundle / entry["file"], texts[:n], ref, export_s))
+            rows.append(evaluate(name, fmt, bundle / entry.file, texts[:n], ref, export_s))
             print(json.dumps(rows[-1]), flush=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     write_markdown(rows, out / "results.md", args.sentences)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     variants = []
     for b in args.bundles:
         manifest = read_manifest(b)
-        variants += [(b, fmt) for fmt in manifest["models"]]
+        variants += [(b, fmt) for fmt in manifest.models]
     runs: dict = {f"{b.name}/{fmt}": [] for b, fmt in variants}
     for _ in range(args.rounds):
         for b, fmt in variants:

@@ -114,7 +114,7 @@ def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict
     record = out.with_suffix(".export.json")
     if is_bundle(out) and record.exists():
         manifest = read_manifest(out)
-        if set(formats) <= set(manifest["models"]):
+        if set(formats) <= set(manifest.models):
             return {"manifest": manifest, **json.loads(record.read_text())}
     source = model_source(key, work)
     _progress(f"exporting {key} with {recipe} ({', '.join(formats)})")
@@ -201,7 +201,7 @@ def run(plan: Plan) -> dict:
             formats = sorted({v.backend for v in plan.variants if v.recipe == recipe})
             bundles[recipe] = export_bundle(key, recipe, formats, work)
         any_manifest = next(iter(bundles.values()))["manifest"]
-        ref = any_manifest["reference"]["path"]
+        ref = any_manifest.reference["path"]
         rows = {v.name: [] for v in plan.variants}
         for rnd in range(plan.rounds):
             for v in plan.variants:  # interleaved: one process per variant per round
@@ -209,7 +209,7 @@ def run(plan: Plan) -> dict:
                 common = dict(threads=plan.threads, seqs=plan.seqs, reps=plan.reps, corpus=str(CORPUS),
                               n_texts=plan.sentences[key])
                 if v.backend == "tensorflow":
-                    tok = any_manifest["tokenizer"]
+                    tok = any_manifest.tokenizer
                     vocab = str(work / "bundles" / key / next(iter(bundles)) / tok["vocab"])
                     r = probe("tensorflow", saved_model=ref, vocab=vocab, lower=tok["do_lower_case"], **common)
                 else:
@@ -227,16 +227,16 @@ def run(plan: Plan) -> dict:
                                  cache_p50_ms_seq128=cached.get("p50_ms_seq128"),
                                  interpreter_p50_ms_seq128=plain.get("p50_ms_seq128"))
                 rows[v.name].append(r)
-        model_result = {"architecture": any_manifest["architecture"], "variants": {}}
+        model_result = {"architecture": any_manifest.architecture, "variants": {}}
         for v in plan.variants:
             agg = _median(rows[v.name])
             if v.recipe:
                 b = bundles[v.recipe]
-                entry = b["manifest"]["models"][v.backend]
-                agg.update(file_mb=entry["bytes"] / 1e6, export_s=b["export_s"],
+                entry = b["manifest"].models[v.backend]
+                agg.update(file_mb=entry.bytes / 1e6, export_s=b["export_s"],
                            export_peak_rss_gb=b["export_peak_rss_gb"],
-                           cosine_pooled=entry["accuracy"]["pooled_output"]["cosine"]["mean"],
-                           gate_passed=entry["gate"]["passed"])
+                           cosine_pooled=entry.accuracy["pooled_output"]["cosine"]["mean"],
+                           gate_passed=entry.gate["passed"])
             model_result["variants"][v.name] = agg
         _add_ratios(model_result, plan)
         results["models"][key] = model_result

@@ -91,31 +91,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
                         batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
                         graph_form=args.graph_form)
     m = export(req)
-    a = m["architecture"]
+    a = m.architecture
     print(f"bundle:    {req.output}")
-    print(f"source:    {label} [{m['source']['kind']}]")
+    print(f"source:    {label} [{m.source['kind']}]")
     print(f"model:     L={a['num_layers']} H={a['hidden_size']} A={a['num_heads']} I={a['intermediate_size']} "
-          f"vocab={a['vocab_size']} activation={a['activation']} do_lower_case={m['tokenizer']['do_lower_case']}")
-    print(f"reference: {m['reference']['path']} (sha256 {m['reference']['sha256'][:16]}...)")
+          f"vocab={a['vocab_size']} activation={a['activation']} do_lower_case={m.do_lower_case}")
+    print(f"reference: {m.reference['path']} (sha256 {m.reference['sha256'][:16]}...)")
     print(f"recipe:    {recipe.name}: {recipe.description}")
-    for fmt, e in m["models"].items():
-        acc = e["accuracy"]
-        gate = "passed" if e["gate"]["passed"] else "FAILED (kept: --allow-accuracy-loss)"
-        print(f"  {e['file']:13s} {e['bytes'] / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
+    for e in m.models.values():
+        acc = e.accuracy
+        gate = "passed" if e.gate["passed"] else "FAILED (kept: --allow-accuracy-loss)"
+        print(f"  {e.file:13s} {e.bytes / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
               f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}")
-    if "gpu_compatibility" in m["models"].get("tflite", {}):
+    if "tflite" in m.models and m.models["tflite"].gpu_compatibility:
         from edgebert import gpu_compat
 
-        print(f"  {gpu_compat.summary(m['models']['tflite']['gpu_compatibility'])}")
+        print(f"  {gpu_compat.summary(m.models['tflite'].gpu_compatibility)}")
     if buckets:
         print(f"  tflite: one static signature per length bucket ({', '.join(f'seq_{n}' for n in buckets)}: "
               f"[{req.batch_size or 1}, n]); the runtime pads each batch to the shortest that holds it")
     print(f"  inputs  int32 [batch, {seq_length or 'seq'}]: input_word_ids, input_mask, input_type_ids")
     print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
-          f"{a['hidden_size']}]" + (f", scores [batch, {m['head']['units']}] ({m['head']['activation']}; "
-                                    f"labels {', '.join(m['labels'])}: m.classify / m.scores)" if "head" in m else ""))
+          f"{a['hidden_size']}]" + (f", scores [batch, {m.head['units']}] ({m.head['activation']}; "
+                                    f"labels {', '.join(m.labels or [])}: m.classify / m.scores)" if m.head else ""))
     from edgebert.exporters.convert import costs
-    print(f"cost:      {costs.summary(m['export_cost'])}")
+    print(f"cost:      {costs.summary(m.export_cost)}")
     return 0
 
 
@@ -211,25 +211,25 @@ def _cmd_android(args: argparse.Namespace) -> int:
         res = build_buckets(req, lengths)
         print(f"assets:  {args.output}/ ({', '.join(f'seq_{n}/' for n in lengths)}, buckets.json, README.md)")
         for n, m in res["assets"].items():
-            acc = m["models"]["tflite"]
-            print(f"  seq_{n}: [1, {n}], {acc['bytes'] / 1e6:.1f} MB, gate {'passed' if acc['gate']['passed'] else 'FAILED'}")
+            e = m.models["tflite"]
+            print(f"  seq_{n}: [1, {n}], {e.bytes / 1e6:.1f} MB, gate {'passed' if e.gate['passed'] else 'FAILED'}")
         return 0
     m = build(req)
     from edgebert import gpu_compat
 
-    e = m["models"]["tflite"]
-    print(f"assets:  {args.output}/ (model.tflite with metadata, vocab.txt{', labels.txt' if m['labels'] else ''}, "
+    e = m.models["tflite"]
+    print(f"assets:  {args.output}/ (model.tflite with metadata, vocab.txt{', labels.txt' if m.labels else ''}, "
           f"README.md, edgebert.json)")
-    print(f"task:    {m['task']} ({m['pooling']} pooling), recipe {m['recipe']['name']}, [1, {m['seq_length']}], "
-          f"{e['bytes'] / 1e6:.1f} MB")
-    if m["labels"]:
-        print(f"labels:  {', '.join(m['labels'])}")
-    acc = e["accuracy"]
+    print(f"task:    {m.task} ({m.pooling} pooling), recipe {m.recipe['name']}, [1, {m.seq_length}], "
+          f"{e.bytes / 1e6:.1f} MB")
+    if m.labels:
+        print(f"labels:  {', '.join(m.labels)}")
+    acc = e.accuracy
     if "cosine" in acc:
         print(f"checked: embedding cosine vs reference mean {acc['cosine']['mean']:.5f} (min {acc['cosine']['min']:.5f})")
     else:
         print(f"checked: probabilities max-abs {acc['max_abs']:.2e}, top class agreement {acc['top_class_agreement']:.4f}")
-    print(f"         {gpu_compat.summary(e['gpu_compatibility'])}")
+    print(f"         {gpu_compat.summary(e.gpu_compatibility)}")
     return 0
 
 

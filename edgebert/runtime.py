@@ -21,7 +21,7 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from edgebert import backends, delegates, metrics
-from edgebert.bundle import read_manifest
+from edgebert.bundle import Manifest, ModelEntry, read_manifest
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.metrics import mean_pool
@@ -69,10 +69,10 @@ def load(bundle: str | os.PathLike, backend: str = "auto", delegate: str = "auto
                      fast_tokenizer=fast_tokenizer, weight_cache=weight_cache)
 
 
-def pick_backend(manifest: dict, backend: str, bundle: Path) -> str:
+def pick_backend(manifest: Manifest, backend: str, bundle: Path) -> str:
     if backend not in backends.BACKENDS:
         raise EdgebertError(f"unknown backend {backend!r}", f"use one of {', '.join(backends.BACKENDS)}")
-    have = [f for f in ("tflite", "onnx") if f in manifest.get("models", {})]
+    have = [f for f in ("tflite", "onnx") if f in manifest.models]
     if backend == "auto":
         if "tflite" in have and _has_tflite():
             return "tflite"
@@ -105,23 +105,21 @@ class BertModel:
         if pool_size < 1 or batch_size < 1:
             raise EdgebertError("pool_size and batch_size must be >= 1", "pass positive numbers")
         self.backend = pick_backend(self.info, backend, self.bundle)
-        entry = self.info["models"][self.backend]
-        self.model_path = self.bundle / entry["file"]
+        entry = self.info.models[self.backend]
+        self.model_path = self.bundle / entry.file
         _check_model_file(self.model_path, entry)
-        arch = self.info["architecture"]
-        self.hidden_size = int(arch["hidden_size"])
-        self.seq_length = self.info.get("seq_length")  # None: dynamic sequence axis
-        batch = (entry.get("inputs") or [{}])[0].get("shape", [-1])[0]
-        self.model_batch = batch if isinstance(batch, int) and batch > 0 else None  # fixed-batch graph
+        self.hidden_size = int(self.info.architecture["hidden_size"])
+        self.seq_length = self.info.seq_length  # None: dynamic sequence axis
+        self.model_batch = entry.batch  # None unless a fixed-batch graph
         # A fine-tuned classifier's bundle truncates where its own preprocessing packed.
-        self.max_seq_length = int(self.seq_length or self.info.get("max_seq_length") or arch.get("max_position", 512))
-        self.outputs = [o["name"] for o in entry.get("outputs", [])] or ["pooled_output", "sequence_output"]
-        self.task = self.info.get("task", "encoder")  # android assets: "embedder" or "classifier"
-        self.labels = self.info.get("labels")
-        tok = self.info["tokenizer"]
+        self.max_seq_length = self.info.max_length
+        self.outputs = [o["name"] for o in entry.outputs] or ["pooled_output", "sequence_output"]
+        self.task = self.info.task or "encoder"  # android assets: "embedder" or "classifier"
+        self.labels = self.info.labels
+        tok = self.info.tokenizer
         self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
         self.batch_size = batch_size
-        widths = {"scores": int(self.info["head"]["units"])} if "head" in self.info else {}
+        widths = {"scores": int(self.info.head["units"])} if self.info.head else {}
         if self.labels:
             widths["probability"] = len(self.labels)
         opts = dict(num_threads=num_threads, delegate_library=delegate_library, hidden_size=self.hidden_size,
@@ -134,7 +132,7 @@ class BertModel:
         for _ in range(pool_size - 1):
             self._pool.put(backends.open_runner(self.model_path, delegate=self._used_intent, **opts))
 
-    def _weight_cache_path(self, setting, entry: dict) -> str | None:
+    def _weight_cache_path(self, setting, entry: ModelEntry) -> str | None:
         if not setting:
             return None
         if self.backend != "tflite":
@@ -155,7 +153,7 @@ class BertModel:
         if not os.access(folder, os.W_OK):
             return ":memory"
         # Packed weights depend on the model, XNNPACK's version and the CPU's kernels.
-        return str(folder / f"{entry['sha256'][:24]}-litert{litert}-{platform.machine()}.xnnpack")
+        return str(folder / f"{entry.sha256[:24]}-litert{litert}-{platform.machine()}.xnnpack")
 
     def _open(self, delegate, opts, fallback):
         self._used_intent = delegate
@@ -202,7 +200,7 @@ class BertModel:
               pooling: str | None = None, normalize: bool = False, seq_length: int | None = None) -> np.ndarray:
         """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output, the default) or ``mean`` over
         real tokens; an embedder asset returns its ``embedding`` output (pooled as it was built)."""
-        head_pooling = self.info.get("pooling") if "embedding" in self.outputs else None
+        head_pooling = self.info.pooling if "embedding" in self.outputs else None
         if "embedding" not in self.outputs and "pooled_output" not in self.outputs:
             raise EdgebertError(f"this {self.task} model has no embedding output", "use classify()")
         pooling = pooling or head_pooling or "cls"
@@ -227,7 +225,7 @@ class BertModel:
         """Label probabilities ``[n, labels]`` (names in ``self.labels``) of a fine-tuned classifier
         bundle or an Android classifier asset."""
         if "scores" in self.outputs:
-            return metrics.probabilities(self.scores(texts, pairs), self.info["head"]["activation"]).astype(np.float32)
+            return metrics.probabilities(self.scores(texts, pairs), self.info.head["activation"]).astype(np.float32)
         if "probability" not in self.outputs:
             raise EdgebertError(f"this {self.task} model has no classifier output",
                                 "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one), "
@@ -240,7 +238,7 @@ class BertModel:
         if "scores" not in self.outputs:
             raise EdgebertError(f"this {self.task} model has no classifier scores",
                                 "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one)")
-        return self._head_output("scores", texts, pairs, int(self.info["head"]["units"]))
+        return self._head_output("scores", texts, pairs, int(self.info.head["units"]))
 
     def _head_output(self, name: str, texts, pairs, width: int) -> np.ndarray:
         feeds = self.tokenize(texts, pairs)
@@ -342,10 +340,10 @@ def _split_inputs(texts, pairs) -> tuple[list[str], list[str] | None]:
     return a, b
 
 
-def _check_model_file(path: Path, entry: dict) -> None:
+def _check_model_file(path: Path, entry: ModelEntry) -> None:
     if not path.is_file():
         raise EdgebertError(f"{path} is missing from the bundle", "export the bundle again")
-    size, want = path.stat().st_size, entry.get("bytes")
+    size, want = path.stat().st_size, entry.bytes
     if want is not None and size != want:
         raise EdgebertError(f"{path} has {size} bytes but the manifest says {want}: the file is truncated or "
                             "was replaced", "copy the bundle again, or export it again")

@@ -80,7 +80,7 @@ def in_shared_cache(shared_cache, monkeypatch):
 @pytest.fixture(scope="session")
 def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
     """The default model exported once per run (both formats): fp32 at fixed length 128, and
-    the default int8 recipe with a dynamic sequence axis. {recipe: (bundle dir, manifest)}."""
+    the default int8 recipe with a dynamic sequence axis. {recipe: (bundle dir, manifest JSON)}."""
     from edgebert.exporters.pipelines.export import ExportRequest, export
     from edgebert.quantize import recipes
 
@@ -90,7 +90,7 @@ def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
         for recipe, seq in (("fp32", 128), ("wi8_afp32", None)):
             req = ExportRequest(source=str(default_model_dir), source_label="default", output=root / recipe,
                                 formats=("tflite", "onnx"), recipe=recipes.get(recipe), seq_length=seq)
-            out[recipe] = (root / recipe, export(req))
+            out[recipe] = (root / recipe, export(req).to_json())
     return out
 
 

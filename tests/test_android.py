@@ -181,7 +181,7 @@ def test_tiny_classifier_from_a_head_file(hf_tiny, tmp_path):
     np.savez(tmp_path / "head.npz", kernel=rng.normal(size=(32, 3)).astype(np.float32),
              bias=np.zeros(3, np.float32), labels=np.array(["x", "y", "z"]), pooling="cls")
     m = build(AndroidRequest(source=str(hf_tiny), source_label="tiny", output=tmp_path / "a", task="classifier",
-                             head_file=tmp_path / "head.npz", seq_length=16))
+                             head_file=tmp_path / "head.npz", seq_length=16)).to_json()
     assert m["labels"] == ["x", "y", "z"] and m["pooling"] == "cls"
     acc = m["models"]["tflite"]["accuracy"]
     assert acc["max_abs"] <= 1e-5 and acc["top_class_agreement"] == 1.0

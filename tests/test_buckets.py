@@ -24,7 +24,7 @@ DEFAULT_BUCKETS = (16, 32, 64, 128)
 
 def _export(source, out, recipe="fp32", formats=("tflite", "onnx"), **kw):
     return export(ExportRequest(source=str(source), source_label="t", output=out, formats=formats,
-                                recipe=recipes.get(recipe), **kw))
+                                recipe=recipes.get(recipe), **kw)).to_json()
 
 
 def _feeds(width, batch=1, vocab=45, seed=0):

@@ -63,7 +63,7 @@ def finetuned_real(default_model_dir, real_sentences, sentiment_dir, tmp_path_fa
 
 def _export(source, out, recipe="fp32", **kw):
     return export(ExportRequest(source=str(source), source_label="tutorial", output=out, formats=("tflite", "onnx"),
-                                recipe=recipes.get(recipe), seq_length=kw.pop("seq_length", None), **kw))
+                                recipe=recipes.get(recipe), seq_length=kw.pop("seq_length", None), **kw)).to_json()
 
 
 def test_tutorial_model_is_recognised(tiny_tutorial):
@@ -213,7 +213,7 @@ def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: fl
     from test_android import _mp
 
     manifest = build(AndroidRequest(source=str(model_dir), source_label="finetuned", output=out,
-                                    task="classifier", int8=int8, seq_length=seq_length))
+                                    task="classifier", int8=int8, seq_length=seq_length)).to_json()
     with load(out) as m:
         ours = m.classify(texts)
     clf = _mp(out / "model.tflite", "classifier")

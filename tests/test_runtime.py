@@ -98,7 +98,7 @@ def test_single_string_and_embed_forms(default_bundles):
     pair = m.encode(("who", "me"))
     np.testing.assert_array_equal(m.tokenize(("who", "me"))["input_type_ids"][0, :5], [0, 0, 0, 1, 1])
     np.testing.assert_allclose(m.encode(["who"], pairs=["me"])["pooled_output"], pair["pooled_output"], atol=1e-6)
-    assert m.info["recipe"]["name"] == "wi8_afp32" and "xnnpack" in repr(m)
+    assert m.info.recipe["name"] == "wi8_afp32" and "xnnpack" in repr(m)
 
 
 def test_results_come_back_in_input_order(default_bundles, sentiment_dir):
@@ -207,7 +207,7 @@ def static_bundle(hf_tiny, tmp_path_factory):
 
 def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
     m = load(static_bundle, num_threads=2, batch_size=4)
-    assert m.model_batch == 1 and m.info["models"]["tflite"]["gpu_compatibility"]["gpu_ready"]
+    assert m.model_batch == 1 and m.info.models["tflite"].gpu_compatibility["gpu_ready"]
     texts = ["the a", "a the the", "the", "a a a a a"]
     together = m.encode(texts)
     assert together["sequence_output"].shape == (4, 16, 32)

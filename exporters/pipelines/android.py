@@ -19,7 +19,7 @@ import numpy as np
 
 from edgebert import gpu_compat, linear_probe, metrics
 from edgebert.backends import check_buckets
-from edgebert.bundle import FORMAT_VERSION, is_bundle, read_manifest, write_manifest
+from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.exporters.pipelines import android_metadata as amd
@@ -76,13 +76,13 @@ def _source_of(spec: str) -> str:
     p = Path(spec)
     if is_bundle(p):
         m = read_manifest(p)
-        if m.get("head") and m["source"].get("path"):
-            return m["source"]["path"]
-        return m["reference"]["path"]
+        if m.head and (m.source or {}).get("path"):
+            return m.source["path"]
+        return m.reference["path"]
     return spec
 
 
-def build(req: AndroidRequest) -> dict:
+def build(req: AndroidRequest) -> Manifest:
     """Writes ``req.output`` (the assets folder); returns its manifest."""
     if req.task not in TASKS:
         raise EdgebertError(f"unknown task {req.task!r}", f"use --task {' or --task '.join(TASKS)}")
@@ -182,7 +182,7 @@ def build(req: AndroidRequest) -> dict:
             shutil.rmtree(work)
             manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
                                  staging / "model.tflite")
-            manifest = write_manifest(staging, manifest)
+            manifest = write_manifest(staging, Manifest.from_json(manifest))
             (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
             replace_dir(staging, out)
             return manifest
@@ -209,8 +209,8 @@ def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
                 _progress(f"== asset {i}/{len(lengths)}: [1, {n}]")
                 assets[n] = build(dataclasses.replace(req, seq_length=n, output=staging / f"seq_{n}"))
         index = {"format_version": FORMAT_VERSION, "kind": "android-asset-buckets", "task": req.task, "buckets": list(lengths),
-                 "assets": {str(n): {"dir": f"seq_{n}", "bytes": m["models"]["tflite"]["bytes"],
-                                     "gate_passed": m["models"]["tflite"]["gate"]["passed"]}
+                 "assets": {str(n): {"dir": f"seq_{n}", "bytes": m.models["tflite"].bytes,
+                                     "gate_passed": m.models["tflite"].gate["passed"]}
                             for n, m in assets.items()}}
         (staging / "buckets.json").write_text(json.dumps(index, indent=1))
         (staging / "README.md").write_text(_buckets_readme(req.task, lengths))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import backends, gpu_compat, metrics
-from edgebert.bundle import MODEL_FILES, VOCAB, is_bundle, write_manifest
+from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
@@ -58,7 +58,7 @@ def reference_dir_for(source_path: Path) -> Path:
     return cache_dir() / "references" / tree_sha256(source_path)[:20]
 
 
-def export(req: ExportRequest) -> dict:
+def export(req: ExportRequest) -> Manifest:
     """Runs the export; returns the manifest written to ``req.output``."""
     for fmt in req.formats:
         if fmt not in req.recipe.formats:
@@ -147,8 +147,8 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
                             "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
     shutil.copyfile(ref["vocab_file"], staging / VOCAB)
     shutil.rmtree(work)
-    manifest = write_manifest(staging, {**_manifest(req, ref, models, len(cal_texts), len(held_out)),
-                                        "export_cost": costs.totals(steps)})
+    manifest = write_manifest(staging, Manifest.from_json({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
+                                                           "export_cost": costs.totals(steps)}))
     replace_dir(staging, out)
     return manifest
 

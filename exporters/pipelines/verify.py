@@ -30,7 +30,7 @@ from edgebert.exporters.convert.tasks import ReferenceTask
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.exporters.convert import layer_taps
 from edgebert.files import atomic_write_bytes
-from edgebert.bundle import read_manifest, write_manifest
+from edgebert.bundle import Manifest, read_manifest, write_manifest
 from edgebert.runtime import load
 
 
@@ -47,12 +47,12 @@ class VerifyRequest:
     seq_length: int = 128
 
 
-def reference_outputs(reference: Path, manifest: dict, req: VerifyRequest, progress, steps: int) -> dict:
+def reference_outputs(reference: Path, manifest: Manifest, req: VerifyRequest, progress, steps: int) -> dict:
     """The reference SavedModel's outputs (every layer's too) on ``req.texts``, run by TensorFlow
     in a worker process, and kept in the cache: verifying several bundles of one model on the
     same sentences (every recipe, both formats) runs TensorFlow once."""
-    recorded = manifest["reference"]
-    if Path(recorded["path"]) == reference:
+    recorded = manifest.reference or {}
+    if recorded.get("path") and Path(recorded["path"]) == reference:
         identity = recorded["sha256"]
     else:  # another reference than the recorded one: its path and modification time name it
         identity = f"{reference.resolve()}@{reference.stat().st_mtime_ns}"
@@ -81,7 +81,7 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
     Runs a tapped copy of the bundle's model (``layer_taps``: the same kernels, more outputs)
     through the bundle's own batching.
     """
-    num_layers = int(m.info["architecture"]["num_layers"])
+    num_layers = int(m.info.architecture["num_layers"])
     if f"layer_{num_layers - 1}" not in ref:
         return {"available": False, "reason": "the reference returned no encoder_outputs"}
     lengths = feeds["input_mask"].sum(1).astype(int)
@@ -126,14 +126,17 @@ def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
 
 def verify(req: VerifyRequest, progress=_progress) -> dict:
     manifest = read_manifest(req.bundle)
-    reference = Path(req.reference or manifest["reference"]["path"])
+    recorded = req.reference or (manifest.reference or {}).get("path")
+    if not recorded:
+        raise EdgebertError(f"{req.bundle}'s manifest names no reference SavedModel", "pass --reference PATH")
+    reference = Path(recorded)
     if not reference.exists():
         raise EdgebertError(f"reference SavedModel {reference} not found (the manifest records where export wrote it)",
                             "pass --reference PATH, or export the bundle again on this machine")
     if not req.texts:
         raise EdgebertError("no texts to verify on", "pass --texts FILE")
-    formats = req.formats or tuple(manifest["models"])
-    thresholds = manifest["recipe"]["thresholds"]
+    formats = req.formats or tuple(manifest.models)
+    thresholds = manifest.recipe["thresholds"]
     ref = reference_outputs(reference, manifest, req, progress, steps=len(formats) + 1)
     report = {"bundle": str(req.bundle), "reference": str(reference), "texts": len(req.texts),
               "seq_length": req.seq_length, "thresholds": thresholds,
@@ -269,7 +272,7 @@ def _plot(curves: dict, report: dict, path: Path) -> None:
 def record_in_manifest(bundle: Path, report: dict) -> None:
     """Adds the verify summary to ``edgebert.json`` (rewritten atomically)."""
     manifest = read_manifest(bundle)
-    manifest["verify"] = {
+    manifest.verify = {
         "created": report["created"], "texts": report["texts"], "passed": report["passed"],
         "formats": {fmt: {"cosine_pooled_mean": s["pooled_output"]["cosine"]["mean"],
                           "cosine_pooled_min": s["pooled_output"]["cosine"]["min"],
