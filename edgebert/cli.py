@@ -192,7 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_android(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     try:
-        from edgebert.exporters.pipelines.android import AndroidRequest, build
+        from edgebert.exporters.pipelines.android import AndroidRequest, accuracy_line, build
     except ImportError as e:
         raise _missing_extra(e, "writing android assets", "export,android") from None
     source, label = _source_and_label(args)
@@ -224,11 +224,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
           f"{e.bytes / 1e6:.1f} MB")
     if m.labels:
         print(f"labels:  {', '.join(m.labels)}")
-    acc = e.accuracy
-    if "cosine" in acc:
-        print(f"checked: embedding cosine vs reference mean {acc['cosine']['mean']:.5f} (min {acc['cosine']['min']:.5f})")
-    else:
-        print(f"checked: probabilities max-abs {acc['max_abs']:.2e}, top class agreement {acc['top_class_agreement']:.4f}")
+    print(f"checked: {accuracy_line(e.accuracy)}")
     print(f"         {gpu_compat.summary(e.gpu_compatibility)}")
     return 0
 

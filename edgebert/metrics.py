@@ -17,6 +17,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 PERCENTILES = (1, 5, 50)
+# The largest difference a float conversion may show against what it reproduces (reference vs
+# source, fused vs unfused graph, scores vs the SavedModel's): numerics, not quantization.
+FLOAT_TOLERANCE = 1e-4
 
 
 def summary(values: np.ndarray) -> dict:
@@ -57,9 +60,12 @@ def sentence_cosines(got: dict, ref: dict, mask: np.ndarray) -> dict[str, np.nda
 
 
 def gate(result: dict, thresholds: dict, outputs: tuple[str, ...] = ("pooled_output", "mean_pooled")) -> list[str]:
-    """Threshold misses as sentences (empty when the recipe's thresholds hold) for ``outputs``."""
+    """Threshold misses as sentences (empty when the recipe's thresholds hold) for ``outputs``:
+    cosine mean and min, and the largest difference where the recipe sets ``max_abs`` (fp32)."""
     misses = []
     for output in outputs:
+        if "max_abs" in thresholds and result[output]["max_abs"] > thresholds["max_abs"]:
+            misses.append(f"{output} max-abs {result[output]['max_abs']:.2e} > {thresholds['max_abs']:g}")
         c = result[output]["cosine"]
         if c["mean"] < thresholds["cosine_mean"]:
             misses.append(f"{output} mean cosine {c['mean']:.5f} < {thresholds['cosine_mean']}")
@@ -96,7 +102,10 @@ def gate_scores(result: dict, thresholds: dict) -> list[str]:
     on a few dozen held-out sentences one flipped borderline decision is noise."""
     from edgebert.linear_probe import wilson_upper
 
+    misses = []
+    if "max_abs" in thresholds and result["max_abs"] > thresholds["max_abs"]:
+        misses.append(f"classifier scores max-abs {result['max_abs']:.2e} > {thresholds['max_abs']:g}")
     bar = thresholds.get("agreement_min")
-    if bar is None or wilson_upper(result["decision_agreement"], result["n"]) >= bar:
-        return []
-    return [f"classifier decisions agree on {result['decision_agreement']:.4f} of {result['n']} sentences < {bar}"]
+    if bar is not None and wilson_upper(result["decision_agreement"], result["n"]) < bar:
+        misses.append(f"classifier decisions agree on {result['decision_agreement']:.4f} of {result['n']} sentences < {bar}")
+    return misses

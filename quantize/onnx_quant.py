@@ -1,4 +1,10 @@
-"""Applies a recipe to an fp32 ONNX file (ONNX Runtime's quantizers plus two graph passes)."""
+"""Applies a recipe's ``onnx`` section to an fp32 ONNX file (ONNX Runtime's quantizers plus a
+float16 pass).
+
+``METHODS`` maps the section's ``method`` to the function that writes the quantized file, as
+ONNX Runtime's ``quantization/registry.py`` maps op types to quantizers: a new recipe is a
+``recipes.json`` entry that names a method and its parameters.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,35 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert.quantize.recipes import Recipe
+from edgebert.quantize.recipes import Method, Recipe, method_of
 
 MIN_ELEMENTS = 1024  # smaller tensors (biases, LayerNorm) stay float, as in TFLite
 
 
 def apply(fp32_path: Path, out_path: Path, recipe: Recipe, calibration: list[dict] | None) -> Path:
     """Writes ``out_path`` quantized by ``recipe`` from ``fp32_path``."""
-    import onnx
-
-    name = recipe.name
-    if name == "wfp16_afp32":
-        model = onnx.load(str(fp32_path))
-        _fp16_weights(model)
-        onnx.save(model, str(out_path))
-    elif name == "wi8_afp32_naive":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
-                         per_channel=recipe.onnx.get("per_channel", True))
-    elif name == "wi8_afp32":
-        onnx.save(_matmul_nbits(onnx.load(str(fp32_path)), recipe.onnx), str(out_path))
-    elif name in ("wi8_ai8", "wi8_ai16", "wi8_ai8_mixed"):
-        _static_qdq(fp32_path, out_path, recipe, calibration)
-    else:
-        raise ValueError(f"recipe {name} has no ONNX form")
+    method, params = method_of(recipe, "onnx", METHODS)
+    method.apply(fp32_path, out_path, params, recipe.calibration or {}, calibration)
     return out_path
 
 
-def _fp16_weights(model) -> None:
+def is_float(recipe: Recipe) -> bool:
+    """Whether ``recipe`` leaves the ONNX graph float32 (the converter writes it directly)."""
+    return method_of(recipe, "onnx", METHODS)[0] is METHODS["float"]
+
+
+def _copy(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+    import shutil
+
+    shutil.copyfile(fp32_path, out_path)
+
+
+def _float16_weights(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
     """Stores large float initializers as float16 behind a Cast (ORT folds it at load)."""
     import onnx
     from onnx import helper, numpy_helper
 
+    model = onnx.load(str(fp32_path))
     graph = model.graph
     for init in list(graph.initializer):
         if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) < MIN_ELEMENTS:
@@ -49,19 +51,30 @@ def _fp16_weights(model) -> None:
         graph.initializer.append(half)
         graph.node.insert(0, helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
                                               name=init.name + "_cast"))
+    onnx.save(model, str(out_path))
 
 
-def _matmul_nbits(model, params: dict):
+def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+    """ONNX Runtime's ``quantize_dynamic``: QInt8 weights, MatMulInteger / DynamicQuantizeMatMul."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
+                     per_channel=params.get("per_channel", True))
+
+
+def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
     """8-bit MatMulNBits: per-block int8 kernels, activations quantized per block at run time
     (accuracy_level 4), which keeps BERT's outlier channels from taking the whole range."""
+    import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
                                                                  MatMulNBitsQuantizer)
 
     kw = dict(block_size=params["block_size"], is_symmetric=True, accuracy_level=params["accuracy_level"],
               bits=params["bits"], op_types_to_quantize=("MatMul",))
-    q = MatMulNBitsQuantizer(model, nodes_to_exclude=[], algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
+    q = MatMulNBitsQuantizer(onnx.load(str(fp32_path)), nodes_to_exclude=[],
+                             algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
     q.process()
-    return q.model.model
+    onnx.save(q.model.model, str(out_path))
 
 
 class _Reader:
@@ -72,16 +85,17 @@ class _Reader:
         return next(self._it, None)
 
 
-def _static_qdq(fp32_path: Path, out_path: Path, recipe: Recipe, calibration) -> None:
+def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+    """Static QDQ: weights QInt8 per channel, activations ``uint8`` or ``uint16`` with ranges
+    calibrated on text; ``static_ops`` limits the op types, ``float_regex`` keeps nodes float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if not calibration:
-        raise ValueError(f"recipe {recipe.name} needs calibration data")
+        raise ValueError("this recipe needs calibration data")
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[recipe.calibration.get("method", "minmax")]
-    act = QuantType.QUInt16 if recipe.name == "wi8_ai16" else QuantType.QUInt8
-    extra = {"CalibPercentile": recipe.calibration.get("percentile", 99.999)}
-    params = recipe.for_format("onnx")
+              "entropy": CalibrationMethod.Entropy}[calibration_params.get("method", "minmax")]
+    act = {"uint8": QuantType.QUInt8, "uint16": QuantType.QUInt16}[params["activations"]]
+    extra = {"CalibPercentile": calibration_params.get("percentile", 99.999)}
     kw = {}
     if params.get("static_ops"):
         import re
@@ -94,3 +108,13 @@ def _static_qdq(fp32_path: Path, out_path: Path, recipe: Recipe, calibration) ->
     quantize_static(str(fp32_path), str(out_path), _Reader(calibration), quant_format=QuantFormat.QDQ,
                     activation_type=act, weight_type=QuantType.QInt8, per_channel=True,
                     calibrate_method=method, extra_options=extra, **kw)
+
+
+METHODS: dict[str, Method] = {
+    "float": Method(_copy),
+    "float16_weights": Method(_float16_weights),
+    "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",)),
+    "matmul_nbits": Method(_matmul_nbits, params=("bits", "block_size", "accuracy_level"),
+                           required=("bits", "block_size", "accuracy_level")),
+    "qdq_static": Method(_qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",)),
+}

@@ -1,4 +1,11 @@
-"""Quantization recipes, kept as data in ``recipes.json``."""
+"""Quantization recipes, kept as data in ``recipes.json``.
+
+A recipe is read as data end to end: ``smoothing`` and ``calibration`` by the conversion
+worker, ``graph`` by the graph builders, ``thresholds`` by the export gate, and each format's
+section (``tflite``, ``onnx``) by that format's method table (``tflite_quant.METHODS``,
+``onnx_quant.METHODS``), which maps the section's ``method`` to the function applying it. A key
+that nothing reads is refused when the recipes load, so the file cannot carry dead settings.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,41 @@ import dataclasses
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import Callable
 
 from edgebert.errors import EdgebertError
 
 DEFAULT_FLOAT = "fp32"
 DEFAULT_INT8 = "wi8_afp32"  # the fastest recipe that meets its thresholds on both formats
+
+# The keys each section may hold, and who reads them.
+SECTION_KEYS = {
+    "thresholds": {"cosine_mean", "cosine_min", "agreement_min", "max_abs"},  # metrics.gate / gate_scores
+    "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothing, via the worker
+    "calibration": {"method", "sentences", "percentile"},  # the worker; onnx_quant's qdq_static
+    "graph": {"mask_bias"},  # the encoder graph builders
+}
+# Keys of a format section that every method accepts: the method itself, and the int8 word
+# embedding table that the worker applies before conversion (quantize.embedding).
+FORMAT_KEYS = {"method", "embedding"}
+EMBEDDINGS = {"int8_per_row"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """How one format applies a recipe section.
+
+    Attributes:
+      apply: the function (format-specific signature: see the format's module).
+      params: the section keys it reads, besides ``FORMAT_KEYS``.
+      required: those of ``params`` it cannot do without.
+      after: TFLite only: a pass over the converted flatbuffer.
+    """
+
+    apply: Callable
+    params: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    after: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +60,8 @@ class Recipe:
     smoothing: dict | None = None
     calibration: dict | None = None
     graph: dict | None = None  # graph spelling for this recipe (e.g. mask_bias)
-    tflite: dict | None = None  # TFLite-specific settings
-    onnx: dict | None = None  # ONNX-specific settings
+    tflite: dict | None = None  # the TFLite method and its parameters
+    onnx: dict | None = None  # the ONNX method and its parameters
 
     def for_format(self, fmt: str) -> dict:
         return dict(getattr(self, fmt) or {})
@@ -33,9 +70,40 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+def method_of(recipe: Recipe, fmt: str, methods: dict[str, Method]) -> tuple[Method, dict]:
+    """The method ``recipe`` names for ``fmt`` and the section's parameters, checked: an
+    unknown method, a key the method does not read, or a missing parameter is an error."""
+    section = recipe.for_format(fmt)
+    name = section.get("method")
+    if fmt not in recipe.formats:
+        raise ValueError(f"recipe {recipe.name} has no {fmt} form")
+    if name not in methods:
+        raise ValueError(f"recipe {recipe.name}: {fmt} method {name!r} is not one of {', '.join(methods)}")
+    method = methods[name]
+    unread = set(section) - FORMAT_KEYS - set(method.params)
+    missing = set(method.required) - set(section)
+    if unread or missing:
+        raise ValueError(f"recipe {recipe.name}: {fmt} method {name} "
+                         + (f"reads no {', '.join(sorted(unread))}" if unread else "")
+                         + ("; " if unread and missing else "")
+                         + (f"needs {', '.join(sorted(missing))}" if missing else ""))
+    if section.get("embedding", "int8_per_row") not in EMBEDDINGS:
+        raise ValueError(f"recipe {recipe.name}: {fmt} embedding {section['embedding']!r} is not one of {EMBEDDINGS}")
+    return method, section
+
+
+def _check_sections(name: str, raw: dict) -> None:
+    for section, keys in SECTION_KEYS.items():
+        unread = set(raw.get(section) or {}) - keys
+        if unread:
+            raise ValueError(f"recipe {name}: {section} keys {sorted(unread)} are read by nothing (known: {sorted(keys)})")
+
+
 @lru_cache(maxsize=1)
 def all_recipes() -> dict[str, Recipe]:
     raw = json.loads(resources.files("edgebert.quantize").joinpath("recipes.json").read_text())["recipes"]
+    for name, r in raw.items():
+        _check_sections(name, r)
     return {name: Recipe(name=name, formats=tuple(r.pop("formats")), **r) for name, r in
             ((n, dict(v)) for n, v in raw.items())}
 

@@ -184,7 +184,7 @@ def test_tiny_classifier_from_a_head_file(hf_tiny, tmp_path):
                              head_file=tmp_path / "head.npz", seq_length=16)).to_json()
     assert m["labels"] == ["x", "y", "z"] and m["pooling"] == "cls"
     acc = m["models"]["tflite"]["accuracy"]
-    assert acc["max_abs"] <= 1e-5 and acc["top_class_agreement"] == 1.0
+    assert acc["probability"]["max_abs"] <= 1e-5 and acc["probability"]["decision_agreement"] == 1.0
     probs = load(tmp_path / "a").classify(["the a", "a the"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
 

@@ -76,3 +76,63 @@ def test_int8_embedding_rows_are_within_half_a_step_and_the_graph_uses_them(tiny
                                                   zip(("input_word_ids", "input_mask", "input_type_ids"), inputs)})
     want = numpy_bert.forward(tiny.config, {**tiny.weights, EMBEDDING_NAMES["word"]: deq}, *inputs)
     assert np.abs(out["pooled_output"].numpy() - want["pooled_output"]).max() <= 1e-4
+
+
+# ------------------------------------------------------------------ recipes read as data
+def test_every_recipe_section_is_read_by_its_format_method():
+    from edgebert.quantize import onnx_quant, tflite_quant
+
+    tables = {"tflite": tflite_quant.METHODS, "onnx": onnx_quant.METHODS}
+    used = {"tflite": set(), "onnx": set()}
+    for r in recipes.all_recipes().values():
+        for fmt in r.formats:
+            method, params = recipes.method_of(r, fmt, tables[fmt])  # raises on a key nothing reads
+            used[fmt].add(params["method"])
+    # every method in the tables serves some recipe: no dead entries either way
+    assert used == {fmt: set(t) for fmt, t in tables.items()}
+
+
+def _recipe(**over):
+    base = dict(name="wi8_test", description="t", formats=("tflite", "onnx"), int8=True,
+                thresholds={"cosine_mean": 0.9, "cosine_min": 0.8})
+    return recipes.Recipe(**{**base, **over})
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"method": "nope"}, "onnx method 'nope' is not one of float, float16_weights"),
+    ({"method": "matmul_nbits", "bits": 8, "block_size": 32}, "needs accuracy_level"),
+    ({"method": "quantize_dynamic", "per_chanel": True}, "reads no per_chanel"),
+    ({"method": "float", "embedding": "int4"}, "embedding 'int4' is not one of"),
+])
+def test_a_recipe_section_that_would_be_ignored_is_refused(section, message):
+    from edgebert.quantize import onnx_quant
+
+    with pytest.raises(ValueError, match=message):
+        recipes.method_of(_recipe(onnx=section), "onnx", onnx_quant.METHODS)
+
+
+def test_unread_keys_outside_the_format_sections_are_refused():
+    with pytest.raises(ValueError, match=r"smoothing keys \['beta'\] are read by nothing"):
+        recipes._check_sections("x", {"smoothing": {"alpha": 0.5, "beta": 1}})
+    recipes._check_sections("x", {"smoothing": {"alpha": 0.5, "layers": ["qkv"], "calibration_sentences": 8},
+                                  "graph": {"mask_bias": -100.0}})
+
+
+def test_a_new_recipe_is_a_json_entry(tiny, tmp_path):
+    """A recipe nobody wrote code for (MatMulNBits with 32-wide blocks) runs through the
+    registry: the ONNX file has the blocks it asked for and stays close to fp32."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgebert.exporters.convert import onnx_export
+
+    fp32 = onnx_export.convert(tiny, tmp_path / "fp32.onnx", seq_length=None)
+    new = _recipe(onnx={"method": "matmul_nbits", "bits": 8, "block_size": 32, "accuracy_level": 4})
+    out = onnx_export.convert(tiny, tmp_path / "q.onnx", seq_length=None, recipe=new)
+    nbits = [n for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulNBits"]
+    assert len(nbits) == 6 * tiny.config.num_layers + 1  # q, k, v, attention out, FFN in and out; the pooler
+    assert {a.i for n in nbits for a in n.attribute if a.name == "block_size"} == {32}
+    feeds = dict(zip(("input_word_ids", "input_mask", "input_type_ids"), tiny_models.token_inputs()))
+    want, got = (ort.InferenceSession(str(p)).run(["pooled_output"], feeds)[0] for p in (fp32, out))
+    cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    assert cos.min() > 0.999 and np.abs(want - got).max() > 0  # quantized, and close

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
 from edgebert.files import atomic_write_bytes
 from edgebert.model.source_model import SourceModel
+from edgebert.metrics import FLOAT_TOLERANCE
 
 OPSET = 17
 OUTPUTS = ("pooled_output", "sequence_output")
@@ -21,7 +22,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     batch), atomically. ``head`` and ``release`` are as in ``tflite.convert``.
 
     With ``optimize``, ONNX Runtime's transformer optimizer fuses the fp32 graph, and the
-    fused graph is kept only if it reproduces the unfused one to ``FUSION_TOLERANCE``
+    fused graph is kept only if it reproduces the unfused one to ``FLOAT_TOLERANCE``
     (the optimizer silently swaps Q and K on some graphs); ``report`` records the outcome.
     """
     from edgebert.quantize import onnx_quant, recipes
@@ -31,7 +32,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"), head, release)
     if optimize and head is None:
         proto = _optimized_if_exact(proto, src, seq_length, report if report is not None else {})
-    if recipe.name == "fp32":
+    if onnx_quant.is_float(recipe):
         return atomic_write_bytes(out_path, proto.SerializeToString())
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-work-") as work:
         fp32 = Path(work) / "fp32.onnx"
@@ -92,7 +93,6 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     return proto
 
 
-FUSION_TOLERANCE = 1e-4
 
 
 def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report: dict):
@@ -116,5 +116,5 @@ def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report:
     err = output_max_abs(run(fused), run(proto), mask)
     fused_ops = sorted({n.op_type for n in fused.graph.node} - {n.op_type for n in proto.graph.node})
     report["onnx_optimizer"] = {"max_abs_vs_unfused": err, "new_ops": fused_ops,
-                                "kept": bool(err <= FUSION_TOLERANCE and np.isfinite(err))}
+                                "kept": bool(err <= FLOAT_TOLERANCE and np.isfinite(err))}
     return fused if report["onnx_optimizer"]["kept"] else proto

@@ -21,8 +21,8 @@ from edgebert.model.config import BertConfig
 from edgebert.exporters.sources import probe, tf1_hub
 from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
+from edgebert.metrics import FLOAT_TOLERANCE
 
-TOLERANCE = 1e-4
 # Raised whenever ``BertEncoderModule`` or ``save_reference`` write a different SavedModel: a
 # cached reference written by another format version is rebuilt, not reused.
 REFERENCE_FORMAT = 1
@@ -118,10 +118,10 @@ def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> R
     model = load_saved_model(path)
     got = run_encoder(model, *inputs)
     max_abs = probe.output_max_abs(got, expected, inputs[1])
-    if max_abs > TOLERANCE:
+    if max_abs > FLOAT_TOLERANCE:
         shutil.rmtree(path, ignore_errors=True)
         raise EdgebertError(f"the reference written from {src.path} differs from the source by "
-                            f"max-abs {max_abs:.3g} (> {TOLERANCE})", "please report this model")
+                            f"max-abs {max_abs:.3g} (> {FLOAT_TOLERANCE})", "please report this model")
     sha = tree_sha256(path)
     atomic_write_bytes(_record(path), json.dumps({"format": REFERENCE_FORMAT, "sha256": sha,
                                                   "max_abs_vs_source": max_abs}).encode())

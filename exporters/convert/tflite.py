@@ -78,9 +78,7 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
                     yield {n: feeds[n][:batch_size] if batch_size else feeds[n] for n in INPUT_NAMES}
         tflite_quant.configure(converter, recipe, representative)
         flat = converter.convert()
-    if recipe.for_format("tflite").get("engine") == "ai-edge-quantizer":
-        flat = tflite_quant.ai_edge_quantize(flat, recipe, calibration)
-    return atomic_write_bytes(out_path, flat)
+    return atomic_write_bytes(out_path, tflite_quant.after_conversion(flat, recipe, calibration))
 
 
 def _signature(module: BertEncoderModule, head: dict | None, batch: int | None, length: int | None):

@@ -174,7 +174,7 @@ def build(req: AndroidRequest) -> Manifest:
             accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
             gate = _gate(accuracy, recipe, req.task)
             gpu = gpu_compat.check_tflite(staging / "model.tflite")
-            _progress(f"  {_accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
+            _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
             _progress(f"  {gpu_compat.summary(gpu)}")
             if gate and not req.allow_accuracy_loss:
                 raise EdgebertError(f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
@@ -331,31 +331,26 @@ def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: 
     got = np.concatenate([runner.run({k: expected[k][i:i + 1] for k in INPUT_NAMES})[output]
                           for i in range(len(expected["input_word_ids"]))])
     feats = _features(expected, pooling)
-    if task == "embedder":
-        cos = metrics.cosine(got, feats)
-        return {"n": len(got), "cosine": {"mean": float(cos.mean()), "min": float(cos.min())},
-                "max_abs": float(np.abs(got - feats).max())}
-    want = classifier.scores(feats, head["kernel"], head["bias"], head.get("activation", "softmax"))
-    return {"n": len(got), "max_abs": float(np.abs(got - want).max()),
-            "top_class_agreement": float((got.argmax(1) == want.argmax(1)).mean())}
+    if task == "embedder":  # the one comparison and gate of export and verify (edgebert.metrics)
+        return {"embedding": metrics.error_stats(got, feats), "n": len(got)}
+    activation = head.get("activation", "softmax")
+    want = classifier.scores(feats, head["kernel"], head["bias"], activation)
+    return {"probability": metrics.compare_scores(got, want, activation), "n": len(got)}
 
 
 def _gate(acc: dict, recipe, task: str) -> list[str]:
-    misses = []
-    if recipe.name == recipes.DEFAULT_FLOAT and acc["max_abs"] > 1e-4:
-        misses.append(f"max-abs {acc['max_abs']:.2e} > 1e-4 for fp32")
-    if task == "embedder" and acc["cosine"]["mean"] < recipe.thresholds["cosine_mean"]:
-        misses.append(f"embedding mean cosine {acc['cosine']['mean']:.5f} < {recipe.thresholds['cosine_mean']}")
-    if task == "classifier" and acc["top_class_agreement"] < recipe.thresholds.get("agreement_min", 0.99):
-        misses.append(f"top-class agreement {acc['top_class_agreement']:.4f} < {recipe.thresholds['agreement_min']}")
-    return misses
+    if task == "embedder":
+        return metrics.gate(acc, recipe.thresholds, ("embedding",))
+    return metrics.gate_scores(acc["probability"], recipe.thresholds)
 
 
-def _accuracy_line(acc: dict) -> str:
-    if "cosine" in acc:
-        return (f"embedding vs reference: cosine mean {acc['cosine']['mean']:.5f} (min {acc['cosine']['min']:.5f}), "
-                f"max-abs {acc['max_abs']:.2e}")
-    return f"probabilities vs reference: max-abs {acc['max_abs']:.2e}, top class agreement {acc['top_class_agreement']:.4f}"
+def accuracy_line(acc: dict) -> str:
+    if "embedding" in acc:
+        e = acc["embedding"]
+        return (f"embedding vs reference: cosine mean {e['cosine']['mean']:.5f} (min {e['cosine']['min']:.5f}), "
+                f"max-abs {e['max_abs']:.2e}")
+    p = acc["probability"]
+    return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
 
 def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path) -> dict:

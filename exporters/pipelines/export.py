@@ -185,7 +185,7 @@ def _check_buckets(req: ExportRequest) -> None:
     if req.seq_length is not None:
         raise EdgebertError("length buckets replace a fixed --seq-len", "pass the lengths as --seq-len 16,32,64,128")
     rec = req.recipe
-    if rec.calibration or rec.for_format("tflite").get("engine") == "ai-edge-quantizer":
+    if rec.calibration or rec.for_format("tflite").get("method") == "ai_edge_quantizer":
         raise EdgebertError(f"recipe {rec.name} calibrates activations per graph, which length buckets do not "
                             "support yet", "use a weight-only recipe (--int8 picks wi8_afp32), or one --seq-len")
 

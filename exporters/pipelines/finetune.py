@@ -28,6 +28,7 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.text_files import label_warnings, read_labelled
 from edgebert.files import replace_dir
+from edgebert.metrics import FLOAT_TOLERANCE
 
 REPORT = "edgebert_finetune.json"
 EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
@@ -278,7 +279,7 @@ def finetune(req: FinetuneRequest) -> dict:
         model.save(str(saved), include_optimizer=False)
         check = model(tf.constant(eval_texts[:8])).numpy()
         want = predict({k: v[:8] for k, v in eval_feeds.items()}).numpy()
-        if np.abs(check - want).max() > 1e-4:
+        if np.abs(check - want).max() > FLOAT_TOLERANCE:
             raise EdgebertError(f"the strings-in model differs from the trained token model by "
                                 f"{np.abs(check - want).max():.2g}", "please report this")
         report = {"source": req.source_label, "train_file": str(req.train_file),

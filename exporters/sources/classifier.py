@@ -28,6 +28,7 @@ from edgebert.exporters.sources.base import guess_lower_case
 from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, config_from_shapes, model_garden_weights
+from edgebert.metrics import FLOAT_TOLERANCE
 
 KIND = "tf2_classifier"
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
@@ -35,7 +36,6 @@ HEAD_ACTIVATIONS = ("none", "sigmoid", "softmax")
 POOLINGS = ("cls", "mean")  # cls: the pooled output, as in the tutorial
 # Packing lengths TF Hub preprocessing is used with; the probe finds which one a model has.
 PACK_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-TOLERANCE = 1e-4  # on scores, relative to their magnitude
 LABELS_FILE = "labels.txt"
 # Mixed case, accents and punctuation: a casing or vocab mismatch changes their ids.
 PROBE_TEXTS = ("The movie was GOOD, and I loved it!", "it is not very fun ; the plot is boring .",
@@ -252,7 +252,7 @@ def _identify(cfg: BertConfig, weights: dict, kernel, bias, tok, run: _Runner, w
                 tried.append((err, f"{act}/{pooling}/{head_act}"))
                 if best is None or err < best[0]:
                     best = (err, act, pooling, head_act)
-    if best[0] > TOLERANCE * scale:
+    if best[0] > FLOAT_TOLERANCE * scale:
         closest = ", ".join(f"{name} max-abs {e:.2g}" for e, name in sorted(tried)[:3])
         raise SourceError(f"{where}: no encoder + dense computation reproduces its scores (closest: {closest})",
                           "edgebert supports TF Hub BERT preprocessing + encoder + one dense layer on the pooled "
@@ -272,7 +272,7 @@ def _pack_length(cfg: BertConfig, weights: dict, kernel, bias, head_act, pooling
         out = numpy_bert.forward(cfg, weights, f["input_word_ids"], f["input_mask"], f["input_type_ids"])
         err = float(np.abs(scores(pooled_features(out, f["input_mask"], pooling), kernel, bias, head_act) - got).max())
         errors.append(f"{n}: {err:.2g}")
-        if err <= TOLERANCE * max(1.0, float(np.abs(got).max())):
+        if err <= FLOAT_TOLERANCE * max(1.0, float(np.abs(got).max())):
             return n
     raise SourceError(f"{run.path}: cannot tell the preprocessing's sequence length (scores of a long text vs "
                       f"truncation at {'; '.join(errors)})", "pack with TF Hub's bert_pack_inputs to 16..512 tokens")

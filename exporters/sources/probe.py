@@ -15,8 +15,8 @@ import numpy as np
 from edgebert.errors import SourceError
 from edgebert.model import numpy_bert
 from edgebert.model.config import ACTIVATIONS, BertConfig
+from edgebert.metrics import FLOAT_TOLERANCE
 
-TOLERANCE = 1e-4
 
 
 def probe_inputs(cfg: BertConfig, batch: int = 2, seq: int = 12, seed: int = 0):
@@ -55,7 +55,7 @@ def identify(base: BertConfig, weights: dict, run_source: Callable, heads: list[
             cfg = dataclasses.replace(base, num_heads=h, activation=act)
             err = max_abs_vs_numpy(cfg, weights, out, inputs)
             tried.append(f"heads={h} {act}: {err:.2g}")
-            if err <= TOLERANCE:
+            if err <= FLOAT_TOLERANCE:
                 return cfg
     raise SourceError(f"{where}: no standard BERT computation reproduces its outputs "
                       f"({'; '.join(tried)})", "is it a BERT encoder?")
