@@ -32,7 +32,8 @@ from edgebert.metrics import FLOAT_TOLERANCE
 
 REPORT = "edgebert_finetune.json"
 EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
-PACK_LENGTHS = (32, 64, 128, 256, 512)
+# The lengths fine-tuning packs to (the shortest that fits the training texts).
+TRAIN_LENGTHS = (32, 64, 128, 256, 512)
 
 
 @dataclasses.dataclass
@@ -54,7 +55,7 @@ class FinetuneRequest:
     warmup: float = 0.1
     dropout: float = 0.1
     patience: int = 1
-    seq_length: int | None = None  # None: the shortest of PACK_LENGTHS that fits the training texts (<= 128)
+    seq_length: int | None = None  # None: the shortest of TRAIN_LENGTHS that fits the training texts (<= 128)
     seed: int = 0
     baseline: bool = True  # also score a logistic probe on the frozen encoder's embeddings
 
@@ -79,7 +80,7 @@ def _pack_length(tok, texts: list[str], max_position: int, requested: int | None
                                 f"use --seq-len {max_position} or less")
         return requested
     longest = int(tok(texts, seq_length=512, dynamic_padding=True)["input_mask"].sum(1).max())
-    fits = [n for n in PACK_LENGTHS if n >= longest and n <= min(128, max_position)]
+    fits = [n for n in TRAIN_LENGTHS if n >= longest and n <= min(128, max_position)]
     return fits[0] if fits else min(128, max_position)
 
 

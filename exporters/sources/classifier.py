@@ -35,7 +35,8 @@ ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 HEAD_ACTIVATIONS = ("none", "sigmoid", "softmax")
 POOLINGS = ("cls", "mean")  # cls: the pooled output, as in the tutorial
 # Packing lengths TF Hub preprocessing is used with; the probe finds which one a model has.
-PACK_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+# The lengths a SavedModel's own preprocessing is tried at to find where it packs.
+PROBED_PACK_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 LABELS_FILE = "labels.txt"
 # Mixed case, accents and punctuation: a casing or vocab mismatch changes their ids.
 PROBE_TEXTS = ("The movie was GOOD, and I loved it!", "it is not very fun ; the plot is boring .",
@@ -265,7 +266,7 @@ def _pack_length(cfg: BertConfig, weights: dict, kernel, bias, head_act, pooling
     words = " ".join(["the quick brown fox jumps over the lazy dog , a great film ."] * 50)
     got = run([words])
     errors = []
-    for n in PACK_LENGTHS:
+    for n in PROBED_PACK_LENGTHS:
         if n > cfg.max_position:
             break
         f = tok([words], seq_length=n)

@@ -1,0 +1,126 @@
+"""Pure functions on synthetic inputs: the pieces the export, verify and runtime tests only
+reach through whole models, checked here on cases small enough to work out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgebert import delegates, linear_probe
+from edgebert.errors import EdgebertError
+from edgebert.exporters.convert.layer_taps import Op, find_layer_outputs
+from edgebert.runtime import LENGTH_BUCKET, BertModel
+
+
+# ------------------------------------------------------------------ layer-output search
+def _onnx_like_layers():
+    """Two layers as ONNX spells them: layer 0's output goes through SmoothQuant's scale and a
+    quantizer before layer 1's query projection reads it."""
+    return [
+        Op("layer_0/attention/self/query/MatMul", "MatMul", ["x"], ["q0"]),
+        Op("layer_0/output/LayerNorm/add_1", "Add", ["q0", "beta"], ["h0"]),
+        Op("layer_1/attention/self/query/qkv_smooth", "Mul", ["h0", "s"], ["h0s"]),
+        Op("layer_1/attention/self/query/quant", "DynamicQuantizeLinear", ["h0s"], ["h0q"]),
+        Op("layer_1/attention/self/query/MatMul", "MatMulInteger", ["h0q", "w"], ["q1"]),
+        Op("layer_1/attention/self/key/MatMul", "MatMulInteger", ["h0q", "wk"], ["k1"]),
+    ]
+
+
+def test_layer_output_is_found_through_smoothing_and_quantizers():
+    assert find_layer_outputs(_onnx_like_layers(), {"beta", "s", "w", "wk"}, num_layers=2) == ["h0"]
+
+
+def test_layer_output_of_a_folded_layernorm_is_the_add_the_residual_reads():
+    """TFLite folds gamma/beta into the projection and names it after the folded ops: the
+    layer's output is then the ADD named first in the fused name."""
+    ops = [Op("layer_0/output/LayerNorm/normalize", "MUL", ["x", "r"], ["n0"]),
+           Op("add_10", "ADD", ["n0", "beta"], ["h0"]),
+           Op("mul_10;add_10;layer_1/attention/self/query/MatMul", "FULLY_CONNECTED", ["n0", "w"], ["q1"])]
+    assert find_layer_outputs(ops, {"beta", "w", "r"}, num_layers=2) == ["h0"]
+
+
+def test_a_graph_without_the_next_query_projection_is_refused():
+    ops = [op for op in _onnx_like_layers() if "layer_1/attention/self/query/MatMul" not in op.name]
+    with pytest.raises(EdgebertError, match="no query projection of layer 1"):
+        find_layer_outputs(ops, set(), num_layers=2)
+
+
+# ------------------------------------------------------------------ delegate counting
+class _Graph:
+    """The calls ``tflite_delegation`` makes on LiteRT's interpreter wrapper."""
+
+    def __init__(self, nodes, outputs):
+        self.nodes, self.outputs = nodes, outputs  # nodes: (name, inputs, outputs)
+
+    def NumNodes(self):
+        return len(self.nodes)
+
+    def NodeName(self, i):
+        return self.nodes[i][0]
+
+    def NodeInputs(self, i):
+        return self.nodes[i][1]
+
+    def NodeOutputs(self, i):
+        return self.nodes[i][2]
+
+    def OutputIndices(self):
+        return self.outputs
+
+
+class _Interpreter:
+    def __init__(self, graph):
+        self._interpreter = graph
+
+
+def test_delegated_ops_are_those_whose_outputs_only_the_partition_reads():
+    # A -> [B -> C] -> D: the delegate takes B and C (reads t1, gives back t3); A feeds it and
+    # D makes the model's output, so those two run on the CPU.
+    nodes = [("A", [0], [1]), ("B", [1], [2]), ("C", [2], [3]), ("D", [3], [4]), ("DELEGATE", [1], [3])]
+    total, delegated, partitions, cpu = delegates.tflite_delegation(_Interpreter(_Graph(nodes, [4])))
+    assert (total, delegated, partitions, cpu) == (4, 2, 1, {"A": 1, "D": 1})
+
+
+def test_without_a_delegate_every_op_runs_on_the_cpu():
+    nodes = [("FULLY_CONNECTED", [0], [1]), ("FULLY_CONNECTED", [1], [2]), ("ADD", [2, -1], [3])]
+    assert delegates.tflite_delegation(_Interpreter(_Graph(nodes, [3]))) == (3, 0, 0, {"FULLY_CONNECTED": 2, "ADD": 1})
+
+
+# ------------------------------------------------------------------ Wilson bound
+@pytest.mark.parametrize("p, n, want", [(0.5, 100, 0.58116), (1.0, 50, 1.0), (0.0, 20, 0.11918), (0.9, 0, 1.0)])
+def test_wilson_upper_bound_matches_the_formula(p, n, want):
+    assert linear_probe.wilson_upper(p, n) == pytest.approx(want, abs=1e-5)
+
+
+def test_wilson_upper_bound_tightens_with_more_sentences():
+    bounds = [linear_probe.wilson_upper(0.97, n) for n in (10, 100, 1000, 10000)]
+    assert all(a > b for a, b in zip(bounds, bounds[1:])) and bounds[-1] > 0.97
+
+
+# ------------------------------------------------------------------ length batching
+def _model(seq_length=None, model_batch=None, batch_size=2):
+    m = BertModel.__new__(BertModel)  # batching reads three attributes; no bundle needed
+    m.seq_length, m.model_batch, m.batch_size = seq_length, model_batch, batch_size
+    return m
+
+
+def _feeds(lengths, width=32):
+    mask = (np.arange(width)[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
+    ids = np.where(mask, np.arange(1, len(lengths) + 1)[:, None], 0).astype(np.int32)
+    return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": np.zeros_like(mask)}
+
+
+def test_dynamic_batches_run_longest_first_cut_to_a_multiple_of_the_bucket():
+    feeds = _feeds([3, 20, 9, 17, 1])
+    got = [(idx.tolist(), b["input_mask"].shape) for idx, b in _model().batches(feeds)]
+    assert got == [([1, 3], (2, 24)), ([2, 0], (2, 16)), ([4], (1, 8))]
+    assert LENGTH_BUCKET == 8
+    for idx, b in _model().batches(feeds):  # rows keep their own tokens, only padding is cut
+        assert (b["input_mask"].sum(1) == feeds["input_mask"][idx].sum(1)).all()
+
+
+def test_fixed_length_and_fixed_batch_graphs_get_full_width_and_empty_rows():
+    feeds = _feeds([3, 20, 9])
+    got = [(idx.tolist(), b["input_word_ids"].shape, b["input_mask"][len(idx):].sum())
+           for idx, b in _model(seq_length=32, model_batch=2).batches(feeds)]
+    assert got == [([1, 2], (2, 32), 0), ([0], (2, 32), 0)]  # the last batch filled with one empty row
