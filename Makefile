@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow pi-tools bench clean
+.PHONY: demo test lint test-slow pi-tools bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/edgebert export --int8 -o out/demo
 
-test: $(STAMP) pi-tools
+test: lint pi-tools
 	$(BIN)/python -m pytest
+
+# ruff (lint + format check) over everything, mypy over the device-side package (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The emulated Raspberry Pi test (tests/test_pi.py) needs qemu-user-static and mmdebstrap;
 # as root with apt they are installed here, elsewhere that test skips and says why.

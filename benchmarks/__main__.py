@@ -34,11 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("-o", "--output", type=Path, default=suite.RESULTS)
     ec = sub.add_parser("export-cost", help="export time and peak memory per step, cold, --int8")
-    ec.add_argument("--models", default="default,base,multilingual,large",
-                    help="comma-separated subset of default, small, base, multilingual, large")
+    ec.add_argument(
+        "--models",
+        default="default,base,multilingual,large",
+        help="comma-separated subset of default, small, base, multilingual, large",
+    )
     ec.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "export_cost")
-    ec.add_argument("--runtime-only", action="store_true",
-                    help="measure the runtime RSS of the bundles the last run wrote again (no export)")
+    ec.add_argument(
+        "--runtime-only",
+        action="store_true",
+        help="measure the runtime RSS of the bundles the last run wrote again (no export)",
+    )
     bk = sub.add_parser("buckets", help="length buckets vs fixed 128: real-text throughput at batch 1")
     bk.add_argument("--sentences", type=int, default=1000)
     bk.add_argument("--rounds", type=int, default=3)
@@ -48,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "export-cost":
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
-        export_cost.main([m.strip() for m in args.models.split(",") if m.strip()], args.output, command,
-                         runtime_only=args.runtime_only)
+        export_cost.main(
+            [m.strip() for m in args.models.split(",") if m.strip()],
+            args.output,
+            command,
+            runtime_only=args.runtime_only,
+        )
         return 0
     if args.command == "buckets":
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from edgebert.bundle import is_bundle, read_manifest
-
 from benchmarks.suite import CORPUS, RESULTS, machine
+from edgebert.bundle import is_bundle, read_manifest
 
 BUCKETS = (16, 32, 64, 128)
 RECIPES = ("fp32", "wi8_afp32")
@@ -55,16 +54,37 @@ print(json.dumps({"sentences_per_s": rate, "ms_per_length": per, "peak_rss_mb": 
 
 
 def _probe(bundle: Path, threads: int, text_file: Path, weight_cache: str) -> dict:
-    p = subprocess.run([sys.executable, "-c", PROBE, str(bundle), str(threads), str(text_file), weight_cache],
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, "-c", PROBE, str(bundle), str(threads), str(text_file), weight_cache],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def _export(out: Path, recipe: str, seq_len: str) -> Path:
     if is_bundle(out):
         return out
-    subprocess.run([sys.executable, "-m", "edgebert", "export", "--recipe", recipe, "--format", "tflite",
-                    "--batch", "1", "--seq-len", seq_len, "-o", str(out)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgebert",
+            "export",
+            "--recipe",
+            recipe,
+            "--format",
+            "tflite",
+            "--batch",
+            "1",
+            "--seq-len",
+            seq_len,
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -98,19 +118,25 @@ def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, co
         cache = work / f"{bundle.name}.xnnpack"
         cache.unlink(missing_ok=True)
         _probe(bundle, threads, text_file, str(cache))  # builds the cache file
-        memory[key] = {"interpreter": statistics.median(r["peak_rss_mb"] for r in runs[key]),
-                       "weight_cache": _probe(bundle, threads, text_file, str(cache))["peak_rss_mb"]}
+        memory[key] = {
+            "interpreter": statistics.median(r["peak_rss_mb"] for r in runs[key]),
+            "weight_cache": _probe(bundle, threads, text_file, str(cache))["peak_rss_mb"],
+        }
     lengths = load(bundles[(RECIPES[0], "buckets")]).tokenize(texts)["input_mask"].sum(1)
     share = {n: float(((lengths <= n) & (lengths > lo)).mean()) for lo, n in zip((0,) + BUCKETS, BUCKETS)}
     rows = {}
     for (recipe, kind), values in runs.items():
         m = read_manifest(bundles[(recipe, kind)])
         ms = {int(n): statistics.median(v["ms_per_length"][n] for v in values) for n in values[0]["ms_per_length"]}
-        rows[f"{recipe} {kind}"] = {"recipe": recipe, "kind": kind,
-                                    "sentences_per_s": statistics.median(v["sentences_per_s"] for v in values),
-                                    "rounds": [v["sentences_per_s"] for v in values], "ms_per_length": ms,
-                                    "peak_rss_mb": memory[(recipe, kind)],
-                                    "file_mb": m.models["tflite"].bytes / 1e6}
+        rows[f"{recipe} {kind}"] = {
+            "recipe": recipe,
+            "kind": kind,
+            "sentences_per_s": statistics.median(v["sentences_per_s"] for v in values),
+            "rounds": [v["sentences_per_s"] for v in values],
+            "ms_per_length": ms,
+            "peak_rss_mb": memory[(recipe, kind)],
+            "file_mb": m.models["tflite"].bytes / 1e6,
+        }
     for recipe in RECIPES:
         b, f = rows[f"{recipe} buckets"], rows[f"{recipe} fixed 128"]
         b["speedup_vs_fixed128"] = b["sentences_per_s"] / f["sentences_per_s"]
@@ -118,10 +144,21 @@ def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, co
         # What the model alone allows with these buckets and these sentences: its time at 128 over
         # its time per sentence at the bucket each one lands in (no tokenizer, no runtime).
         b["model_bound_vs_fixed128"] = f["ms_per_length"][128] / sum(share[n] * b["ms_per_length"][n] for n in BUCKETS)
-    res = {"machine": machine(threads), "command": command, "sentences": len(texts), "rounds": rounds,
-           "buckets": list(BUCKETS), "tokens": {"mean": float(lengths.mean()), "median": float(statistics.median(lengths)),
-                                                "max": int(lengths.max())},
-           "share_per_bucket": share, "variants": rows, "wall_minutes": round((time.time() - t_start) / 60, 1)}
+    res = {
+        "machine": machine(threads),
+        "command": command,
+        "sentences": len(texts),
+        "rounds": rounds,
+        "buckets": list(BUCKETS),
+        "tokens": {
+            "mean": float(lengths.mean()),
+            "median": float(statistics.median(lengths)),
+            "max": int(lengths.max()),
+        },
+        "share_per_bucket": share,
+        "variants": rows,
+        "wall_minutes": round((time.time() - t_start) / 60, 1),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "buckets.json").write_text(json.dumps(res, indent=1))
     md = markdown(res)
@@ -134,25 +171,35 @@ def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, co
 def markdown(res: dict) -> str:
     m = res["machine"]
     t = res["tokens"]
-    lines = [f"Machine: {m['cpu']} ({m['int8_isa']}), {m['threads']} threads; ai-edge-litert {m['ai-edge-litert']}; "
-             f"{m['date']}. Command: `{res['command']}` ({res['wall_minutes']} min).", "",
-             f"{res['sentences']} real movie-review sentences, one a call (batch 1, static shapes), median of "
-             f"{res['rounds']} fresh processes. Tokens per sentence: mean {t['mean']:.1f}, median {t['median']:.0f}, "
-             f"max {t['max']}; share per bucket: "
-             + ", ".join(f"<= {n}: {s:.0%}" for n, s in res["share_per_bucket"].items()) + ".", "",
-             "| bundle | MB | sentences/s | x fixed 128 | model-only bound | size x fixed 128 | model ms per length "
-             "| peak RSS MB: Interpreter / weight cache |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Machine: {m['cpu']} ({m['int8_isa']}), {m['threads']} threads; ai-edge-litert {m['ai-edge-litert']}; "
+        f"{m['date']}. Command: `{res['command']}` ({res['wall_minutes']} min).",
+        "",
+        f"{res['sentences']} real movie-review sentences, one a call (batch 1, static shapes), median of "
+        f"{res['rounds']} fresh processes. Tokens per sentence: mean {t['mean']:.1f}, median {t['median']:.0f}, "
+        f"max {t['max']}; share per bucket: "
+        + ", ".join(f"<= {n}: {s:.0%}" for n, s in res["share_per_bucket"].items())
+        + ".",
+        "",
+        "| bundle | MB | sentences/s | x fixed 128 | model-only bound | size x fixed 128 | model ms per length "
+        "| peak RSS MB: Interpreter / weight cache |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in res["variants"].items():
         ms = ", ".join(f"{n}: {v:.2f}" for n, v in r["ms_per_length"].items())
         bound = r.get("model_bound_vs_fixed128")
         rss = r["peak_rss_mb"]
-        lines.append(f"| {name} | {r['file_mb']:.1f} | {r['sentences_per_s']:.1f} | "
-                     f"{r.get('speedup_vs_fixed128', 1.0):.2f} | {'-' if bound is None else f'{bound:.2f}'} | "
-                     f"{r.get('size_vs_fixed128', 1.0):.3f} | {ms} | {rss['interpreter']:.0f} / {rss['weight_cache']:.0f} |")
-    lines += ["", "Model-only bound: the model's time at 128 over its mean time per sentence at the bucket each "
-              "sentence lands in (each signature timed alone, 100 calls): what buckets can give before tokenizer "
-              "and runtime overhead. At batch 1 a short signature still reads every weight once per call."]
+        lines.append(
+            f"| {name} | {r['file_mb']:.1f} | {r['sentences_per_s']:.1f} | "
+            f"{r.get('speedup_vs_fixed128', 1.0):.2f} | {'-' if bound is None else f'{bound:.2f}'} | "
+            f"{r.get('size_vs_fixed128', 1.0):.3f} | {ms} | {rss['interpreter']:.0f} / {rss['weight_cache']:.0f} |"
+        )
+    lines += [
+        "",
+        "Model-only bound: the model's time at 128 over its mean time per sentence at the bucket each "
+        "sentence lands in (each signature timed alone, 100 calls): what buckets can give before tokenizer "
+        "and runtime overhead. At batch 1 a short signature still reads every weight once per call.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -164,8 +211,11 @@ def plot(res: dict, lengths, path: Path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
     names = list(res["variants"])
-    a.bar(names, [res["variants"][n]["sentences_per_s"] for n in names],
-          color=["#999999" if "fixed" in n else "#1f77b4" for n in names])
+    a.bar(
+        names,
+        [res["variants"][n]["sentences_per_s"] for n in names],
+        color=["#999999" if "fixed" in n else "#1f77b4" for n in names],
+    )
     a.set_ylabel("sentences / s (batch 1)")
     a.set_title(f"real text, {res['machine']['cpu'][:40]} ({res['machine']['int8_isa']})", fontsize=9)
     a.tick_params(axis="x", labelrotation=15)

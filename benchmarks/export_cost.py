@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgebert.bundle import read_manifest
-
 from benchmarks import suite
+from edgebert.bundle import read_manifest
 
 # The bars: peak GB of the whole export, and seconds.
 BARS = {"default": (1.5, None), "base": (3.0, 120), "multilingual": (4.0, None), "large": (6.0, 600)}
@@ -52,8 +51,9 @@ def multilingual_source(work: Path) -> Path:
     vocab_file = work / "multilingual_vocab.txt"
     vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
     _progress("writing a random-weight multilingual-shape BERT (L12 H768, 119,547 words)")
-    tiny_models.make_hf(path, seed=0, vocab_file=vocab_file, layers=12, hidden=768, heads=12, intermediate=3072,
-                        max_position=512)
+    tiny_models.make_hf(
+        path, seed=0, vocab_file=vocab_file, layers=12, hidden=768, heads=12, intermediate=3072, max_position=512
+    )
     return path
 
 
@@ -83,11 +83,17 @@ def export_once(key: str, work: Path) -> dict:
         verify = verify_once(out, work, env)
     m = read_manifest(out)
     fp32_bytes = 4 * _parameters(m.architecture)
-    return {"bundle": str(out), "architecture": m.architecture, "fp32_mb": round(fp32_bytes / 1e6, 1),
-            "files_mb": {f: round(e.bytes / 1e6, 1) for f, e in m.models.items()},
-            "wall_s": round(wall, 1), "largest_process_gb": round(usage.ru_maxrss / 1e6, 2),
-            "export_cost": m.export_cost, "gate": {f: e.gate["passed"] for f, e in m.models.items()},
-            "verify": verify}
+    return {
+        "bundle": str(out),
+        "architecture": m.architecture,
+        "fp32_mb": round(fp32_bytes / 1e6, 1),
+        "files_mb": {f: round(e.bytes / 1e6, 1) for f, e in m.models.items()},
+        "wall_s": round(wall, 1),
+        "largest_process_gb": round(usage.ru_maxrss / 1e6, 2),
+        "export_cost": m.export_cost,
+        "gate": {f: e.gate["passed"] for f, e in m.models.items()},
+        "verify": verify,
+    }
 
 
 def _parameters(a: dict) -> int:
@@ -106,12 +112,21 @@ def verify_once(bundle: Path, work: Path, env: dict) -> dict:
     t0 = time.perf_counter()
     code = subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env).returncode
     report = json.loads((out / "verify.json").read_text())
-    return {"exit_code": code, "seconds": round(time.perf_counter() - t0, 1), "sentences": len(texts),
-            "formats": {f: {"passed": s["passed"], "pooled_cosine_mean": s["pooled_output"]["cosine"]["mean"],
-                            "pooled_cosine_min": s["pooled_output"]["cosine"]["min"],
-                            "mean_pooled_cosine_mean": s["mean_pooled"]["cosine"]["mean"],
-                            "mean_pooled_cosine_min": s["mean_pooled"]["cosine"]["min"]}
-                        for f, s in report["formats"].items()}}
+    return {
+        "exit_code": code,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "sentences": len(texts),
+        "formats": {
+            f: {
+                "passed": s["passed"],
+                "pooled_cosine_mean": s["pooled_output"]["cosine"]["mean"],
+                "pooled_cosine_min": s["pooled_output"]["cosine"]["min"],
+                "mean_pooled_cosine_mean": s["mean_pooled"]["cosine"]["mean"],
+                "mean_pooled_cosine_min": s["mean_pooled"]["cosine"]["min"],
+            }
+            for f, s in report["formats"].items()
+        },
+    }
 
 
 def _texts(n: int) -> list[str]:
@@ -126,9 +141,13 @@ def runtime_rss(bundle: str, work: Path) -> dict:
     suite.probe("rss_only", **kw)  # the first load builds the cache file
     r = suite.probe("rss_only", **kw)
     size_mb = Path(bundle, "model.tflite").stat().st_size / 1e6
-    return {"peak_rss_mb": round(r["peak_rss_mb"], 1), "peak_rss_seq128_mb": round(r.get("peak_rss_seq128_mb") or 0, 1),
-            "file_mb": round(size_mb, 1), "ratio": round(r["peak_rss_mb"] / size_mb, 2),
-            "ratio_seq128": round((r.get("peak_rss_seq128_mb") or 0) / size_mb, 2)}
+    return {
+        "peak_rss_mb": round(r["peak_rss_mb"], 1),
+        "peak_rss_seq128_mb": round(r.get("peak_rss_seq128_mb") or 0, 1),
+        "file_mb": round(size_mb, 1),
+        "ratio": round(r["peak_rss_mb"] / size_mb, 2),
+        "ratio_seq128": round((r.get("peak_rss_seq128_mb") or 0) / size_mb, 2),
+    }
 
 
 def run(models: list[str], out: Path, runtime_only: bool = False) -> dict:
@@ -152,25 +171,33 @@ def run(models: list[str], out: Path, runtime_only: bool = False) -> dict:
 
 def markdown(res: dict, command: str) -> str:
     m = res["machine"]
-    lines = [f"`{command}` on {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}, {m['cores']} cores), "
-             f"{m['date']}; each export cold (empty cache), `--int8`, both formats. Peak = every process alive during "
-             "the step. Runtime RSS: the peak (VmHWM) of a process that loads the int8 TFLite file with the weight "
-             "cache and embeds a sentence, over the file size. A row measured on another machine names it.", "",
-             "| model | fp32 MB | int8 MB tflite / onnx | import s / GB | tflite s / GB | onnx s / GB | gate s / GB "
-             "| whole s | peak GB | bar GB / s | verify 500 (pooled cos mean tflite / onnx) | runtime RSS / int8 file |",
-             "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | --- | --- | --- |"]
+    lines = [
+        f"`{command}` on {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}, {m['cores']} cores), "
+        f"{m['date']}; each export cold (empty cache), `--int8`, both formats. Peak = every process alive during "
+        "the step. Runtime RSS: the peak (VmHWM) of a process that loads the int8 TFLite file with the weight "
+        "cache and embeds a sentence, over the file size. A row measured on another machine names it.",
+        "",
+        "| model | fp32 MB | int8 MB tflite / onnx | import s / GB | tflite s / GB | onnx s / GB | gate s / GB "
+        "| whole s | peak GB | bar GB / s | verify 500 (pooled cos mean tflite / onnx) | runtime RSS / int8 file |",
+        "| --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | --- | --- | --- |",
+    ]
     for key, r in res["models"].items():
         steps = {s["step"]: s for s in r["export_cost"]["steps"]}
-        cells = [f"{steps[k]['seconds']:.0f} / {steps[k]['peak_rss_gb']:.2f}" if k in steps else "-"
-                 for k in ("import", "tflite", "onnx", "gate")]
+        cells = [
+            f"{steps[k]['seconds']:.0f} / {steps[k]['peak_rss_gb']:.2f}" if k in steps else "-"
+            for k in ("import", "tflite", "onnx", "gate")
+        ]
         bar_gb, bar_s = BARS.get(key, (None, None))
         v = r["verify"]["formats"]
         ver = " / ".join(f"{v[f]['pooled_cosine_mean']:.5f}{'' if v[f]['passed'] else ' FAILED'}" for f in v)
         rt = r["runtime"]
         where = "" if r.get("machine", "").startswith(m["cpu"]) else f" (on {r.get('machine') or 'an earlier machine'})"
-        lines.append(f"| {key}{where} | {r['fp32_mb']:.0f} | {r['files_mb'].get('tflite', 0):.0f} / {r['files_mb'].get('onnx', 0):.0f} | "
-                     + " | ".join(cells) + f" | {r['export_cost']['seconds']:.0f} | {r['export_cost']['peak_rss_gb']:.2f} | "
-                     f"{bar_gb or '-'} / {bar_s or '-'} | {ver} | {rt['ratio']:.2f}x ({rt['ratio_seq128']:.2f}x at 128) |")
+        lines.append(
+            f"| {key}{where} | {r['fp32_mb']:.0f} | {r['files_mb'].get('tflite', 0):.0f} / {r['files_mb'].get('onnx', 0):.0f} | "
+            + " | ".join(cells)
+            + f" | {r['export_cost']['seconds']:.0f} | {r['export_cost']['peak_rss_gb']:.2f} | "
+            f"{bar_gb or '-'} / {bar_s or '-'} | {ver} | {rt['ratio']:.2f}x ({rt['ratio_seq128']:.2f}x at 128) |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -180,13 +207,17 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted(res["models"], key=lambda k: res["models"][k]["fp32_mb"])  # smallest first: the line reads left to right
+    keys = sorted(
+        res["models"], key=lambda k: res["models"][k]["fp32_mb"]
+    )  # smallest first: the line reads left to right
     steps = ("import", "tflite", "onnx", "gate")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(steps)
     for j, step in enumerate(steps):
-        vals = [next((s["peak_rss_gb"] for s in res["models"][k]["export_cost"]["steps"] if s["step"] == step), 0)
-                for k in keys]
+        vals = [
+            next((s["peak_rss_gb"] for s in res["models"][k]["export_cost"]["steps"] if s["step"] == step), 0)
+            for k in keys
+        ]
         ax.bar([i + (j - 1.5) * width for i in range(len(keys))], vals, width, label=step)
     for i, k in enumerate(keys):
         bar = BARS.get(k, (None, None))[0]

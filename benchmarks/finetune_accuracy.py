@@ -29,16 +29,19 @@ def _edgebert(*args: str) -> None:
 
 def _saved_model_accuracy(model_dir: Path, texts, y) -> float:
     """The fine-tuned SavedModel itself, strings in (TensorFlow; in a subprocess to free its memory)."""
-    code = ("import sys, json, numpy as np, tensorflow as tf, tensorflow_text; "
-            "m = tf.saved_model.load(sys.argv[1]); s = m.signatures['serving_default']; "
-            "t = json.load(open(sys.argv[2])); "
-            "p = np.concatenate([list(s(text=tf.constant(t[i:i+64])).values())[0].numpy() for i in range(0, len(t), 64)]); "
-            "print(json.dumps(p.argmax(1).tolist()))")
+    code = (
+        "import sys, json, numpy as np, tensorflow as tf, tensorflow_text; "
+        "m = tf.saved_model.load(sys.argv[1]); s = m.signatures['serving_default']; "
+        "t = json.load(open(sys.argv[2])); "
+        "p = np.concatenate([list(s(text=tf.constant(t[i:i+64])).values())[0].numpy() for i in range(0, len(t), 64)]); "
+        "print(json.dumps(p.argmax(1).tolist()))"
+    )
     tmp = model_dir.parent / "texts.json"
     tmp.write_text(json.dumps(texts))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(tmp)], check=True, capture_output=True,
-                         text=True, env=env).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir), str(tmp)], check=True, capture_output=True, text=True, env=env
+    ).stdout
     return float((np.asarray(json.loads(out.strip().splitlines()[-1])) == y).mean())
 
 
@@ -68,12 +71,18 @@ def main() -> int:
             with edgebert.load(bundle, backend=backend) as m:
                 rows[f"{backend} {recipe}"] = float((m.classify(texts).argmax(1) == y).mean())
     probe = report["frozen_probe"]
-    result = {"train_file": str(args.train), "train_sentences": report["train_sentences"],
-              "held_out_sentences": len(y), "training_minutes": round(minutes, 1),
-              "frozen_probe_accuracy": {k: v["accuracy"] for k, v in probe.items()},
-              "held_out_accuracy": rows, "history": report["history"],
-              "int8_loss_points": {b: round(100 * (rows[f"{b} fp32"] - rows[f"{b} wi8_afp32"]), 2)
-                                   for b in ("tflite", "onnx")}}
+    result = {
+        "train_file": str(args.train),
+        "train_sentences": report["train_sentences"],
+        "held_out_sentences": len(y),
+        "training_minutes": round(minutes, 1),
+        "frozen_probe_accuracy": {k: v["accuracy"] for k, v in probe.items()},
+        "held_out_accuracy": rows,
+        "history": report["history"],
+        "int8_loss_points": {
+            b: round(100 * (rows[f"{b} fp32"] - rows[f"{b} wi8_afp32"]), 2) for b in ("tflite", "onnx")
+        },
+    }
     (args.out / "finetune_accuracy.json").write_text(json.dumps(result, indent=1))
     _plot(result, args.out / "finetune_accuracy.png")
     print(json.dumps(result, indent=1))
@@ -89,7 +98,9 @@ def _plot(result: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     names = [f"probe ({k})" for k in result["frozen_probe_accuracy"]] + list(result["held_out_accuracy"])
     vals = list(result["frozen_probe_accuracy"].values()) + list(result["held_out_accuracy"].values())
-    a.barh(names, vals, color=["#999"] * len(result["frozen_probe_accuracy"]) + ["#36c"] * len(result["held_out_accuracy"]))
+    a.barh(
+        names, vals, color=["#999"] * len(result["frozen_probe_accuracy"]) + ["#36c"] * len(result["held_out_accuracy"])
+    )
     for i, v in enumerate(vals):
         a.text(v, i, f" {v:.4f}", va="center", fontsize=8)
     a.set_xlim(min(vals) - 0.05, 1.0)

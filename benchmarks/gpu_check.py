@@ -51,16 +51,20 @@ def _latency(fn, feeds, repeats: int) -> float:
 
 def check_bundle(bundle: Path, texts: list[str], accelerator: str, repeats: int) -> dict:
     cpu = load(bundle, backend="tflite", delegate="cpu")
-    row: dict = {"bundle": bundle.name, "seq_length": cpu.seq_length or "dynamic",
-                 "batch": cpu.model_batch or "dynamic", "recipe": cpu.info.recipe["name"],
-                 "graph_form": cpu.info.graph_form or "gpu",
-                 "static_check": gpu_compat.check_tflite(cpu.model_path)}
+    row: dict = {
+        "bundle": bundle.name,
+        "seq_length": cpu.seq_length or "dynamic",
+        "batch": cpu.model_batch or "dynamic",
+        "recipe": cpu.info.recipe["name"],
+        "graph_form": cpu.info.graph_form or "gpu",
+        "static_check": gpu_compat.check_tflite(cpu.model_path),
+    }
     feeds = cpu.tokenize(texts)
     n = len(texts)
     step = cpu.model_batch or 1
-    rows = [{k: v[i:i + step] for k, v in feeds.items()} for i in range(0, n, step)]
+    rows = [{k: v[i : i + step] for k, v in feeds.items()} for i in range(0, n, step)]
     if cpu.seq_length is None:  # cut each row to its length, as the runtime does
-        rows = [{k: v[:, :max(1, int(r["input_mask"].sum(1).max()))] for k, v in r.items()} for r in rows]
+        rows = [{k: v[:, : max(1, int(r["input_mask"].sum(1).max()))] for k, v in r.items()} for r in rows]
     cpu_runner = cpu._pool.get()
     want = [cpu_runner.run(r) for r in rows]
     try:
@@ -72,8 +76,9 @@ def check_bundle(bundle: Path, texts: list[str], accelerator: str, repeats: int)
     for precision in ("default", "f32"):
         key = f"gpu_{precision}"
         try:
-            gpu = LiteRtAcceleratedRunner(cpu.model_path, cpu.hidden_size, accelerator=accelerator,
-                                          enforce_f32=precision == "f32")
+            gpu = LiteRtAcceleratedRunner(
+                cpu.model_path, cpu.hidden_size, accelerator=accelerator, enforce_f32=precision == "f32"
+            )
         except EdgebertError as e:
             row[key] = {"error": e.problem[:300]}
             continue
@@ -85,11 +90,14 @@ def check_bundle(bundle: Path, texts: list[str], accelerator: str, repeats: int)
             pooled_abs.append(np.abs(g["pooled_output"] - w["pooled_output"]).max())
             pooled_cos.append(cosine(g["pooled_output"], w["pooled_output"]))
         tok = np.concatenate(tok_cos)
-        row[key] = {"fully_accelerated": gpu.report.fully_accelerated,
-                    "token_cosine_mean": float(tok.mean()), "token_cosine_min": float(tok.min()),
-                    "pooled_cosine_min": float(np.concatenate(pooled_cos).min()),
-                    "pooled_max_abs": float(max(pooled_abs)),
-                    "ms": round(_latency(gpu.run, rows[0], repeats), 3)}
+        row[key] = {
+            "fully_accelerated": gpu.report.fully_accelerated,
+            "token_cosine_mean": float(tok.mean()),
+            "token_cosine_min": float(tok.min()),
+            "pooled_cosine_min": float(np.concatenate(pooled_cos).min()),
+            "pooled_max_abs": float(max(pooled_abs)),
+            "ms": round(_latency(gpu.run, rows[0], repeats), 3),
+        }
         del gpu
     row["cpu_ms"] = round(_latency(cpu_runner.run, rows[0], repeats), 3)
     return row
@@ -115,8 +123,11 @@ def main(argv=None) -> int:
             results.append({"bundle": b.name, "error": f"{type(e).__name__}: {e}"[:400]})
         print(json.dumps(results[-1]), flush=True)
     (args.output / "gpu_check.json").write_text(json.dumps(results, indent=1))
-    lines = ["| bundle | recipe | batch x seq | static check | strict | fully acc. | token cos min (default / f32) "
-             "| pooled max-abs (default / f32) | GPU ms | CPU ms |", "|" + " --- |" * 10]
+    lines = [
+        "| bundle | recipe | batch x seq | static check | strict | fully acc. | token cos min (default / f32) "
+        "| pooled max-abs (default / f32) | GPU ms | CPU ms |",
+        "|" + " --- |" * 10,
+    ]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['bundle']} | error: {r['error'][:120]} |" + " |" * 8)
@@ -129,7 +140,8 @@ def main(argv=None) -> int:
             f"{r['strict_accepted']} | {g.get('fully_accelerated', g.get('error', '-'))} | "
             f"{g.get('token_cosine_min', float('nan')):.6f} / {f.get('token_cosine_min', float('nan')):.6f} | "
             f"{g.get('pooled_max_abs', float('nan')):.2e} / {f.get('pooled_max_abs', float('nan')):.2e} | "
-            f"{g.get('ms', '-')} | {r['cpu_ms']} |")
+            f"{g.get('ms', '-')} | {r['cpu_ms']} |"
+        )
     (args.output / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -35,9 +35,18 @@ def export_variants(out: Path) -> dict[str, Path]:
         for form in ("gpu", "classic"):
             dest = out / f"{recipe}_{form}"
             if not is_bundle(dest):
-                export(ExportRequest(source=str(default_model.model_dir()), source_label="default", output=dest,
-                                     formats=("tflite",), recipe=recipes.get(recipe), seq_length=128, batch_size=1,
-                                     graph_form=form))
+                export(
+                    ExportRequest(
+                        source=str(default_model.model_dir()),
+                        source_label="default",
+                        output=dest,
+                        formats=("tflite",),
+                        recipe=recipes.get(recipe),
+                        seq_length=128,
+                        batch_size=1,
+                        graph_form=form,
+                    )
+                )
             paths[f"{recipe}/{form}"] = dest
     return paths
 
@@ -70,20 +79,26 @@ def main(argv=None) -> int:
             for _ in range(args.per_round):
                 r.run(feeds)
             times[k].append((time.perf_counter() - t) / args.per_round * 1e3)
-    result = {"max_abs_gpu_vs_classic": diff,
-              "latency_ms_median": {k: statistics.median(v) for k, v in times.items()},
-              "latency_ms_p90": {k: float(np.percentile(v, 90)) for k, v in times.items()},
-              "ops": {k: models[k].info.models["tflite"].gpu_compatibility["ops"] for k in models},
-              "gpu_ready": {k: models[k].info.models["tflite"].gpu_compatibility["gpu_ready"] for k in models},
-              "setup": "batch 1, seq 128, XNNPACK, 2 threads; medians of per-round means"}
+    result = {
+        "max_abs_gpu_vs_classic": diff,
+        "latency_ms_median": {k: statistics.median(v) for k, v in times.items()},
+        "latency_ms_p90": {k: float(np.percentile(v, 90)) for k, v in times.items()},
+        "ops": {k: models[k].info.models["tflite"].gpu_compatibility["ops"] for k in models},
+        "gpu_ready": {k: models[k].info.models["tflite"].gpu_compatibility["gpu_ready"] for k in models},
+        "setup": "batch 1, seq 128, XNNPACK, 2 threads; medians of per-round means",
+    }
     (args.output / "results.json").write_text(json.dumps(result, indent=1))
     md = ["| variant | ops | GPU-ready (static) | ms p50 | ms p90 |", "| --- | --- | --- | --- | --- |"]
     for k in models:
-        md.append(f"| {k} | {result['ops'][k]} | {result['gpu_ready'][k]} | {result['latency_ms_median'][k]:.2f} | "
-                  f"{result['latency_ms_p90'][k]:.2f} |")
+        md.append(
+            f"| {k} | {result['ops'][k]} | {result['gpu_ready'][k]} | {result['latency_ms_median'][k]:.2f} | "
+            f"{result['latency_ms_p90'][k]:.2f} |"
+        )
     md.append("")
-    md += [f"- {r}: max-abs GPU form vs classic: pooled {d['pooled_output']:.2e}, sequence {d['sequence_output']:.2e}"
-           for r, d in diff.items()]
+    md += [
+        f"- {r}: max-abs GPU form vs classic: pooled {d['pooled_output']:.2e}, sequence {d['sequence_output']:.2e}"
+        for r, d in diff.items()
+    ]
     (args.output / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

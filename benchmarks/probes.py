@@ -15,7 +15,6 @@ import time
 import numpy as np
 
 
-
 def _peak_rss_mb() -> float:
     """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux keeps the largest RSS across
     exec, and a child forked from a large benchmark process starts with the parent's pages
@@ -23,6 +22,7 @@ def _peak_rss_mb() -> float:
     from edgebert.exporters.convert.costs import peak_gb
 
     return peak_gb() * 1e3
+
 
 def _texts(path: str, n: int) -> list[str]:
     rows = [ln.split("\t") for ln in open(path, encoding="utf-8").read().splitlines()[1:]]
@@ -66,7 +66,7 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
             continue
         text = _exact_length_text(s)
         assert int(m.tokenize(text)["input_mask"].sum()) == s
-        out["latency"][s] = _timed(lambda: m.encode(text), reps)
+        out["latency"][s] = _timed(lambda text=text: m.encode(text), reps)
     texts = _texts(corpus, n_texts)
     m.embed(texts[:64])
     t = time.perf_counter()
@@ -77,7 +77,7 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     runner = backends.open_runner(m.model_path, num_threads=threads)
     backends.run_batches(runner, [{k: v[:32] for k, v in feeds.items()}])
     t = time.perf_counter()
-    backends.run_batches(runner, ({k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, len(texts), 32)))
+    backends.run_batches(runner, ({k: v[i : i + 32] for k, v in feeds.items()} for i in range(0, len(texts), 32)))
     out["fixed128_sentences_per_s"] = len(texts) / (time.perf_counter() - t)
     out["sentences"] = len(texts)
     out["peak_rss_mb"] = _peak_rss_mb()
@@ -85,8 +85,9 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     return out
 
 
-def rss_only(bundle: str, backend: str, threads: int, weight_cache: str | None = None,
-             cache_dir: str | None = None) -> dict:
+def rss_only(
+    bundle: str, backend: str, threads: int, weight_cache: str | None = None, cache_dir: str | None = None
+) -> dict:
     """Peak RSS of a process that loads the bundle and embeds one sentence; then the peak after
     one more call at 128 tokens, and that call's median latency (timed after both readings)."""
     if cache_dir:
@@ -106,8 +107,9 @@ def rss_only(bundle: str, backend: str, threads: int, weight_cache: str | None =
     return out
 
 
-def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: list[int], reps: int, corpus: str,
-               n_texts: int) -> dict:
+def tensorflow(
+    saved_model: str, vocab: str, lower: bool, threads: int, seqs: list[int], reps: int, corpus: str, n_texts: int
+) -> dict:
     """The baseline a user has: the fp32 SavedModel (TF Hub encoder interface) run by TensorFlow."""
     import os
 
@@ -129,7 +131,7 @@ def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: li
     out: dict = {"latency": {}}
     for s in seqs:
         feeds = tok([_exact_length_text(s)], seq_length=s)
-        out["latency"][s] = _timed(lambda: run(feeds), reps)
+        out["latency"][s] = _timed(lambda feeds=feeds: run(feeds), reps)
     texts = _texts(corpus, n_texts)
     for key, dynamic in (("fixed128_sentences_per_s", False), ("dynamic_sentences_per_s", True)):
         feeds = tok(texts, seq_length=128)
@@ -137,7 +139,7 @@ def tensorflow(saved_model: str, vocab: str, lower: bool, threads: int, seqs: li
         order = np.argsort(-lengths) if dynamic else np.arange(len(texts))
         t = time.perf_counter()
         for i in range(0, len(texts), 32):
-            idx = order[i:i + 32]
+            idx = order[i : i + 32]
             w = int(lengths[idx].max()) if dynamic else 128
             run({k: v[idx, :w] for k, v in feeds.items()})
         out[key] = len(texts) / (time.perf_counter() - t)
@@ -171,8 +173,13 @@ def matmul_onnx(path: str, threads: int, reps: int) -> dict:
     return _timed(lambda: sess.run(None, {i.name: x}), reps, warmup=2)
 
 
-KINDS = {"runtime": runtime, "rss_only": rss_only, "tensorflow": tensorflow, "matmul_tflite": matmul_tflite,
-         "matmul_onnx": matmul_onnx}
+KINDS = {
+    "runtime": runtime,
+    "rss_only": rss_only,
+    "tensorflow": tensorflow,
+    "matmul_tflite": matmul_tflite,
+    "matmul_onnx": matmul_onnx,
+}
 
 if __name__ == "__main__":
     kind, kwargs = sys.argv[1], json.loads(sys.argv[2])

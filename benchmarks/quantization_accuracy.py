@@ -41,19 +41,35 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    texts = [l.split("\t")[2] for l in CORPUS.read_text(encoding="utf-8").splitlines()
-             if l.count("\t") >= 2][: args.sentences]
+    texts = [l.split("\t")[2] for l in CORPUS.read_text(encoding="utf-8").splitlines() if l.count("\t") >= 2][
+        : args.sentences
+    ]
     src = default_model.model_dir()
     with tempfile.TemporaryDirectory() as work:
-        ref = workers.run(ReferenceTask(source=str(src), reference_dir=str(reference_dir_for(src)), texts=texts[:8],
-                                        outputs_npz=f"{work}/ref.npz"), Path(work))
+        ref = workers.run(
+            ReferenceTask(
+                source=str(src),
+                reference_dir=str(reference_dir_for(src)),
+                texts=texts[:8],
+                outputs_npz=f"{work}/ref.npz",
+            ),
+            Path(work),
+        )
     rows = []
     for name in args.recipes.split(","):
         recipe = recipes.get(name)
         bundle = out / f"bundle-{name}"
         t0 = time.perf_counter()
-        export(ExportRequest(source=str(src), source_label="all-MiniLM-L6-v2", output=bundle,
-                             formats=recipe.formats, recipe=recipe, allow_accuracy_loss=True))
+        export(
+            ExportRequest(
+                source=str(src),
+                source_label="all-MiniLM-L6-v2",
+                output=bundle,
+                formats=recipe.formats,
+                recipe=recipe,
+                allow_accuracy_loss=True,
+            )
+        )
         export_s = time.perf_counter() - t0
         manifest = read_manifest(bundle)
         for fmt, entry in manifest.models.items():
@@ -71,11 +87,16 @@ _REF_CACHE: dict = {}
 def reference_outputs(ref: dict, texts: list[str]) -> dict:
     """fp32 reference outputs for ``texts`` (computed once, in a worker)."""
     from edgebert.exporters.convert import workers
+
     key = len(texts)
     if key not in _REF_CACHE:
         with tempfile.TemporaryDirectory() as work:
-            workers.run(ReferenceTask(source=ref["reference"], reference_dir=ref["reference"], texts=texts,
-                                      outputs_npz=f"{work}/ref.npz"), Path(work))
+            workers.run(
+                ReferenceTask(
+                    source=ref["reference"], reference_dir=ref["reference"], texts=texts, outputs_npz=f"{work}/ref.npz"
+                ),
+                Path(work),
+            )
             _REF_CACHE[key] = dict(np.load(f"{work}/ref.npz"))
     return _REF_CACHE[key]
 
@@ -89,29 +110,43 @@ def evaluate(recipe: str, fmt: str, path: Path, texts: list[str], ref: dict, exp
     one = {k: v[:1] for k, v in feeds.items()}
     runner.run(one)  # warm-up
     t0 = time.perf_counter()
-    got = backends.run_batches(runner, ({k: v[i:i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+    got = backends.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
     ms = (time.perf_counter() - t0) / len(texts) * 1000
     res = metrics.compare(got, data, feeds["input_mask"])
-    return {"recipe": recipe, "format": fmt, "mb": round(path.stat().st_size / 1e6, 1), "ms_batch1": round(ms, 2),
-            "sentences": len(texts), "export_s": round(export_s, 1),
-            "pooled_mean": res["pooled_output"]["cosine"]["mean"], "pooled_min": res["pooled_output"]["cosine"]["min"],
-            "meanpool_mean": res["mean_pooled"]["cosine"]["mean"], "meanpool_min": res["mean_pooled"]["cosine"]["min"],
-            "token_mean": res["sequence_output"]["cosine"]["mean"]}
+    return {
+        "recipe": recipe,
+        "format": fmt,
+        "mb": round(path.stat().st_size / 1e6, 1),
+        "ms_batch1": round(ms, 2),
+        "sentences": len(texts),
+        "export_s": round(export_s, 1),
+        "pooled_mean": res["pooled_output"]["cosine"]["mean"],
+        "pooled_min": res["pooled_output"]["cosine"]["min"],
+        "meanpool_mean": res["mean_pooled"]["cosine"]["mean"],
+        "meanpool_min": res["mean_pooled"]["cosine"]["min"],
+        "token_mean": res["sequence_output"]["cosine"]["mean"],
+    }
 
 
 def write_markdown(rows: list[dict], path: Path, n: int) -> None:
-    lines = [f"all-MiniLM-L6-v2, first {n} movie-review sentences, seq 128, batch 1, 2 threads; "
-             "cosine vs the fp32 reference SavedModel (pooled / mean-pooled sequence: mean, min)", "",
-             "| recipe | format | MB | cos pooled mean/min | cos mean-pooled mean/min | ms | sentences |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"all-MiniLM-L6-v2, first {n} movie-review sentences, seq 128, batch 1, 2 threads; "
+        "cosine vs the fp32 reference SavedModel (pooled / mean-pooled sequence: mean, min)",
+        "",
+        "| recipe | format | MB | cos pooled mean/min | cos mean-pooled mean/min | ms | sentences |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r['recipe']} | {r['format']} | {r['mb']} | {r['pooled_mean']:.5f} / {r['pooled_min']:.5f} | "
-                     f"{r['meanpool_mean']:.5f} / {r['meanpool_min']:.5f} | {r['ms_batch1']} | {r['sentences']} |")
+        lines.append(
+            f"| {r['recipe']} | {r['format']} | {r['mb']} | {r['pooled_mean']:.5f} / {r['pooled_min']:.5f} | "
+            f"{r['meanpool_mean']:.5f} / {r['meanpool_min']:.5f} | {r['ms_batch1']} | {r['sentences']} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -120,8 +155,13 @@ def plot(rows: list[dict], path: Path) -> None:
         marker = "o" if r["format"] == "tflite" else "s"
         err = max(1 - r["meanpool_mean"], 1e-7)
         ax.scatter(r["ms_batch1"], err, marker=marker, s=20 + 2 * r["mb"])
-        ax.annotate(f"{r['recipe']} ({r['format']}, {r['mb']} MB)", (r["ms_batch1"], err), fontsize=7,
-                    xytext=(4, 2), textcoords="offset points")
+        ax.annotate(
+            f"{r['recipe']} ({r['format']}, {r['mb']} MB)",
+            (r["ms_batch1"], err),
+            fontsize=7,
+            xytext=(4, 2),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(1e-3, color="grey", lw=0.8, ls="--")

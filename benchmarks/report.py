@@ -12,51 +12,75 @@ def _f(v, fmt: str) -> str:
 def markdown(res: dict, command: str) -> str:
     m = res["machine"]
     plan = res["plan"]
-    lines = [f"Machine: {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}), {m['cores']} cores, {m['threads']} threads; Python {m['python']}, "
-             f"ai-edge-litert {m['ai-edge-litert']}, onnxruntime {m['onnxruntime']}, tensorflow {m['tensorflow']}; "
-             f"{m['date']}. Command: `{command}` ({res['wall_minutes']} min). Medians of {plan['rounds']} fresh "
-             f"process(es) x {plan['reps']} calls after 3 warm-up calls; batch 1 latency at exact lengths.", ""]
+    lines = [
+        f"Machine: {m['cpu']} ({m.get('int8_isa', 'int8 ISA not recorded')}), {m['cores']} cores, {m['threads']} threads; Python {m['python']}, "
+        f"ai-edge-litert {m['ai-edge-litert']}, onnxruntime {m['onnxruntime']}, tensorflow {m['tensorflow']}; "
+        f"{m['date']}. Command: `{command}` ({res['wall_minutes']} min). Medians of {plan['rounds']} fresh "
+        f"process(es) x {plan['reps']} calls after 3 warm-up calls; batch 1 latency at exact lengths.",
+        "",
+    ]
     for key, model in res["models"].items():
         a = model["architecture"]
         seqs = sorted({int(s) for v in model["variants"].values() for s in v["latency"]})
         n = int(next(iter(model["variants"].values()))["sentences"])
-        lines += [f"**{key}** (L{a['num_layers']} H{a['hidden_size']}), throughput on {n} real sentences, batch 32", "",
-                  "| variant | MB | " + " | ".join(f"p50/p90 ms @{s}" for s in seqs)
-                  + " | x TF @128 | sent/s dynamic | sent/s fixed 128 | dyn/fixed | x TF sent/s | cold start s "
-                    "| RSS MB (load+1) | RSS/file | GMAC/s @128 | cos vs ref | export s | export GB |",
-                  "|" + " --- |" * (15 + len(seqs))]
+        lines += [
+            f"**{key}** (L{a['num_layers']} H{a['hidden_size']}), throughput on {n} real sentences, batch 32",
+            "",
+            "| variant | MB | "
+            + " | ".join(f"p50/p90 ms @{s}" for s in seqs)
+            + " | x TF @128 | sent/s dynamic | sent/s fixed 128 | dyn/fixed | x TF sent/s | cold start s "
+            "| RSS MB (load+1) | RSS/file | GMAC/s @128 | cos vs ref | export s | export GB |",
+            "|" + " --- |" * (15 + len(seqs)),
+        ]
         for name, r in model["variants"].items():
-            lat = " | ".join(f"{r['latency'][s]['p50_ms']:.1f}/{r['latency'][s]['p90_ms']:.1f}" if s in r["latency"]
-                             else "-" for s in seqs)
+            lat = " | ".join(
+                f"{r['latency'][s]['p50_ms']:.1f}/{r['latency'][s]['p90_ms']:.1f}" if s in r["latency"] else "-"
+                for s in seqs
+            )
             lines.append(
                 f"| {name} | {_f(r.get('file_mb'), '.1f')} | {lat} | {_f(r.get('speedup_vs_tf', {}).get(128), '.2f')} | "
                 f"{r['dynamic_sentences_per_s']:.0f} | {r['fixed128_sentences_per_s']:.0f} | {r['dynamic_vs_fixed128']:.2f} | "
                 f"{_f(r.get('throughput_vs_tf'), '.2f')} | {r['cold_start_s']:.2f} | {_f(r.get('rss_only_mb'), '.0f')} | "
                 f"{_f(r.get('rss_over_file'), '.2f')} | {_f(r.get('gmacs_per_s_seq128'), '.1f')} | "
-                f"{_f(r.get('cosine_pooled'), '.5f')} | {_f(r.get('export_s'), '.0f')} | {_f(r.get('export_peak_rss_gb'), '.2f')} |")
+                f"{_f(r.get('cosine_pooled'), '.5f')} | {_f(r.get('export_s'), '.0f')} | {_f(r.get('export_peak_rss_gb'), '.2f')} |"
+            )
         lines.append("")
         cached = {n: r for n, r in model["variants"].items() if r.get("rss_cache_mb")}
         if cached:
-            lines += ["Peak RSS of a runtime process, LiteRT Interpreter (the default) vs `weight_cache=\"auto\"` "
-                      "(CompiledModel + XNNPACK's packed-weights cache file, second load):", "",
-                      "| variant | file MB | Interpreter: 1 sentence MB (x file) | after seq 128 MB (x file) "
-                      "| weight cache: 1 sentence MB (x file) | after seq 128 MB (x file) "
-                      "| p50 ms @128 Interpreter / weight cache |", "|" + " --- |" * 7]
+            lines += [
+                'Peak RSS of a runtime process, LiteRT Interpreter (the default) vs `weight_cache="auto"` '
+                "(CompiledModel + XNNPACK's packed-weights cache file, second load):",
+                "",
+                "| variant | file MB | Interpreter: 1 sentence MB (x file) | after seq 128 MB (x file) "
+                "| weight cache: 1 sentence MB (x file) | after seq 128 MB (x file) "
+                "| p50 ms @128 Interpreter / weight cache |",
+                "|" + " --- |" * 7,
+            ]
             for name, r in cached.items():
-                def pair(k):
+
+                def pair(k, r=r):
                     return f"{_f(r.get(k + '_mb'), '.0f')} ({_f(r.get(k + '_over_file'), '.2f')})"
-                lines.append(f"| {name} | {r['file_mb']:.1f} | {pair('rss_only')} | {pair('rss_seq128')} | "
-                             f"{pair('rss_cache')} | {pair('rss_cache_seq128')} | "
-                             f"{_f(r.get('interpreter_p50_ms_seq128'), '.1f')} / {_f(r.get('cache_p50_ms_seq128'), '.1f')} |")
+
+                lines.append(
+                    f"| {name} | {r['file_mb']:.1f} | {pair('rss_only')} | {pair('rss_seq128')} | "
+                    f"{pair('rss_cache')} | {pair('rss_cache_seq128')} | "
+                    f"{_f(r.get('interpreter_p50_ms_seq128'), '.1f')} / {_f(r.get('cache_p50_ms_seq128'), '.1f')} |"
+                )
             lines.append("")
     roof = res.get("roofline") or {}
     if roof:
-        lines.append("Roofline: best single int8 matrix product (dynamic int8, as the recipe quantizes) per backend: "
-                     + "; ".join(f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})"
-                                 for b, r in roof.items()) + ".")
+        lines.append(
+            "Roofline: best single int8 matrix product (dynamic int8, as the recipe quantizes) per backend: "
+            + "; ".join(
+                f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof.items()
+            )
+            + "."
+        )
     lines.append("")
-    lines.append("x TF: TensorFlow running the fp32 SavedModel at the same length (latency) or padded to 128 as TF Hub "
-                 "preprocessing does (throughput). RSS: a process that loads the bundle and embeds one sentence.")
+    lines.append(
+        "x TF: TensorFlow running the fp32 SavedModel at the same length (latency) or padded to 128 as TF Hub "
+        "preprocessing does (throughput). RSS: a process that loads the bundle and embeds one sentence."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -104,13 +128,28 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
 
     paths = [
         per_model("latency", latency),
-        per_model("throughput", lambda ax, m: paired_bars(
-            ax, m, list(m["variants"]), ("dynamic_sentences_per_s", "dynamic padding"),
-            ("fixed128_sentences_per_s", "padded to 128"), xlabel="sentences/s (real text, batch 32)")),
-        per_model("size_memory", lambda ax, m: paired_bars(
-            ax, m, [n for n, r in m["variants"].items() if "file_mb" in r], ("file_mb", "file MB"),
-            ("rss_only_mb", "peak RSS MB (load + 1 call)"),
-            ("rss_cache_mb", "peak RSS MB, weight cache (load + 1 call)"))),
+        per_model(
+            "throughput",
+            lambda ax, m: paired_bars(
+                ax,
+                m,
+                list(m["variants"]),
+                ("dynamic_sentences_per_s", "dynamic padding"),
+                ("fixed128_sentences_per_s", "padded to 128"),
+                xlabel="sentences/s (real text, batch 32)",
+            ),
+        ),
+        per_model(
+            "size_memory",
+            lambda ax, m: paired_bars(
+                ax,
+                m,
+                [n for n, r in m["variants"].items() if "file_mb" in r],
+                ("file_mb", "file MB"),
+                ("rss_only_mb", "peak RSS MB (load + 1 call)"),
+                ("rss_cache_mb", "peak RSS MB, weight cache (load + 1 call)"),
+            ),
+        ),
     ]
 
     roof = res.get("roofline") or {}

@@ -42,8 +42,12 @@ print(json.dumps({"cold_start_s": cold, "p50_ms": lat[len(lat) // 2] * 1e3, "p90
 
 
 def measure(bundle: Path, backend: str, threads: int) -> dict:
-    p = subprocess.run([sys.executable, "-c", PROBE, str(bundle), backend, str(threads), str(SENTENCES)],
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, "-c", PROBE, str(bundle), backend, str(threads), str(SENTENCES)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -64,18 +68,26 @@ def main(argv=None) -> int:
             runs[f"{b.name}/{fmt}"].append(measure(b, fmt, args.threads))
     rows = {}
     for key, rs in runs.items():
-        rows[key] = {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], (int, float))
-                     and not isinstance(rs[0][k], bool)}
+        rows[key] = {
+            k: statistics.median(r[k] for r in rs)
+            for k in rs[0]
+            if isinstance(rs[0][k], (int, float)) and not isinstance(rs[0][k], bool)
+        }
         rows[key]["seq"] = rs[0]["seq"]
         rows[key]["tensorflow_imported"] = any(r["tensorflow_imported"] for r in rs)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.json").write_text(json.dumps(rows, indent=1))
-    md = [f"threads {args.threads}, medians of {args.rounds} fresh processes",
-          "", "| bundle/format | seq | cold start s | call p50 ms | call p90 ms | sentences/s (2,000 real) | peak RSS MB |",
-          "| --- | --- | --- | --- | --- | --- | --- |"]
+    md = [
+        f"threads {args.threads}, medians of {args.rounds} fresh processes",
+        "",
+        "| bundle/format | seq | cold start s | call p50 ms | call p90 ms | sentences/s (2,000 real) | peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for key, r in rows.items():
-        md.append(f"| {key} | {r['seq']} | {r['cold_start_s']:.2f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
-                  f"{r['sentences_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+        md.append(
+            f"| {key} | {r['seq']} | {r['cold_start_s']:.2f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+            f"{r['sentences_per_s']:.0f} | {r['peak_rss_mb']:.0f} |"
+        )
     (args.output / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     _plot(rows, args.output / "throughput.png")

@@ -50,13 +50,22 @@ class Variant:
     recipe: str | None  # None: the TensorFlow baseline
 
 
-MODELS = {"default": ModelSpec("default (MiniLM-L6-H384)"), "small": ModelSpec("Small BERT L4-H512", 4, 512, 8),
-          "base": ModelSpec("BERT-base shape L12-H768", 12, 768, 12),
-          "large": ModelSpec("BERT-large shape L24-H1024", 24, 1024, 16)}
-VARIANTS = [Variant("TF SavedModel fp32", "tensorflow", None), Variant("TFLite fp32", "tflite", "fp32"),
-            Variant("TFLite fp16", "tflite", "wfp16_afp32"), Variant("TFLite dynamic int8", "tflite", "wi8_afp32"),
-            Variant("TFLite full int8", "tflite", "wi8_ai8"), Variant("ONNX fp32", "onnx", "fp32"),
-            Variant("ONNX dynamic int8", "onnx", "wi8_afp32"), Variant("ONNX static int8", "onnx", "wi8_ai8")]
+MODELS = {
+    "default": ModelSpec("default (MiniLM-L6-H384)"),
+    "small": ModelSpec("Small BERT L4-H512", 4, 512, 8),
+    "base": ModelSpec("BERT-base shape L12-H768", 12, 768, 12),
+    "large": ModelSpec("BERT-large shape L24-H1024", 24, 1024, 16),
+}
+VARIANTS = [
+    Variant("TF SavedModel fp32", "tensorflow", None),
+    Variant("TFLite fp32", "tflite", "fp32"),
+    Variant("TFLite fp16", "tflite", "wfp16_afp32"),
+    Variant("TFLite dynamic int8", "tflite", "wi8_afp32"),
+    Variant("TFLite full int8", "tflite", "wi8_ai8"),
+    Variant("ONNX fp32", "onnx", "fp32"),
+    Variant("ONNX dynamic int8", "onnx", "wi8_afp32"),
+    Variant("ONNX static int8", "onnx", "wi8_ai8"),
+]
 QUICK_VARIANTS = ("TF SavedModel fp32", "TFLite dynamic int8", "ONNX dynamic int8")
 
 
@@ -73,16 +82,25 @@ class Plan:
 
 
 def make_plan(args) -> Plan:
-    models = args.models.split(",") if args.models else (["default", "base"] if args.quick else
-                                                         ["default", "small", "base"] + (["large"] if args.large else []))
+    models = (
+        args.models.split(",")
+        if args.models
+        else (["default", "base"] if args.quick else ["default", "small", "base"] + (["large"] if args.large else []))
+    )
     variants = [v for v in VARIANTS if not args.quick or v.name in QUICK_VARIANTS]
     if args.variants:
         wanted = [w.strip() for w in args.variants.split(",")]
         variants = [v for v in VARIANTS if v.name in wanted]
-    return Plan(models=models, variants=variants, seqs=[16, 128] if args.quick else [16, 64, 128, 512],
-                reps=10 if args.quick else 20, rounds=1 if args.quick else 2,
-                sentences={m: (2000 if m == "default" else 200) if args.quick else 2000 for m in models},
-                threads=args.threads, out=args.output)
+    return Plan(
+        models=models,
+        variants=variants,
+        seqs=[16, 128] if args.quick else [16, 64, 128, 512],
+        reps=10 if args.quick else 20,
+        rounds=1 if args.quick else 2,
+        sentences={m: (2000 if m == "default" else 200) if args.quick else 2000 for m in models},
+        threads=args.threads,
+        out=args.output,
+    )
 
 
 def _progress(msg: str) -> None:
@@ -103,8 +121,16 @@ def model_source(key: str, work: Path) -> Path:
     path = work / "models" / key
     if not (path / "model.safetensors").exists():
         _progress(f"writing a random-weight {spec.name} (real uncased vocab)")
-        tiny_models.make_hf(path, seed=0, vocab_file=default_model.model_dir() / "vocab.txt", layers=spec.layers,
-                            hidden=spec.hidden, heads=spec.heads, intermediate=spec.intermediate, max_position=512)
+        tiny_models.make_hf(
+            path,
+            seed=0,
+            vocab_file=default_model.model_dir() / "vocab.txt",
+            layers=spec.layers,
+            hidden=spec.hidden,
+            heads=spec.heads,
+            intermediate=spec.intermediate,
+            max_position=512,
+        )
     return path
 
 
@@ -118,8 +144,18 @@ def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict
             return {"manifest": manifest, **json.loads(record.read_text())}
     source = model_source(key, work)
     _progress(f"exporting {key} with {recipe} ({', '.join(formats)})")
-    cmd = [str(Path(sys.executable).with_name("edgebert")), "export", str(source), "--recipe", recipe,
-           "--format", ",".join(formats), "--allow-accuracy-loss", "-o", str(out)]
+    cmd = [
+        str(Path(sys.executable).with_name("edgebert")),
+        "export",
+        str(source),
+        "--recipe",
+        recipe,
+        "--format",
+        ",".join(formats),
+        "--allow-accuracy-loss",
+        "-o",
+        str(out),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)  # ru_maxrss: the largest of the export and its workers
@@ -135,8 +171,14 @@ def probe(kind: str, **kwargs) -> dict:
     """Runs ``benchmarks.probes`` in a fresh process; adds the cold start the parent saw."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.probes", kind, json.dumps(kwargs)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.probes", kind, json.dumps(kwargs)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     cold = None
     lines = []
     for line in proc.stdout:
@@ -171,7 +213,7 @@ f = tf.function(lambda x: tf.matmul(x, w), input_signature=[tf.TensorSpec([{m}, 
 r = recipes.get("wi8_afp32")
 c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
 tflite_quant.configure(c, r, None)
-Path("{paths['tflite']}").write_bytes(c.convert())
+Path("{paths["tflite"]}").write_bytes(c.convert())
 from onnx import TensorProto, helper, numpy_helper
 graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")], "matmul",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [{m}, {k}])],
@@ -179,10 +221,15 @@ graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="m
                           [numpy_helper.from_array(w.numpy(), "w")])
 fp32 = Path("{out}") / "fp32.onnx"
 onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
-onnx_quant.apply(fp32, Path("{paths['onnx']}"), r, None)
+onnx_quant.apply(fp32, Path("{paths["onnx"]}"), r, None)
 """
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     return paths
 
 
@@ -190,10 +237,18 @@ onnx_quant.apply(fp32, Path("{paths['onnx']}"), r, None)
 def run(plan: Plan) -> dict:
     work = plan.out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": machine(plan.threads), "plan": {"models": plan.models, "seqs": plan.seqs,
-                                                                "reps": plan.reps, "rounds": plan.rounds,
-                                                                "threads": plan.threads, "sentences": plan.sentences},
-                     "models": {}}
+    results: dict = {
+        "machine": machine(plan.threads),
+        "plan": {
+            "models": plan.models,
+            "seqs": plan.seqs,
+            "reps": plan.reps,
+            "rounds": plan.rounds,
+            "threads": plan.threads,
+            "sentences": plan.sentences,
+        },
+        "models": {},
+    }
     t_start = time.perf_counter()
     for key in plan.models:
         bundles = {}
@@ -206,8 +261,13 @@ def run(plan: Plan) -> dict:
         for rnd in range(plan.rounds):
             for v in plan.variants:  # interleaved: one process per variant per round
                 _progress(f"[{key} round {rnd + 1}/{plan.rounds}] {v.name}")
-                common = dict(threads=plan.threads, seqs=plan.seqs, reps=plan.reps, corpus=str(CORPUS),
-                              n_texts=plan.sentences[key])
+                common = dict(
+                    threads=plan.threads,
+                    seqs=plan.seqs,
+                    reps=plan.reps,
+                    corpus=str(CORPUS),
+                    n_texts=plan.sentences[key],
+                )
                 if v.backend == "tensorflow":
                     tok = any_manifest.tokenizer
                     vocab = str(work / "bundles" / key / next(iter(bundles)) / tok["vocab"])
@@ -221,11 +281,20 @@ def run(plan: Plan) -> dict:
                         # XNNPACK's weight cache: the first process builds it, a second one measures.
                         cache = str(work / "xnnpack-cache" / key / v.recipe)
                         for _ in range(2):
-                            cached = probe("rss_only", bundle=path, backend=v.backend, threads=plan.threads,
-                                           weight_cache="auto", cache_dir=cache)
-                        r.update(rss_cache_mb=cached["peak_rss_mb"], rss_cache_seq128_mb=cached.get("peak_rss_seq128_mb"),
-                                 cache_p50_ms_seq128=cached.get("p50_ms_seq128"),
-                                 interpreter_p50_ms_seq128=plain.get("p50_ms_seq128"))
+                            cached = probe(
+                                "rss_only",
+                                bundle=path,
+                                backend=v.backend,
+                                threads=plan.threads,
+                                weight_cache="auto",
+                                cache_dir=cache,
+                            )
+                        r.update(
+                            rss_cache_mb=cached["peak_rss_mb"],
+                            rss_cache_seq128_mb=cached.get("peak_rss_seq128_mb"),
+                            cache_p50_ms_seq128=cached.get("p50_ms_seq128"),
+                            interpreter_p50_ms_seq128=plain.get("p50_ms_seq128"),
+                        )
                 rows[v.name].append(r)
         model_result = {"architecture": any_manifest.architecture, "variants": {}}
         for v in plan.variants:
@@ -233,10 +302,13 @@ def run(plan: Plan) -> dict:
             if v.recipe:
                 b = bundles[v.recipe]
                 entry = b["manifest"].models[v.backend]
-                agg.update(file_mb=entry.bytes / 1e6, export_s=b["export_s"],
-                           export_peak_rss_gb=b["export_peak_rss_gb"],
-                           cosine_pooled=entry.accuracy["pooled_output"]["cosine"]["mean"],
-                           gate_passed=entry.gate["passed"])
+                agg.update(
+                    file_mb=entry.bytes / 1e6,
+                    export_s=b["export_s"],
+                    export_peak_rss_gb=b["export_peak_rss_gb"],
+                    cosine_pooled=entry.accuracy["pooled_output"]["cosine"]["mean"],
+                    gate_passed=entry.gate["passed"],
+                )
             model_result["variants"][v.name] = agg
         _add_ratios(model_result, plan)
         results["models"][key] = model_result
@@ -260,7 +332,7 @@ def _median(runs: list[dict]) -> dict:
 
 def _add_ratios(model_result: dict, plan: Plan) -> None:
     base = model_result["variants"].get("TF SavedModel fp32")
-    for name, r in model_result["variants"].items():
+    for _name, r in model_result["variants"].items():
         lat = {int(s): q for s, q in r["latency"].items()}
         r["latency"] = lat
         r["dynamic_vs_fixed128"] = r["dynamic_sentences_per_s"] / r["fixed128_sentences_per_s"]
@@ -298,8 +370,14 @@ def roofline(plan: Plan, work: Path, results: dict) -> dict:
 def int8_isa(flags: set[str]) -> str:
     """The best int8 dot-product instructions among the CPU's flags: int8 speed-ups are only
     compared between machines that have the same."""
-    for flag, name in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"),
-                       ("asimddp", "Arm dot product"), ("avx2", "AVX2 only"), ("asimd", "Arm NEON only")):
+    for flag, name in (
+        ("amx_int8", "AMX-INT8"),
+        ("avx512_vnni", "AVX512-VNNI"),
+        ("avx_vnni", "AVX-VNNI"),
+        ("asimddp", "Arm dot product"),
+        ("avx2", "AVX2 only"),
+        ("asimd", "Arm NEON only"),
+    ):
         if flag in flags:
             return name
     return "no SIMD int8 dot product"
@@ -323,6 +401,12 @@ def machine(threads: int) -> dict:
             versions[d] = metadata.version(d)
         except metadata.PackageNotFoundError:
             versions[d] = None
-    return {"cpu": cpu, "int8_isa": int8_isa(flags), "cores": os.cpu_count(), "threads": threads,
-            "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d"), **versions}
+    return {
+        "cpu": cpu,
+        "int8_isa": int8_isa(flags),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        **versions,
+    }

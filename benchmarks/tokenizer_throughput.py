@@ -36,7 +36,7 @@ def timed(make_fn, texts, batch, repeats):
     for _ in range(repeats):
         fn = make_fn()
         t0 = time.perf_counter()
-        out = [fn(texts[i:i + batch]) for i in range(0, len(texts), batch)]
+        out = [fn(texts[i : i + batch]) for i in range(0, len(texts), batch)]
         best = min(best, time.perf_counter() - t0)
     return len(texts) / best, np.concatenate(out)
 
@@ -48,9 +48,10 @@ def main() -> None:
     p.add_argument("--plot", default=str(ROOT / "out" / "tokenizer_throughput.png"))
     args = p.parse_args()
 
+    import preprocess_reference
+
     from edgebert import default_model
     from edgebert.tokenizer import BertTokenizer
-    import preprocess_reference
 
     texts = sentences()
     vocab = default_model.vocab_file()
@@ -60,14 +61,17 @@ def main() -> None:
         def make():
             tok = BertTokenizer(vocab, use_fast=use_fast)
             return lambda b: tok(b)["input_word_ids"]
+
         return make
+
     with tempfile.TemporaryDirectory() as d:
         pre = preprocess_reference.build(vocab, True, Path(d) / "pre")
         runs = {
             "edgebert (tokenizers WordPiece, use_fast=True)": edgebert(True),
             "edgebert (Python WordPiece, default)": edgebert(False),
-            "TF Text (TF Hub preprocess SavedModel)":
-                lambda: lambda b: preprocess_reference.run(pre, b)["input_word_ids"],
+            "TF Text (TF Hub preprocess SavedModel)": lambda: (
+                lambda b: preprocess_reference.run(pre, b)["input_word_ids"]
+            ),
         }
         results = {}
         ids = {}
@@ -76,11 +80,14 @@ def main() -> None:
     ref = ids["TF Text (TF Hub preprocess SavedModel)"]
     for name, arr in ids.items():
         assert np.array_equal(arr, ref), f"{name} ids differ from TF Text"
-    print(f"{len(texts)} sentences, batch {args.batch}, seq_length 128, best of {args.repeats} cold passes; ids identical")
+    print(
+        f"{len(texts)} sentences, batch {args.batch}, seq_length 128, best of {args.repeats} cold passes; ids identical"
+    )
     for name, sps in results.items():
         print(f"  {name:42s} {sps:10.0f} sentences/s")
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

@@ -23,8 +23,7 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
 def _unsafe(archive: str, why: str) -> DownloadError:
-    return DownloadError(f"archive {archive} is unsafe: {why}",
-                         "refusing to unpack a member that escapes the cache")
+    return DownloadError(f"archive {archive} is unsafe: {why}", "refusing to unpack a member that escapes the cache")
 
 
 def _checked_members(tar: tarfile.TarFile, archive: str) -> list[tarfile.TarInfo]:
@@ -86,7 +85,8 @@ def _model_root(tmp: Path, origin: str) -> Path:
     raise DownloadError(
         f"archive from {origin} holds no model files (no {' / '.join(MODEL_MARKERS[:3])} at its top level "
         f"or in a single folder; found {found})",
-        "it is not a model archive: download the model's .tar.gz again, or pass its unpacked directory")
+        "it is not a model archive: download the model's .tar.gz again, or pass its unpacked directory",
+    )
 
 
 def extract_tar(archive: Path, dest: Path, origin: str | None = None) -> Path:
@@ -111,8 +111,9 @@ def extract_tar(archive: Path, dest: Path, origin: str | None = None) -> Path:
             with tarfile.open(archive, "r:*") as tar:
                 _extract_all(tar, tmp, archive.name)
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-            raise DownloadError(f"archive {archive.name} is corrupt or truncated ({e})",
-                                "run the command again to download it anew") from None
+            raise DownloadError(
+                f"archive {archive.name} is corrupt or truncated ({e})", "run the command again to download it anew"
+            ) from None
         os.replace(_model_root(tmp, origin), dest)
         return dest
     finally:
@@ -140,8 +141,8 @@ def unpack_by_hand(path: Path, dest: Path) -> Path:
     with open(path, "rb") as f:
         head = f.read(64)
     if looks_like_web_page(head):
-        raise DownloadError(f"{path} is a saved web page, not a model archive",
-                            "the browser saved the page that links the download: download the .tar.gz itself")
+        raise DownloadError(
+            f"{path} is a saved web page, not a model archive",
+            "the browser saved the page that links the download: download the .tar.gz itself",
+        )
     return extract_tar(path, dest, origin=str(path))
-
-

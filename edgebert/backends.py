@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,15 +35,17 @@ def bucket_lengths(signature_keys) -> tuple[int, ...] | None:
     found = [_BUCKET_RE.fullmatch(k) for k in keys]
     if not keys or not all(found):
         return None
-    return tuple(sorted(int(m.group(1)) for m in found))
+    return tuple(sorted(int(m.group(1)) for m in found if m is not None))
 
 
 def check_buckets(lengths) -> tuple[int, ...]:
     """``lengths`` as buckets: distinct, ascending, each at least 3 tokens ([CLS] x [SEP])."""
     b = tuple(lengths)
     if not b or list(b) != sorted(set(b)) or b[0] < 3:
-        raise EdgebertError(f"length buckets must be distinct lengths >= 3 in ascending order, got "
-                            f"{','.join(map(str, b))}", "pass e.g. --seq-len 16,32,64,128")
+        raise EdgebertError(
+            f"length buckets must be distinct lengths >= 3 in ascending order, got {','.join(map(str, b))}",
+            "pass e.g. --seq-len 16,32,64,128",
+        )
     return b
 
 
@@ -51,15 +54,16 @@ def pick_bucket(buckets: tuple[int, ...], width: int) -> int:
     for length in buckets:
         if length >= width:
             return length
-    raise EdgebertError(f"inputs of {width} tokens are longer than the model's longest length bucket ({buckets[-1]})",
-                        f"truncate to {buckets[-1]} tokens (edgebert.load does), or export with a longer bucket")
+    raise EdgebertError(
+        f"inputs of {width} tokens are longer than the model's longest length bucket ({buckets[-1]})",
+        f"truncate to {buckets[-1]} tokens (edgebert.load does), or export with a longer bucket",
+    )
 
 
 def pad_to_bucket(feeds: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
     """Pads token inputs with zeros (padding, masked out) to ``length`` positions."""
     width = feeds["input_word_ids"].shape[1]
-    return {k: np.pad(np.asarray(v), ((0, 0), (0, length - width))) if width < length else v
-            for k, v in feeds.items()}
+    return {k: np.pad(np.asarray(v), ((0, 0), (0, length - width))) if width < length else v for k, v in feeds.items()}
 
 
 def cut_to_width(outputs: dict[str, np.ndarray], width: int) -> dict[str, np.ndarray]:
@@ -71,11 +75,13 @@ def _tflite_module():
     """The installed TFLite interpreter module, best first."""
     try:
         import ai_edge_litert.interpreter as mod
+
         return mod, "ai-edge-litert"
     except ImportError:
         pass
     try:
         import tflite_runtime.interpreter as mod
+
         return mod, "tflite-runtime"
     except ImportError:
         pass
@@ -99,11 +105,15 @@ class _TfLiteShim:
 def _load_error(runtime: str, path, e: Exception) -> EdgebertError:
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if "version" in msg and runtime != "ai-edge-litert":
-        fix = (f"{runtime} is older than the model's op versions; pip install ai-edge-litert "
-               "(tflite-runtime stopped at 2.14 and rejects TF 2.21 int8 ops)")
+        fix = (
+            f"{runtime} is older than the model's op versions; pip install ai-edge-litert "
+            "(tflite-runtime stopped at 2.14 and rejects TF 2.21 int8 ops)"
+        )
     else:
-        fix = "the file is corrupt or incomplete (export it again), or the runtime is older than the " \
-              "model's ops (pip install -U ai-edge-litert)"
+        fix = (
+            "the file is corrupt or incomplete (export it again), or the runtime is older than the "
+            "model's ops (pip install -U ai-edge-litert)"
+        )
     return EdgebertError(f"{runtime} cannot load {path}: {msg}", fix)
 
 
@@ -119,11 +129,17 @@ class TFLiteRunner:
       delegate_options: options passed to ``load_delegate``.
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
-                 delegate_library: str | None = None, delegate_options: dict | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_threads: int | None = None,
+        delegate: str = "auto",
+        delegate_library: str | None = None,
+        delegate_options: dict | None = None,
+    ):
         mod, self.runtime = _tflite_module()
         self.path = Path(path)
-        kwargs = {"model_path": str(path), "num_threads": num_threads or os.cpu_count()}
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": num_threads or os.cpu_count()}
         used = "xnnpack"
         if delegate in ("gpu", "nnapi") or delegate_library:
             lib, used = self._load_delegate(mod, delegate, delegate_library, delegate_options)
@@ -137,8 +153,10 @@ class TFLiteRunner:
             self.interpreter = mod.Interpreter(**kwargs)
         except (ValueError, RuntimeError) as e:
             if "experimental_delegates" in kwargs:
-                raise EdgebertError(f"the {used} delegate failed to prepare {path}: {str(e).splitlines()[0]}",
-                                    "use delegate='cpu', or fallback=True") from None
+                raise EdgebertError(
+                    f"the {used} delegate failed to prepare {path}: {str(e).splitlines()[0]}",
+                    "use delegate='cpu', or fallback=True",
+                ) from None
             raise _load_error(self.runtime, path, e) from None
         self.report = DelegateReport(requested=delegate, used=used)
         if used != "xnnpack":
@@ -152,8 +170,10 @@ class TFLiteRunner:
         details = self.runner.get_input_details()
         missing = [n for n in INPUT_NAMES if n not in details]
         if missing:
-            raise EdgebertError(f"{path} has no input {', '.join(missing)} in its serving signature "
-                                f"(it has {', '.join(details)})", "pass an edgebert bundle's model")
+            raise EdgebertError(
+                f"{path} has no input {', '.join(missing)} in its serving signature (it has {', '.join(details)})",
+                "pass an edgebert bundle's model",
+            )
         self.batch_size = _fixed(details["input_word_ids"]["shape_signature"][0])
         self.seq_length = None if self.buckets else _fixed(details["input_word_ids"]["shape_signature"][1])
         self._counted = used != "xnnpack"
@@ -172,9 +192,10 @@ class TFLiteRunner:
             except (ValueError, OSError, RuntimeError) as e:
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 errors.append(msg if name in msg else f"{name}: {msg}")
-        raise EdgebertError(f"no TFLite {intent if intent in ('gpu', 'nnapi') else 'custom'} delegate could be loaded ({'; '.join(errors)})",
-                            "pass delegate_library= the delegate's .so path, use delegate='cpu', "
-                            "or pass fallback=True")
+        raise EdgebertError(
+            f"no TFLite {intent if intent in ('gpu', 'nnapi') else 'custom'} delegate could be loaded ({'; '.join(errors)})",
+            "pass delegate_library= the delegate's .so path, use delegate='cpu', or pass fallback=True",
+        )
 
     def _count_delegation(self):
         """Counts delegated ops after the first allocation (delegates apply there)."""
@@ -183,9 +204,11 @@ class TFLiteRunner:
         if self.report.nodes_delegated == 0:
             # Free the interpreter before the delegate it points to (the reverse order crashes).
             del self.interpreter
-            raise EdgebertError(f"the {self.report.used} delegate took 0 of {self.report.nodes_total} ops of {self.path}: "
-                                "everything would run on the CPU kernels",
-                                "the delegate does not support this model's ops; use delegate='cpu'")
+            raise EdgebertError(
+                f"the {self.report.used} delegate took 0 of {self.report.nodes_total} ops of {self.path}: "
+                "everything would run on the CPU kernels",
+                "the delegate does not support this model's ops; use delegate='cpu'",
+            )
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs one batch; a bucketed model pads it to the shortest bucket that holds it and
@@ -225,17 +248,27 @@ class LiteRtAcceleratedRunner:
       output_widths: last dimension of outputs other than the encoder's (``scores``: units).
     """
 
-    def __init__(self, path: str | os.PathLike, hidden_size: int, strict: bool = False, accelerator: str = "gpu",
-                 enforce_f32: bool = False, weight_cache: str | None = None, num_threads: int | None = None,
-                 output_widths: dict[str, int] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        hidden_size: int,
+        strict: bool = False,
+        accelerator: str = "gpu",
+        enforce_f32: bool = False,
+        weight_cache: str | None = None,
+        num_threads: int | None = None,
+        output_widths: dict[str, int] | None = None,
+    ):
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.hardware_accelerator import HardwareAccelerator as HA
             from ai_edge_litert.options import CpuOptions, GpuOptions, Options
         except ImportError:
             what = "LiteRT's GPU accelerator" if accelerator == "gpu" else "XNNPACK's weight cache"
-            raise EdgebertError(f"{what} needs ai-edge-litert >= 2.3",
-                                "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate") from None
+            raise EdgebertError(
+                f"{what} needs ai-edge-litert >= 2.3",
+                "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate",
+            ) from None
         if accelerator == "gpu":
             _refuse_dynamic_for_gpu(path)
         flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
@@ -250,56 +283,81 @@ class LiteRtAcceleratedRunner:
                         # Built under a temporary name, renamed once complete: an interrupted first
                         # load leaves no half cache that a later load would map.
                         building = Path(f"{weight_cache}.partial-{os.getpid()}")
-                    cpu_options = CpuOptions(num_threads=num_threads or os.cpu_count() or 1,
-                                             xnnpack_weight_cache_path=str(building or weight_cache or ""))
-                self.model = CompiledModel.from_file(str(path), options=Options(flags, gpu_options=gpu_options,
-                                                                                cpu_options=cpu_options))
-                if building is not None and building.exists():  # XNNPACK wrote it while creating the model
+                    cpu_options = CpuOptions(
+                        num_threads=num_threads or os.cpu_count() or 1,
+                        xnnpack_weight_cache_path=str(building or weight_cache or ""),
+                    )
+                self.model = CompiledModel.from_file(
+                    str(path), options=Options(flags, gpu_options=gpu_options, cpu_options=cpu_options)
+                )
+                if (
+                    building is not None and weight_cache and building.exists()
+                ):  # XNNPACK wrote it while creating the model
                     os.replace(building, weight_cache)
         except RuntimeError as e:
             if accelerator == "cpu":
-                raise EdgebertError(f"LiteRT's CompiledModel could not load {path} on the CPU: "
-                                    f"{delegates.first_reason(''.join(log) + str(e), str(e).splitlines()[0])}",
-                                    "load it without weight_cache (the Interpreter path)") from None
+                raise EdgebertError(
+                    f"LiteRT's CompiledModel could not load {path} on the CPU: "
+                    f"{delegates.first_reason(''.join(log) + str(e), str(e).splitlines()[0])}",
+                    "load it without weight_cache (the Interpreter path)",
+                ) from None
             reason = delegates.first_reason("".join(log) + str(e), str(e).splitlines()[0])
-            hint = ("no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
-                    if "No adapters found" in "".join(log) + reason else reason)
+            hint = (
+                "no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
+                if "No adapters found" in "".join(log) + reason
+                else reason
+            )
             what = "a GPU-only run (strict) of" if strict else "the GPU accelerator for"
-            raise EdgebertError(f"LiteRT could not create {what} {path}: {hint}",
-                                "use delegate='cpu', or fallback=True to run on the CPU"
-                                + ("; without strict the ops the GPU lacks run on the CPU" if strict else "")) from None
+            raise EdgebertError(
+                f"LiteRT could not create {what} {path}: {hint}",
+                "use delegate='cpu', or fallback=True to run on the CPU"
+                + ("; without strict the ops the GPU lacks run on the CPU" if strict else ""),
+            ) from None
         self.runtime = "ai-edge-litert CompiledModel"
         self.path, self.hidden = Path(path), hidden_size
-        self.widths = {"pooled_output": hidden_size, "sequence_output": hidden_size, "embedding": hidden_size,
-                       **(output_widths or {})}
+        self.widths = {
+            "pooled_output": hidden_size,
+            "sequence_output": hidden_size,
+            "embedding": hidden_size,
+            **(output_widths or {}),
+        }
         signatures = self.model.get_signature_list()
         self.buckets = bucket_lengths(signatures)
         # CompiledModel reports the current shape, not the signature's; the manifest knows.
         self.batch_size = self.seq_length = None
         self.resizable = accelerator == "cpu" and not self.buckets and _has_dynamic_inputs(path)
         self._signatures: dict[str, _Signature] = {}
-        for key in ([BUCKET_SIGNATURE.format(n) for n in self.buckets] if self.buckets else ["serving_default"]):
+        for key in [BUCKET_SIGNATURE.format(n) for n in self.buckets] if self.buckets else ["serving_default"]:
             shape = self.model.get_input_tensor_details(key)["input_word_ids"]["shape"]
-            sig = _Signature(self.model.get_signature_index(key), signatures[key]["inputs"],
-                             signatures[key]["outputs"], tuple(int(d) for d in shape))
+            sig = _Signature(
+                self.model.get_signature_index(key),
+                signatures[key]["inputs"],
+                signatures[key]["outputs"],
+                tuple(int(d) for d in shape),
+            )
             self._signatures[key] = sig
             self._buffers(sig, sig.shape)  # GPU: compiled for these shapes once, here
         used = "litert-gpu" if accelerator == "gpu" else ("xnnpack-weight-cache" if weight_cache else "litert-cpu")
-        self.report = DelegateReport(requested=accelerator, used=used,
-                                     fully_accelerated=bool(self.model.is_fully_accelerated())
-                                     if accelerator == "gpu" else None)
+        self.report = DelegateReport(
+            requested=accelerator,
+            used=used,
+            fully_accelerated=bool(self.model.is_fully_accelerated()) if accelerator == "gpu" else None,
+        )
         if strict and not self.report.fully_accelerated:
-            raise EdgebertError(f"the GPU cannot take all of {path} (strict mode)",
-                                "export it with the default graph form, or drop strict to let the CPU "
-                                "run the ops the GPU lacks")
+            raise EdgebertError(
+                f"the GPU cannot take all of {path} (strict mode)",
+                "export it with the default graph form, or drop strict to let the CPU run the ops the GPU lacks",
+            )
 
     def _shape_of(self, name: str, b: int, s: int) -> tuple:
         if name not in self.widths:
-            raise EdgebertError(f"{self.path} has an output {name!r} of unknown width",
-                                "load it with edgebert.load, which passes the widths from the manifest")
+            raise EdgebertError(
+                f"{self.path} has an output {name!r} of unknown width",
+                "load it with edgebert.load, which passes the widths from the manifest",
+            )
         return (b, s, self.widths[name]) if name == "sequence_output" else (b, self.widths[name])
 
-    def _buffers(self, sig: "_Signature", shape: tuple) -> None:
+    def _buffers(self, sig: _Signature, shape: tuple) -> None:
         """Input buffers for ``shape`` and output buffers: on the GPU the accelerator's own; on
         the CPU over numpy arrays of the right size (after a resize ``create_output_buffers``
         still has the old sizes (LiteRT 2.3), and running into them overflows the heap)."""
@@ -308,7 +366,7 @@ class LiteRtAcceleratedRunner:
         sig.shape = shape
         sig.ins = self.model.create_input_buffers(sig.index)
         if self.accelerator == "gpu":
-            sig.outs, sig.arrays = self.model.create_output_buffers(sig.index), None
+            sig.outs, sig.arrays = self.model.create_output_buffers(sig.index), []
             return
         b, s = shape
         sig.arrays = [np.empty(self._shape_of(n, b, s), np.float32) for n in sig.outputs]
@@ -325,8 +383,10 @@ class LiteRtAcceleratedRunner:
         shape = tuple(feeds["input_word_ids"].shape)
         if shape != sig.shape:
             if not self.resizable:  # a fixed-shape graph (XNNPACK cannot reshape it), or the GPU
-                raise EdgebertError(f"this model takes inputs of shape {list(sig.shape)}, got {list(shape)}",
-                                    "pad the batch to the model's fixed shape (edgebert.load does)")
+                raise EdgebertError(
+                    f"this model takes inputs of shape {list(sig.shape)}, got {list(shape)}",
+                    "pad the batch to the model's fixed shape (edgebert.load does)",
+                )
             for i in range(len(sig.inputs)):
                 self.model.resize_input_tensor(i, list(shape), sig.index)
             self._buffers(sig, shape)
@@ -336,11 +396,16 @@ class LiteRtAcceleratedRunner:
         b, s = shape
         if self.accelerator == "gpu":
             sizes = {n: self._shape_of(n, b, s) for n in sig.outputs if n in self.widths}
-            out = {name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
-                   for buf, name in zip(sig.outs, sig.outputs) if name in sizes}
+            out = {
+                name: buf.read(int(np.prod(sizes[name])), np.float32).reshape(sizes[name])
+                for buf, name in zip(sig.outs, sig.outputs)
+                if name in sizes
+            }
         else:
-            out = {name: buf.read(a.size, np.float32).reshape(a.shape)
-                   for buf, a, name in zip(sig.outs, sig.arrays, sig.outputs)}
+            out = {
+                name: buf.read(a.size, np.float32).reshape(a.shape)
+                for buf, a, name in zip(sig.outs, sig.arrays, sig.outputs)
+            }
         return cut_to_width(out, width) if width is not None else out
 
 
@@ -349,7 +414,9 @@ class _Signature:
 
     def __init__(self, index: int, inputs: list[str], outputs: list[str], shape: tuple):
         self.index, self.inputs, self.outputs, self.shape = index, inputs, outputs, shape
-        self.ins = self.outs = self.arrays = None
+        self.ins: list = []
+        self.outs: list = []
+        self.arrays: list[np.ndarray] = []  # CPU: the numpy arrays the output buffers wrap
 
 
 def _has_dynamic_inputs(path) -> bool:
@@ -373,9 +440,11 @@ def _refuse_dynamic_for_gpu(path) -> None:
 
     report = gpu_compat.check_tflite(path)
     if report["dynamic_inputs"]:
-        raise EdgebertError(f"{path} has a dynamic batch or sequence length, which LiteRT's GPU accelerator "
-                            "refuses or computes wrongly (measured on a real GPU)",
-                            "export a GPU bundle with --batch 1 --seq-len 128 (or fallback=True for the CPU)")
+        raise EdgebertError(
+            f"{path} has a dynamic batch or sequence length, which LiteRT's GPU accelerator "
+            "refuses or computes wrongly (measured on a real GPU)",
+            "export a GPU bundle with --batch 1 --seq-len 128 (or fallback=True for the CPU)",
+        )
 
 
 class OnnxRunner:
@@ -393,20 +462,26 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # ORT raises its own exception types
-            raise EdgebertError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}",
-                                "the file is corrupt or incomplete; export it again") from None
+            raise EdgebertError(
+                f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}",
+                "the file is corrupt or incomplete; export it again",
+            ) from None
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         missing = [n for n in INPUT_NAMES if n not in inputs]
         if missing:
-            raise EdgebertError(f"{path} has no input {', '.join(missing)} (it has {', '.join(inputs)})",
-                                "pass an edgebert bundle's model")
+            raise EdgebertError(
+                f"{path} has no input {', '.join(missing)} (it has {', '.join(inputs)})",
+                "pass an edgebert bundle's model",
+            )
         dims = [d if isinstance(d, int) and d > 0 else None for d in inputs["input_word_ids"]]
         self.batch_size, self.seq_length = dims
         active = self.session.get_providers()
         # ORT silently drops a provider whose libraries are missing: say what really runs.
         if providers[0] not in active:
-            raise EdgebertError(f"onnxruntime could not start {providers[0]} (active: {', '.join(active)})",
-                                "install its libraries (CUDA/cuDNN for CUDA), or pass fallback=True")
+            raise EdgebertError(
+                f"onnxruntime could not start {providers[0]} (active: {', '.join(active)})",
+                "install its libraries (CUDA/cuDNN for CUDA), or pass fallback=True",
+            )
         self.report = DelegateReport(requested=delegate, used=active[0])
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -419,10 +494,17 @@ def _fixed(dim) -> int | None:
     return int(dim) if dim is not None and int(dim) > 0 else None
 
 
-def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto",
-                delegate_library: str | None = None, hidden_size: int | None = None, strict: bool = False,
-                gpu_enforce_f32: bool = False, weight_cache: str | None = None,
-                output_widths: dict[str, int] | None = None):
+def open_runner(
+    path: str | os.PathLike,
+    num_threads: int | None = None,
+    delegate: str = "auto",
+    delegate_library: str | None = None,
+    hidden_size: int | None = None,
+    strict: bool = False,
+    gpu_enforce_f32: bool = False,
+    weight_cache: str | None = None,
+    output_widths: dict[str, int] | None = None,
+):
     """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there).
 
     ``weight_cache`` (a file, or ``":memory"``) runs a ``.tflite`` on the CPU through LiteRT's
@@ -435,14 +517,22 @@ def open_runner(path: str | os.PathLike, num_threads: int | None = None, delegat
         if delegate == "gpu" and not delegate_library:
             if hidden_size is None:
                 raise EdgebertError("the GPU runner needs the model's hidden size", "load the model with edgebert.load")
-            return LiteRtAcceleratedRunner(path, hidden_size, strict=strict, enforce_f32=gpu_enforce_f32,
-                                           output_widths=output_widths)
+            return LiteRtAcceleratedRunner(
+                path, hidden_size, strict=strict, enforce_f32=gpu_enforce_f32, output_widths=output_widths
+            )
         if weight_cache and delegate in ("auto", "cpu", "xnnpack") and not delegate_library:
             if hidden_size is None:
-                raise EdgebertError("the weight-cache runner needs the model's hidden size",
-                                    "load the model with edgebert.load")
-            return LiteRtAcceleratedRunner(path, hidden_size, accelerator="cpu", weight_cache=weight_cache,
-                                           num_threads=num_threads, output_widths=output_widths)
+                raise EdgebertError(
+                    "the weight-cache runner needs the model's hidden size", "load the model with edgebert.load"
+                )
+            return LiteRtAcceleratedRunner(
+                path,
+                hidden_size,
+                accelerator="cpu",
+                weight_cache=weight_cache,
+                num_threads=num_threads,
+                output_widths=output_widths,
+            )
         return TFLiteRunner(path, num_threads, delegate, delegate_library)
     if suffix == ".onnx":
         if delegate_library:
@@ -462,6 +552,7 @@ def run_batches(runner, batches) -> dict[str, np.ndarray]:
             parts.setdefault(name, []).append(value)
     if "sequence_output" in parts:
         width = max(s.shape[1] for s in parts["sequence_output"])
-        parts["sequence_output"] = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)))
-                                    for s in parts["sequence_output"]]
+        parts["sequence_output"] = [
+            np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in parts["sequence_output"]
+        ]
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -19,8 +19,6 @@ MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 VOCAB = "vocab.txt"
 
 
-
-
 @dataclasses.dataclass
 class ModelEntry:
     """One model file of a bundle.
@@ -104,8 +102,11 @@ class Manifest:
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "models"}
         models = {fmt: _entry(e) for fmt, e in data.get("models", {}).items()}
-        return cls(models=models, **{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known | {"models"}})
+        return cls(
+            models=models,
+            **{k: v for k, v in data.items() if k in known},
+            extra={k: v for k, v in data.items() if k not in known | {"models"}},
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object; optional fields that are None are left out (``seq_length`` is
@@ -131,13 +132,17 @@ class Manifest:
 
 def _entry(data: dict[str, Any]) -> ModelEntry:
     known = {f.name for f in dataclasses.fields(ModelEntry)} - {"extra"}
-    return ModelEntry(**{k: v for k, v in data.items() if k in known},
-                      extra={k: v for k, v in data.items() if k not in known})
+    return ModelEntry(
+        **{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known}
+    )
 
 
 def _entry_json(entry: ModelEntry) -> dict[str, Any]:
-    out = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)
-           if f.name != "extra" and getattr(entry, f.name) is not None}
+    out = {
+        f.name: getattr(entry, f.name)
+        for f in dataclasses.fields(entry)
+        if f.name != "extra" and getattr(entry, f.name) is not None
+    }
     return {**out, **entry.extra}
 
 
@@ -151,20 +156,24 @@ def read_manifest(bundle: str | Path) -> Manifest:
     if not bundle.exists():
         raise EdgebertError(f"bundle {bundle} not found", "pass the directory written by `edgebert export -o`")
     if not bundle.is_dir():
-        raise EdgebertError(f"{bundle} is a file, not a bundle directory",
-                            f"pass the directory that holds {MANIFEST} and the model")
+        raise EdgebertError(
+            f"{bundle} is a file, not a bundle directory", f"pass the directory that holds {MANIFEST} and the model"
+        )
     path = bundle / MANIFEST
     if not path.is_file():
-        raise EdgebertError(f"{bundle} has no {MANIFEST}: it is not an edgebert bundle",
-                            "export one with `edgebert export -o DIR`")
+        raise EdgebertError(
+            f"{bundle} has no {MANIFEST}: it is not an edgebert bundle", "export one with `edgebert export -o DIR`"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EdgebertError(f"{path} is not valid JSON ({e})", "export the bundle again") from None
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise EdgebertError(f"{path} has manifest format {version!r}; this edgebert reads up to {FORMAT_VERSION}",
-                            "upgrade edgebert (pip install -U edgebert), or export the bundle again")
+        raise EdgebertError(
+            f"{path} has manifest format {version!r}; this edgebert reads up to {FORMAT_VERSION}",
+            "upgrade edgebert (pip install -U edgebert), or export the bundle again",
+        )
     try:
         return Manifest.from_json(manifest)
     except (TypeError, AttributeError) as e:  # a required field missing, or of the wrong kind

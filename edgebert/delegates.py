@@ -27,8 +27,14 @@ INTENTS = ("auto", "cpu", "xnnpack", "gpu", "nnapi")
 ORT_PROVIDERS = {
     "cpu": ("CPUExecutionProvider",),
     "xnnpack": ("XnnpackExecutionProvider",),
-    "gpu": ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider",
-            "DmlExecutionProvider", "WebGpuExecutionProvider", "OpenVINOExecutionProvider"),
+    "gpu": (
+        "CUDAExecutionProvider",
+        "ROCMExecutionProvider",
+        "CoreMLExecutionProvider",
+        "DmlExecutionProvider",
+        "WebGpuExecutionProvider",
+        "OpenVINOExecutionProvider",
+    ),
     "nnapi": ("NnapiExecutionProvider",),
 }
 
@@ -105,8 +111,16 @@ def captured_native_stderr(sink: list[str]):
 
 def first_reason(log: str, default: str) -> str:
     """The most telling line of a native error log."""
-    keys = ("No adapters found", "Only support", "not supported", "Couldn't load", "cannot open",
-            "Failed", "failed", "ERROR")
+    keys = (
+        "No adapters found",
+        "Only support",
+        "not supported",
+        "Couldn't load",
+        "cannot open",
+        "Failed",
+        "failed",
+        "ERROR",
+    )
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
     for key in keys:
         for ln in lines:
@@ -170,5 +184,6 @@ def ort_providers(intent: str, available: list[str]) -> list[str]:
             f"onnxruntime here has no execution provider for delegate={intent!r} "
             f"(looked for {', '.join(ORT_PROVIDERS[intent])}; available: {', '.join(available)})",
             "install an onnxruntime build with it (e.g. onnxruntime-gpu), pass fallback=True to run "
-            "on the CPU, or use delegate='cpu'")
+            "on the CPU, or use delegate='cpu'",
+        )
     return [found[0], "CPUExecutionProvider"]

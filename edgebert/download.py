@@ -14,8 +14,8 @@ import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from edgebert.archive import extract_tar, is_model_dir, unpack_by_hand
 from edgebert.http_fetch import fetch_final, file_hashes
@@ -23,7 +23,7 @@ from edgebert.http_fetch import fetch_final, file_hashes
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; concurrent runs may download twice
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def cache_dir() -> Path:
@@ -112,6 +112,7 @@ def download_model(handle: str, url: str, *, sha256: str | None = None, manual: 
     Raises:
         DownloadError: one line naming the final URL and the fix; no entry is left.
     """
+
     def make(final: Path) -> None:
         archive = downloads_dir() / (final.name + ".tar.gz")
         try:

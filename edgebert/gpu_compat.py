@@ -19,14 +19,16 @@ WRONG = "runs on the GPU but gives wrong results"
 
 # Builtin ops the TFLite GPU delegates implement (LiteRT GPU accelerator / ML Drift and the
 # classic OpenCL delegate). Anything else is left to the CPU.
-GPU_OPS = frozenset("""
+GPU_OPS = frozenset(
+    """
 ABS ADD AVERAGE_POOL_2D BATCH_MATMUL CAST CONCATENATION CONV_2D COS CUMSUM DEPTH_TO_SPACE DEPTHWISE_CONV_2D
 DEQUANTIZE DIV ELU EQUAL EXP FLOOR FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER GELU GREATER GREATER_EQUAL
 HARD_SWISH LESS LESS_EQUAL LOG LOGISTIC LOG_SOFTMAX MAXIMUM MAX_POOL_2D MEAN MINIMUM MUL NEG NOT_EQUAL
 ONE_HOT PACK PAD PADV2 POW PRELU QUANTIZE REDUCE_MAX REDUCE_MIN REDUCE_PROD RELU RELU6 RELU_N1_TO_1 RESHAPE
 RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR RSQRT SELECT SELECT_V2 SIN SLICE SOFTMAX SPACE_TO_DEPTH SPLIT
 SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE STRIDED_SLICE SUB SUM TANH TILE TRANSPOSE TRANSPOSE_CONV
-""".split())
+""".split()
+)
 # Ops that only compute shapes at run time: a graph with a dynamic (-1) dimension needs them,
 # and the GPU delegates compile static shapes, so they stay on the CPU.
 SHAPE_OPS = frozenset({"SHAPE"})
@@ -44,7 +46,7 @@ def check_tflite(path: str | os.PathLike) -> dict:
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:  # tflite-runtime / TF ship the same generated schema
-        from tensorflow.lite.python import schema_py_generated as schema  # type: ignore
+        from tensorflow.lite.python import schema_py_generated as schema
 
     buf = Path(path).read_bytes()
     try:
@@ -54,27 +56,35 @@ def check_tflite(path: str | os.PathLike) -> dict:
         for i in range(model.OperatorCodesLength()):
             c = model.OperatorCodes(i)
             codes.append(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()))
-        signatures = {model.SignatureDefs(i).SignatureKey().decode(): model.SignatureDefs(i).SubgraphIndex()
-                      for i in range(model.SignatureDefsLength())}
+        signatures = {
+            model.SignatureDefs(i).SignatureKey().decode(): model.SignatureDefs(i).SubgraphIndex()
+            for i in range(model.SignatureDefsLength())
+        }
         if len(signatures) <= 1:
             return _check_subgraph(schema, model.Subgraphs(0), codes, names)
-        per = {key: _check_subgraph(schema, model.Subgraphs(index), codes, names)
-               for key, index in sorted(signatures.items(), key=lambda kv: kv[1])}
+        per = {
+            key: _check_subgraph(schema, model.Subgraphs(index), codes, names)
+            for key, index in sorted(signatures.items(), key=lambda kv: kv[1])
+        }
     except EdgebertError:
         raise
     except Exception as e:  # a truncated flatbuffer fails anywhere inside the generated reader
-        raise EdgebertError(f"{path} is not a readable TFLite flatbuffer ({type(e).__name__})",
-                            "export the model again") from None
-    report = {"ops": sum(r["ops"] for r in per.values()),
-              "refused": [{**f, "signature": k} for k, r in per.items() for f in r["refused"]],
-              "wrong": [{**f, "signature": k} for k, r in per.items() for f in r["wrong"]],
-              "gpu_ready": all(r["gpu_ready"] for r in per.values()),
-              "dynamic_inputs": any(r["dynamic_inputs"] for r in per.values())}
+        raise EdgebertError(
+            f"{path} is not a readable TFLite flatbuffer ({type(e).__name__})", "export the model again"
+        ) from None
+    report = {
+        "ops": sum(r["ops"] for r in per.values()),
+        "refused": [{**f, "signature": k} for k, r in per.items() for f in r["refused"]],
+        "wrong": [{**f, "signature": k} for k, r in per.items() for f in r["wrong"]],
+        "gpu_ready": all(r["gpu_ready"] for r in per.values()),
+        "dynamic_inputs": any(r["dynamic_inputs"] for r in per.values()),
+    }
     return {**report, "signatures": per}
 
 
 def _check_subgraph(schema, sg, codes: list[int], names: dict[int, str]) -> dict:
     """The report of one subgraph (one signature)."""
+
     def shape(t: int) -> list[int]:
         if t < 0:
             return []
@@ -98,8 +108,10 @@ def _check_subgraph(schema, sg, codes: list[int], names: dict[int, str]) -> dict
             if len(indices) != 1:
                 why, effect = f"indices of rank {len(indices)} (the GPU gathers 1-D indices only)", FALLS_BACK
             elif params and 0 < params[0] <= 2:
-                why, effect = (f"1-D gather from a {params[0]}-row table (seen on LiteRT 2.3's GPU: token "
-                               "cosine 0.25 vs CPU)", WRONG)
+                why, effect = (
+                    f"1-D gather from a {params[0]}-row table (seen on LiteRT 2.3's GPU: token cosine 0.25 vs CPU)",
+                    WRONG,
+                )
         elif name == "STRIDED_SLICE":
             opts = schema.StridedSliceOptions()
             table = op.BuiltinOptions()
@@ -115,20 +127,33 @@ def _check_subgraph(schema, sg, codes: list[int], names: dict[int, str]) -> dict
         # Seen on an NVIDIA H200 (benchmarks/gpu_check.py): a dynamic batch is refused at compile
         # time; a static batch with a dynamic length compiles "fully accelerated" and is wrong
         # (token cosine 0.31 on a tiny model, -0.14 on MiniLM, even at a constant length).
-        findings.append({"op": None, "type": "INPUT", "effect": WRONG,
-                         "why": "dynamic input shape (LiteRT 2.3's GPU accelerator refused or miscomputed "
-                                "every such graph tried); export with a fixed --batch and --seq-len"})
+        findings.append(
+            {
+                "op": None,
+                "type": "INPUT",
+                "effect": WRONG,
+                "why": "dynamic input shape (LiteRT 2.3's GPU accelerator refused or miscomputed "
+                "every such graph tried); export with a fixed --batch and --seq-len",
+            }
+        )
     refused = [f for f in findings if f["effect"] == FALLS_BACK]
     wrong = [f for f in findings if f["effect"] == WRONG]
-    return {"ops": sg.OperatorsLength(), "refused": refused, "wrong": wrong,
-            "gpu_ready": not findings, "dynamic_inputs": bool(dynamic)}
+    return {
+        "ops": sg.OperatorsLength(),
+        "refused": refused,
+        "wrong": wrong,
+        "gpu_ready": not findings,
+        "dynamic_inputs": bool(dynamic),
+    }
 
 
 def summary(report: dict) -> str:
     """One line for the CLI."""
     if report["dynamic_inputs"] and all(f["type"] in ("SHAPE", "STRIDED_SLICE") for f in report["refused"]):
-        return ("GPU delegate: not for this bundle (a dynamic shape, which LiteRT's GPU refused or miscomputed); "
-                "for the GPU export with --batch 1 --seq-len N")
+        return (
+            "GPU delegate: not for this bundle (a dynamic shape, which LiteRT's GPU refused or miscomputed); "
+            "for the GPU export with --batch 1 --seq-len N"
+        )
     if report["gpu_ready"]:
         return f"GPU delegate: all {report['ops']} ops supported (static check)"
     parts = []

@@ -38,6 +38,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_CAP_S = 60.0
 _sleep = time.sleep  # tests record the delays instead of waiting
 
+
 def resolve_url(url: str) -> str:
     """Applies ``$EDGEBERT_HUB_MIRROR`` (a mirror of tfhub.dev, e.g. an internal server).
 
@@ -49,7 +50,7 @@ def resolve_url(url: str) -> str:
     """
     mirror = os.environ.get("EDGEBERT_HUB_MIRROR")
     if mirror and url.startswith(TFHUB_ROOT):
-        return mirror.rstrip("/") + url[len(TFHUB_ROOT):]
+        return mirror.rstrip("/") + url[len(TFHUB_ROOT) :]
     return url
 
 
@@ -92,6 +93,7 @@ class _Progress:
 
 
 # --- HTTP ---------------------------------------------------------------------------------
+
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follows 308 as 307: Python 3.10's handler knows only 301/302/303/307 ("HTTP 308")."""
@@ -142,14 +144,17 @@ def _retry_after(headers) -> float | None:
 def _forbidden_fix(url: str, manual: str | None) -> str:
     """What to do about a 403, by who answered it (the final URL's host)."""
     host = urllib.parse.urlsplit(url).hostname or ""
-    by_hand = (f"download the archive from {manual} in a browser" if manual
-               else "download the archive in a browser") + " and pass the .tar.gz as SOURCE"
+    by_hand = (
+        f"download the archive from {manual} in a browser" if manual else "download the archive in a browser"
+    ) + " and pass the .tar.gz as SOURCE"
     if "googleapis.com" in host or "googleusercontent.com" in host:
         return f"the signed storage link was refused or expired: run the command again for a fresh one, or {by_hand}"
     if "kaggle" in host:
         return f"Kaggle refused the request (the model may need its terms accepted while signed in): {by_hand}"
-    return (f"{host} refuses some networks and clients (tensorflow/hub users report 403 from tfhub.dev): "
-            f"{by_hand}, or set EDGEBERT_HUB_MIRROR to a reachable mirror")
+    return (
+        f"{host} refuses some networks and clients (tensorflow/hub users report 403 from tfhub.dev): "
+        f"{by_hand}, or set EDGEBERT_HUB_MIRROR to a reachable mirror"
+    )
 
 
 def _http_error(code: int, reason: str, url: str, manual: str | None, tries: int = 1) -> DownloadError:
@@ -158,10 +163,15 @@ def _http_error(code: int, reason: str, url: str, manual: str | None, tries: int
     if code == 403:
         return DownloadError(problem, _forbidden_fix(url, manual))
     if code == 429:
-        return DownloadError(problem, "the server is rate-limiting this address: wait a few minutes and run the command again")
+        return DownloadError(
+            problem, "the server is rate-limiting this address: wait a few minutes and run the command again"
+        )
     if code >= 500:
-        return DownloadError(problem, "the service is failing for now: run the command again later, "
-                                      "or set EDGEBERT_HUB_MIRROR to a reachable mirror")
+        return DownloadError(
+            problem,
+            "the service is failing for now: run the command again later, "
+            "or set EDGEBERT_HUB_MIRROR to a reachable mirror",
+        )
     return DownloadError(problem, "check the handle with `edgebert models`")
 
 
@@ -205,10 +215,12 @@ def _refuse_web_page(headers, first: bytes, url: str) -> None:
         raise DownloadError(
             f"{url} sent a web page (Content-Type {ctype}, starting {head[:32]!r}), not a model archive",
             "the address needs a browser (a login, a consent or an error page): open it there, download "
-            "the .tar.gz and run `edgebert export path/to/model.tar.gz`")
+            "the .tar.gz and run `edgebert export path/to/model.tar.gz`",
+        )
 
 
 # --- resumable download -------------------------------------------------------------------
+
 
 class _Partial:
     """A download in progress: ``<dest>.partial`` and its validators in ``<dest>.partial.json``."""
@@ -284,8 +296,13 @@ def _attempt(url: str, part: _Partial, label: str, timeout: float, manual: str |
         got = _content_range(resp.headers) if resp.status == 206 else None
         if resp.status == 206 and not (got and got[0] == have and have):
             part.drop()  # a range that was not asked for cannot be appended: start over
-            raise _Retry(DownloadError(f"{final} answered a byte range it was not asked for "
-                                       f"({resp.headers.get('Content-Range')})", "run the command again"), 0.0)
+            raise _Retry(
+                DownloadError(
+                    f"{final} answered a byte range it was not asked for ({resp.headers.get('Content-Range')})",
+                    "run the command again",
+                ),
+                0.0,
+            )
         if not got:
             have = 0  # the server sent the whole object (no Range support, or it changed)
         total = got[1] if got else _length(resp.headers)
@@ -296,8 +313,12 @@ def _attempt(url: str, part: _Partial, label: str, timeout: float, manual: str |
         bar.close()
     size = part.path.stat().st_size
     if total is not None and size != total:
-        raise _Retry(DownloadError(f"download of {final} is truncated: got {size} of {total} bytes",
-                                   "run the command again: it resumes from the bytes kept"))
+        raise _Retry(
+            DownloadError(
+                f"download of {final} is truncated: got {size} of {total} bytes",
+                "run the command again: it resumes from the bytes kept",
+            )
+        )
     return final, meta
 
 
@@ -338,9 +359,12 @@ def _receive(resp, part: _Partial, have: int, bar: _Progress, final: str) -> Non
             out.write(chunk)
             bar.update(len(chunk))
             if broke is not None:
-                raise _Retry(DownloadError(
-                    f"download of {final} broke off after {out.tell()} bytes ({type(broke).__name__})",
-                    "run the command again: it resumes from the bytes kept")) from None
+                raise _Retry(
+                    DownloadError(
+                        f"download of {final} broke off after {out.tell()} bytes ({type(broke).__name__})",
+                        "run the command again: it resumes from the bytes kept",
+                    )
+                ) from None
             if not chunk:
                 return
 
@@ -365,18 +389,24 @@ def file_hashes(path: Path) -> tuple[bytes, str]:
 def _verify(path: Path, meta: dict, sha256: str | None, final: str) -> None:
     md5, sha = file_hashes(path)
     if meta.get("transcoded"):
-        print(f"note: {final} was served decompressed (stored gzip-encoded); the storage MD5 is of the "
-              "stored bytes, so the archive is checked by reading it whole instead", file=sys.stderr)
+        print(
+            f"note: {final} was served decompressed (stored gzip-encoded); the storage MD5 is of the "
+            "stored bytes, so the archive is checked by reading it whole instead",
+            file=sys.stderr,
+        )
     elif meta.get("md5") and md5 != base64.b64decode(meta["md5"]):
-        raise DownloadError(f"download of {final} does not match the server's MD5",
-                            "the file is corrupt; run the command again")
+        raise DownloadError(
+            f"download of {final} does not match the server's MD5", "the file is corrupt; run the command again"
+        )
     if meta.get("content_encoding") == "gzip":
         # Sent gzip-encoded (the stored bytes, which the MD5 covers): the archive is inside.
         _gunzip_in_place(path, final)
         sha = file_hashes(path)[1]
     if sha256 and sha != sha256.lower():
-        raise DownloadError(f"download of {final} has sha256 {sha}, expected {sha256}",
-                            "the archive differs from the catalog's; do not use it")
+        raise DownloadError(
+            f"download of {final} has sha256 {sha}, expected {sha256}",
+            "the archive differs from the catalog's; do not use it",
+        )
 
 
 def _gunzip_in_place(path: Path, final: str) -> None:
@@ -386,13 +416,21 @@ def _gunzip_in_place(path: Path, final: str) -> None:
             shutil.copyfileobj(src, out, CHUNK)
     except (OSError, EOFError) as e:
         tmp.unlink(missing_ok=True)
-        raise DownloadError(f"download of {final} is gzip-encoded but does not decode ({e})",
-                            "run the command again") from None
+        raise DownloadError(
+            f"download of {final} is gzip-encoded but does not decode ({e})", "run the command again"
+        ) from None
     os.replace(tmp, path)
 
 
-def fetch(url: str, dest: Path, *, sha256: str | None = None, label: str = "download",
-          timeout: float = 30.0, manual: str | None = None) -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    label: str = "download",
+    timeout: float = 30.0,
+    manual: str | None = None,
+) -> Path:
     """Downloads ``url`` to ``dest``; the arguments and errors are ``fetch_final``'s.
 
     Returns:
@@ -401,8 +439,15 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, label: str = "down
     return fetch_final(url, dest, sha256=sha256, label=label, timeout=timeout, manual=manual)[0]
 
 
-def fetch_final(url: str, dest: Path, *, sha256: str | None = None, label: str = "download",
-                timeout: float = 30.0, manual: str | None = None) -> tuple[Path, str]:
+def fetch_final(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    label: str = "download",
+    timeout: float = 30.0,
+    manual: str | None = None,
+) -> tuple[Path, str]:
     """Downloads ``url`` to ``dest`` (resuming a kept part), verifies it, then renames it.
 
     Args:
@@ -430,7 +475,7 @@ def fetch_final(url: str, dest: Path, *, sha256: str | None = None, label: str =
         except _Retry as r:
             if attempt + 1 == MAX_TRIES:
                 raise r.error from None
-            _sleep(r.delay if r.delay is not None else retry_base_s() * 2 ** attempt)
+            _sleep(r.delay if r.delay is not None else retry_base_s() * 2**attempt)
         except BaseException:
             part.drop()  # not a break-off: these bytes are no use to a resume
             raise
@@ -442,4 +487,3 @@ def fetch_final(url: str, dest: Path, *, sha256: str | None = None, label: str =
     os.replace(part.path, dest)
     part.meta_path.unlink(missing_ok=True)
     return dest, final
-

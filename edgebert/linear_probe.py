@@ -62,8 +62,14 @@ def select_and_fit(x: np.ndarray, y: np.ndarray) -> dict:
     train, held = split(len(y))
     best = select_l2(x[train], y[train])
     kernel, bias = fit(x[train], y[train], best)
-    return {"kernel": kernel, "bias": bias, "l2": best, "train": train, "held": held,
-            "held_out_accuracy": float((predict(kernel, bias, x[held]) == y[held]).mean())}
+    return {
+        "kernel": kernel,
+        "bias": bias,
+        "l2": best,
+        "train": train,
+        "held": held,
+        "held_out_accuracy": float((predict(kernel, bias, x[held]) == y[held]).mean()),
+    }
 
 
 def wilson_upper(p: float, n: int, z: float = 1.645) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def mean_pool(sequence: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[:, :sequence.shape[1], None].astype(np.float64)
+    m = mask[:, : sequence.shape[1], None].astype(np.float64)
     return (sequence * m).sum(1) / np.maximum(m.sum(1), 1.0)
 
 
@@ -23,16 +23,22 @@ FLOAT_TOLERANCE = 1e-4
 
 
 def summary(values: np.ndarray) -> dict:
-    return {"mean": float(values.mean()), "min": float(values.min()),
-            **{f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}}
+    return {
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        **{f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES},
+    }
 
 
 def error_stats(got: np.ndarray, ref: np.ndarray) -> dict:
     """Row by row (sentences, or tokens): cosine (mean, min, percentiles), the largest absolute
     difference, and the relative error ||got - ref|| / ||ref||."""
     rel = np.linalg.norm(got - ref, axis=-1) / np.maximum(np.linalg.norm(ref, axis=-1), 1e-12)
-    return {"cosine": summary(cosine(got, ref)), "max_abs": float(np.abs(got - ref).max()),
-            "relative_error": {"mean": float(rel.mean()), "max": float(rel.max())}}
+    return {
+        "cosine": summary(cosine(got, ref)),
+        "max_abs": float(np.abs(got - ref).max()),
+        "relative_error": {"mean": float(rel.mean()), "max": float(rel.max())},
+    }
 
 
 def _aligned(got: dict, ref: dict, mask: np.ndarray):
@@ -46,17 +52,21 @@ def compare(got: dict, ref: dict, mask: np.ndarray) -> dict:
     """``error_stats`` of the pooled output, the mean-pooled sequence and the sequence output at
     real tokens: the one comparison of the export gate, verify and the benchmarks."""
     gs, rs, m = _aligned(got, ref, mask)
-    return {"pooled_output": error_stats(got["pooled_output"], ref["pooled_output"]),
-            "mean_pooled": error_stats(mean_pool(gs, m), mean_pool(rs, m)),
-            "sequence_output": error_stats(gs[m], rs[m]),
-            "n": int(len(mask))}
+    return {
+        "pooled_output": error_stats(got["pooled_output"], ref["pooled_output"]),
+        "mean_pooled": error_stats(mean_pool(gs, m), mean_pool(rs, m)),
+        "sequence_output": error_stats(gs[m], rs[m]),
+        "n": int(len(mask)),
+    }
 
 
 def sentence_cosines(got: dict, ref: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Each sentence's cosine of the pooled and the mean-pooled output (for plots)."""
     gs, rs, m = _aligned(got, ref, mask)
-    return {"pooled_output": cosine(got["pooled_output"], ref["pooled_output"]),
-            "mean_pooled": cosine(mean_pool(gs, m), mean_pool(rs, m))}
+    return {
+        "pooled_output": cosine(got["pooled_output"], ref["pooled_output"]),
+        "mean_pooled": cosine(mean_pool(gs, m), mean_pool(rs, m)),
+    }
 
 
 def gate(result: dict, thresholds: dict, outputs: tuple[str, ...] = ("pooled_output", "mean_pooled")) -> list[str]:
@@ -93,8 +103,12 @@ def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
 def compare_scores(got: np.ndarray, ref: np.ndarray, activation: str) -> dict:
     """Max-abs difference of classifier scores and the share of identical decisions."""
     agree = probabilities(got, activation).argmax(1) == probabilities(ref, activation).argmax(1)
-    return {"max_abs": float(np.abs(np.asarray(got, np.float64) - ref).max()),
-            "decision_agreement": float(agree.mean()), "n": int(len(agree)), "disagreements": int((~agree).sum())}
+    return {
+        "max_abs": float(np.abs(np.asarray(got, np.float64) - ref).max()),
+        "decision_agreement": float(agree.mean()),
+        "n": int(len(agree)),
+        "disagreements": int((~agree).sum()),
+    }
 
 
 def gate_scores(result: dict, thresholds: dict) -> list[str]:
@@ -107,5 +121,7 @@ def gate_scores(result: dict, thresholds: dict) -> list[str]:
         misses.append(f"classifier scores max-abs {result['max_abs']:.2e} > {thresholds['max_abs']:g}")
     bar = thresholds.get("agreement_min")
     if bar is not None and wilson_upper(result["decision_agreement"], result["n"]) < bar:
-        misses.append(f"classifier decisions agree on {result['decision_agreement']:.4f} of {result['n']} sentences < {bar}")
+        misses.append(
+            f"classifier decisions agree on {result['decision_agreement']:.4f} of {result['n']} sentences < {bar}"
+        )
     return misses

@@ -15,8 +15,8 @@ import contextlib
 import os
 import queue
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence, Union
 
 import numpy as np
 
@@ -31,13 +31,24 @@ from edgebert.tokenizer import BertTokenizer
 # shape re-plans the interpreter) for at most 7 wasted positions.
 LENGTH_BUCKET = 8
 
-Text = Union[str, tuple[str, str], list[str]]
+Text = str | tuple[str, str] | list[str]
 
 
-def load(bundle: str | os.PathLike, backend: str = "auto", delegate: str = "auto",
-         num_threads: int | None = None, *, fallback: bool = False, delegate_library: str | None = None,
-         strict: bool = False, gpu_enforce_f32: bool = False, pool_size: int = 1, batch_size: int = 32,
-         fast_tokenizer: bool = False, weight_cache: str | os.PathLike | None = None) -> "BertModel":
+def load(
+    bundle: str | os.PathLike,
+    backend: str = "auto",
+    delegate: str = "auto",
+    num_threads: int | None = None,
+    *,
+    fallback: bool = False,
+    delegate_library: str | None = None,
+    strict: bool = False,
+    gpu_enforce_f32: bool = False,
+    pool_size: int = 1,
+    batch_size: int = 32,
+    fast_tokenizer: bool = False,
+    weight_cache: str | os.PathLike | None = None,
+) -> BertModel:
     """Loads an edgebert bundle (a directory written by ``edgebert export``).
 
     Args:
@@ -64,9 +75,20 @@ def load(bundle: str | os.PathLike, backend: str = "auto", delegate: str = "auto
     Returns:
       A ``BertModel``.
     """
-    return BertModel(bundle, backend, delegate, num_threads, fallback=fallback, delegate_library=delegate_library,
-                     strict=strict, gpu_enforce_f32=gpu_enforce_f32, pool_size=pool_size, batch_size=batch_size,
-                     fast_tokenizer=fast_tokenizer, weight_cache=weight_cache)
+    return BertModel(
+        bundle,
+        backend,
+        delegate,
+        num_threads,
+        fallback=fallback,
+        delegate_library=delegate_library,
+        strict=strict,
+        gpu_enforce_f32=gpu_enforce_f32,
+        pool_size=pool_size,
+        batch_size=batch_size,
+        fast_tokenizer=fast_tokenizer,
+        weight_cache=weight_cache,
+    )
 
 
 def pick_backend(manifest: Manifest, backend: str, bundle: Path) -> str:
@@ -82,8 +104,10 @@ def pick_backend(manifest: Manifest, backend: str, bundle: Path) -> str:
             return have[0]
         raise EdgebertError(f"{bundle}'s manifest lists no model", "export the bundle again")
     if backend not in have:
-        raise EdgebertError(f"bundle {bundle} has no {backend} model (it has {', '.join(have) or 'none'})",
-                            f"use backend={have[0]!r}" if have else "export the bundle again")
+        raise EdgebertError(
+            f"bundle {bundle} has no {backend} model (it has {', '.join(have) or 'none'})",
+            f"use backend={have[0]!r}" if have else "export the bundle again",
+        )
     return backend
 
 
@@ -96,9 +120,22 @@ def _has_tflite() -> bool:
 class BertModel:
     """An exported BERT encoder with its tokenizer. See ``load``."""
 
-    def __init__(self, bundle, backend="auto", delegate="auto", num_threads=None, *, fallback=False,
-                 delegate_library=None, strict=False, gpu_enforce_f32=False, pool_size=1, batch_size=32,
-                 fast_tokenizer=False, weight_cache=None):
+    def __init__(
+        self,
+        bundle,
+        backend="auto",
+        delegate="auto",
+        num_threads=None,
+        *,
+        fallback=False,
+        delegate_library=None,
+        strict=False,
+        gpu_enforce_f32=False,
+        pool_size=1,
+        batch_size=32,
+        fast_tokenizer=False,
+        weight_cache=None,
+    ):
         self.bundle = Path(bundle)
         self.info = read_manifest(self.bundle)
         delegates.check_intent(delegate)
@@ -122,9 +159,15 @@ class BertModel:
         widths = {"scores": int(self.info.head["units"])} if self.info.head else {}
         if self.labels:
             widths["probability"] = len(self.labels)
-        opts = dict(num_threads=num_threads, delegate_library=delegate_library, hidden_size=self.hidden_size,
-                    strict=strict, gpu_enforce_f32=gpu_enforce_f32, output_widths=widths,
-                    weight_cache=self._weight_cache_path(weight_cache, entry))
+        opts = dict(
+            num_threads=num_threads,
+            delegate_library=delegate_library,
+            hidden_size=self.hidden_size,
+            strict=strict,
+            gpu_enforce_f32=gpu_enforce_f32,
+            output_widths=widths,
+            weight_cache=self._weight_cache_path(weight_cache, entry),
+        )
         first = self._open(delegate, opts, fallback)
         self.delegate = first.report
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
@@ -153,7 +196,7 @@ class BertModel:
         if not os.access(folder, os.W_OK):
             return ":memory"
         # Packed weights depend on the model, XNNPACK's version and the CPU's kernels.
-        return str(folder / f"{entry.sha256[:24]}-litert{litert}-{platform.machine()}.xnnpack")
+        return str(folder / f"{(entry.sha256 or 'unhashed')[:24]}-litert{litert}-{platform.machine()}.xnnpack")
 
     def _open(self, delegate, opts, fallback):
         self._used_intent = delegate
@@ -162,8 +205,11 @@ class BertModel:
         except EdgebertError as e:
             if not fallback or delegate in ("auto", "cpu", "xnnpack"):
                 raise
-            warnings.warn(f"edgebert: delegate={delegate!r} is not available ({e.problem}); running on the CPU",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"edgebert: delegate={delegate!r} is not available ({e.problem}); running on the CPU",
+                RuntimeWarning,
+                stacklevel=4,
+            )
             self._used_intent = "cpu"
             opts = dict(opts, delegate_library=None)
             runner = backends.open_runner(self.model_path, delegate="cpu", **opts)
@@ -171,8 +217,9 @@ class BertModel:
             return runner
 
     # ------------------------------------------------------------------ public API
-    def encode(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *,
-               seq_length: int | None = None) -> dict[str, np.ndarray]:
+    def encode(
+        self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *, seq_length: int | None = None
+    ) -> dict[str, np.ndarray]:
         """Runs the encoder.
 
         Args:
@@ -185,19 +232,28 @@ class BertModel:
           input order; S is the longest item (dynamic models) or the model's fixed length.
         """
         if "pooled_output" not in self.outputs:
-            raise EdgebertError(f"this {self.task} model outputs {', '.join(self.outputs)}, not the encoder outputs",
-                                "use embed() (embedder) or classify() (classifier)")
+            raise EdgebertError(
+                f"this {self.task} model outputs {', '.join(self.outputs)}, not the encoder outputs",
+                "use embed() (embedder) or classify() (classifier)",
+            )
         feeds = self.tokenize(texts, pairs, seq_length)
         n, width = feeds["input_word_ids"].shape
         pooled = np.zeros((n, self.hidden_size), np.float32)
         seq = np.zeros((n, width, self.hidden_size), np.float32)
         for idx, out in self._run(feeds):
             pooled[idx] = out["pooled_output"]
-            seq[idx, :out["sequence_output"].shape[1]] = out["sequence_output"]
+            seq[idx, : out["sequence_output"].shape[1]] = out["sequence_output"]
         return {"pooled_output": pooled, "sequence_output": seq, "input_mask": feeds["input_mask"]}
 
-    def embed(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, *,
-              pooling: str | None = None, normalize: bool = False, seq_length: int | None = None) -> np.ndarray:
+    def embed(
+        self,
+        texts: Text | Sequence[Text],
+        pairs: Sequence[str] | None = None,
+        *,
+        pooling: str | None = None,
+        normalize: bool = False,
+        seq_length: int | None = None,
+    ) -> np.ndarray:
         """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output, the default) or ``mean`` over
         real tokens; an embedder asset returns its ``embedding`` output (pooled as it was built)."""
         head_pooling = self.info.pooling if "embedding" in self.outputs else None
@@ -227,17 +283,21 @@ class BertModel:
         if "scores" in self.outputs:
             return metrics.probabilities(self.scores(texts, pairs), self.info.head["activation"]).astype(np.float32)
         if "probability" not in self.outputs:
-            raise EdgebertError(f"this {self.task} model has no classifier output",
-                                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one), "
-                                "or build an asset with `edgebert android --task classifier`")
+            raise EdgebertError(
+                f"this {self.task} model has no classifier output",
+                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one), "
+                "or build an asset with `edgebert android --task classifier`",
+            )
         return self._head_output("probability", texts, pairs, len(self.labels or []))
 
     def scores(self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None) -> np.ndarray:
         """A fine-tuned classifier's raw output ``[n, units]``, as its SavedModel returns it
         (logits, or sigmoid / softmax where the model applies them)."""
         if "scores" not in self.outputs:
-            raise EdgebertError(f"this {self.task} model has no classifier scores",
-                                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one)")
+            raise EdgebertError(
+                f"this {self.task} model has no classifier scores",
+                "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one)",
+            )
         return self._head_output("scores", texts, pairs, int(self.info.head["units"]))
 
     def _head_output(self, name: str, texts, pairs, width: int) -> np.ndarray:
@@ -252,8 +312,10 @@ class BertModel:
         a, b = _split_inputs(texts, pairs)
         limit = seq_length or self.max_seq_length
         if limit > self.max_seq_length:
-            raise EdgebertError(f"seq_length {limit} exceeds the model's {self.max_seq_length}",
-                                f"use seq_length <= {self.max_seq_length}")
+            raise EdgebertError(
+                f"seq_length {limit} exceeds the model's {self.max_seq_length}",
+                f"use seq_length <= {self.max_seq_length}",
+            )
         if self.seq_length is not None:  # fixed-length model: every row is seq_length wide
             feeds = self.tokenizer(a, b, seq_length=limit)
             if limit < self.seq_length:
@@ -265,15 +327,17 @@ class BertModel:
         while not self._pool.empty():
             self._pool.get_nowait()
 
-    def __enter__(self) -> "BertModel":
+    def __enter__(self) -> BertModel:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"BertModel({str(self.bundle)!r}, backend={self.backend!r}, delegate={self.delegate.summary()!r}, "
-                f"seq_length={self.seq_length or 'dynamic'})")
+        return (
+            f"BertModel({str(self.bundle)!r}, backend={self.backend!r}, delegate={self.delegate.summary()!r}, "
+            f"seq_length={self.seq_length or 'dynamic'})"
+        )
 
     # ------------------------------------------------------------------ batching
     def batches(self, feeds: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
@@ -287,7 +351,7 @@ class BertModel:
         order = np.argsort(-lengths, kind="stable")
         step = self.model_batch or self.batch_size
         for i in range(0, len(order), step):
-            idx = order[i:i + step]
+            idx = order[i : i + step]
             w = width
             if self.seq_length is None:
                 w = min(width, -(-int(lengths[idx].max()) // LENGTH_BUCKET) * LENGTH_BUCKET)
@@ -302,7 +366,7 @@ class BertModel:
         for idx, batch in self.batches(feeds):
             with self._runner() as pooled:
                 out = pooled.run(batch)
-            yield idx, {k: v[:len(idx)] for k, v in out.items()}
+            yield idx, {k: v[: len(idx)] for k, v in out.items()}
 
     @contextlib.contextmanager
     def _runner(self):
@@ -326,9 +390,11 @@ def _split_inputs(texts, pairs) -> tuple[list[str], list[str] | None]:
             raise EdgebertError("got (text, pair) tuples and pairs=", "pass one or the other")
         if any(len(t) != 2 for t in texts):
             raise EdgebertError("a pair must be a (text, text_pair) tuple of two strings", "fix the pairs")
-        a, b = [t[0] for t in texts], [t[1] for t in texts]
+        a: list = [t[0] for t in texts]
+        b: list | None = [t[1] for t in texts]
     else:
-        a, b = texts, (None if pairs is None else ([pairs] if isinstance(pairs, str) else list(pairs)))
+        a = texts
+        b = None if pairs is None else ([pairs] if isinstance(pairs, str) else list(pairs))
     for name, seq in (("text", a), ("pair", b or [])):
         for i, t in enumerate(seq):
             if not isinstance(t, str):
@@ -345,5 +411,7 @@ def _check_model_file(path: Path, entry: ModelEntry) -> None:
         raise EdgebertError(f"{path} is missing from the bundle", "export the bundle again")
     size, want = path.stat().st_size, entry.bytes
     if want is not None and size != want:
-        raise EdgebertError(f"{path} has {size} bytes but the manifest says {want}: the file is truncated or "
-                            "was replaced", "copy the bundle again, or export it again")
+        raise EdgebertError(
+            f"{path} has {size} bytes but the manifest says {want}: the file is truncated or was replaced",
+            "copy the bundle again, or export it again",
+        )

@@ -37,8 +37,10 @@ def read_lines(path: str | Path, what: str, fix: str) -> list[str]:
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise EdgebertError(f"{what} {p} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})",
-                            "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+        raise EdgebertError(
+            f"{what} {p} is not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r})",
+            "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8",
+        ) from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise EdgebertError(f"{what} {p} is empty", fix)
@@ -107,8 +109,11 @@ def label_warnings(labels: list[int], names: list[str], path: Path | str) -> lis
         out.append(f"{path} has no sentences labelled {', '.join(missing)}")
     total = len(labels)
     if len(counts) > 1 and min(counts.values()) < 0.1 * total:
-        out.append(f"{path} is imbalanced: " + " to ".join(f"{names[i]} {n:,}" for i, n in sorted(counts.items()))
-                   + " (a model can score well by always answering the majority): balance or subsample it")
+        out.append(
+            f"{path} is imbalanced: "
+            + " to ".join(f"{names[i]} {n:,}" for i, n in sorted(counts.items()))
+            + " (a model can score well by always answering the majority): balance or subsample it"
+        )
     changes = sum(1 for a, b in zip(labels, labels[1:]) if a != b)
     if len(counts) > 1 and changes == len(counts) - 1 and total >= 20:
         out.append(f"{path} is sorted by label (each class in one block): shuffle it before taking a subset")

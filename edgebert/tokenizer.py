@@ -23,9 +23,9 @@ import os
 import re
 import sys
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,16 +34,45 @@ from edgebert.errors import EdgebertError
 MAX_BYTES_PER_WORD = 100
 _CACHE_LIMIT = 200_000
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
 _ASCII_PUNCT = "".join(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
 # Prepended concatenation marks and others that are Cf but not default-ignorable.
-_CF_NOT_IGNORABLE = {0x0600, 0x0601, 0x0602, 0x0603, 0x0604, 0x0605, 0x06DD, 0x070F, 0x0890, 0x0891,
-                     0x08E2, 0x110BD, 0x110CD, 0xFFF9, 0xFFFA, 0xFFFB} | set(range(0x13430, 0x13440))
-_OTHER_IGNORABLE = ([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x3164,
-                     0xFFA0, 0x2065, 0xE0000] + list(range(0xFFF0, 0xFFF9)) + list(range(0xE0002, 0xE0020))
-                    + list(range(0xE0080, 0xE0100)) + list(range(0xFE00, 0xFE10))
-                    + list(range(0xE0100, 0xE01F0)) + list(range(0xE01F0, 0xE1000)))
+_CF_NOT_IGNORABLE = {
+    0x0600,
+    0x0601,
+    0x0602,
+    0x0603,
+    0x0604,
+    0x0605,
+    0x06DD,
+    0x070F,
+    0x0890,
+    0x0891,
+    0x08E2,
+    0x110BD,
+    0x110CD,
+    0xFFF9,
+    0xFFFA,
+    0xFFFB,
+} | set(range(0x13430, 0x13440))
+_OTHER_IGNORABLE = (
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x3164, 0xFFA0, 0x2065, 0xE0000]
+    + list(range(0xFFF0, 0xFFF9))
+    + list(range(0xE0002, 0xE0020))
+    + list(range(0xE0080, 0xE0100))
+    + list(range(0xFE00, 0xFE10))
+    + list(range(0xE0100, 0xE01F0))
+    + list(range(0xE01F0, 0xE1000))
+)
 
 
 _ASCII_CONTROL = {c: " " for c in list(range(0x20)) + [0x7F]}
@@ -103,13 +132,14 @@ class BertTokenizer:
             tokens = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             raise EdgebertError(f"vocab file {path} is not UTF-8 text", "pass the model's vocab.txt") from None
-        self.vocab = {}
+        self.vocab: dict[str, int] = {}
         for i, t in enumerate(tokens):
             self.vocab.setdefault(t, i)  # TF's StaticHashTable would reject duplicates; keep the first
         missing = [s for s in SPECIALS if s not in self.vocab]
         if missing:
-            raise EdgebertError(f"vocab file {path} lacks {', '.join(missing)}",
-                                "a BERT vocab needs [PAD], [UNK], [CLS] and [SEP]")
+            raise EdgebertError(
+                f"vocab file {path} lacks {', '.join(missing)}", "a BERT vocab needs [PAD], [UNK], [CLS] and [SEP]"
+            )
         self.vocab_file = path
         self.do_lower_case = bool(do_lower_case)
         self.pad_id, self.unk_id = self.vocab["[PAD]"], self.vocab["[UNK]"]
@@ -139,8 +169,10 @@ class BertTokenizer:
         words = self.basic_tokenize(text)
         # TF Text limits words by UTF-8 bytes; mapping an over-long word to the literal
         # "[UNK]" token makes WordPiece emit exactly [UNK] (the splitter never yields "[").
-        return [w if len(w) * 4 <= MAX_BYTES_PER_WORD or len(w.encode("utf-8")) <= MAX_BYTES_PER_WORD
-                else "[UNK]" for w in words]
+        return [
+            w if len(w) * 4 <= MAX_BYTES_PER_WORD or len(w.encode("utf-8")) <= MAX_BYTES_PER_WORD else "[UNK]"
+            for w in words
+        ]
 
     def tokenize_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """WordPiece ids of each text, without special tokens."""
@@ -151,8 +183,7 @@ class BertTokenizer:
             if len(cache) + len(misses) > _CACHE_LIMIT:
                 cache.clear()
             if self._fast is not None:
-                encs = self._fast.encode_batch([[w] for w in misses], is_pretokenized=True,
-                                               add_special_tokens=False)
+                encs = self._fast.encode_batch([[w] for w in misses], is_pretokenized=True, add_special_tokens=False)
                 cache.update((w, e.ids) for w, e in zip(misses, encs))
             else:
                 cache.update((w, self._wordpiece(w)) for w in misses)
@@ -183,8 +214,13 @@ class BertTokenizer:
         return pieces
 
     # ------------------------------------------------------------------ packing
-    def __call__(self, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None = None,
-                 seq_length: int = 128, dynamic_padding: bool = False) -> dict[str, np.ndarray]:
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        text_pairs: str | Sequence[str] | None = None,
+        seq_length: int = 128,
+        dynamic_padding: bool = False,
+    ) -> dict[str, np.ndarray]:
         """Packs texts (and optional pairs) into int32 ``[batch, seq_length]`` arrays.
 
         Returns ``input_word_ids``, ``input_mask`` and ``input_type_ids``. With
@@ -194,12 +230,14 @@ class BertTokenizer:
         if text_pairs is not None:
             text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
             if len(text_pairs) != len(texts):
-                raise EdgebertError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs",
-                                    "pass one pair per text")
+                raise EdgebertError(
+                    f"got {len(texts)} texts but {len(text_pairs)} text_pairs", "pass one pair per text"
+                )
         specials = 2 if text_pairs is None else 3
         if seq_length < specials:
-            raise EdgebertError(f"seq_length {seq_length} leaves no room for [CLS]/[SEP]",
-                                f"use seq_length >= {specials}")
+            raise EdgebertError(
+                f"seq_length {seq_length} leaves no room for [CLS]/[SEP]", f"use seq_length >= {specials}"
+            )
         a_ids = self.tokenize_ids(texts)
         b_ids = self.tokenize_ids(text_pairs) if text_pairs is not None else None
         budget = seq_length - specials
@@ -216,7 +254,7 @@ class BertTokenizer:
         if dynamic_padding:
             width = max((len(r[0]) for r in rows), default=specials)
         pad = [self.pad_id] * width
-        ids = np.array([row + pad[len(row):] for row, _ in rows], np.int32).reshape(len(rows), width)
+        ids = np.array([row + pad[len(row) :] for row, _ in rows], np.int32).reshape(len(rows), width)
         lengths = np.array([len(row) for row, _ in rows], np.int32).reshape(-1, 1)
         firsts = np.array([first for _, first in rows], np.int32).reshape(-1, 1)
         pos = np.arange(width, dtype=np.int32)[None]

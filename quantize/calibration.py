@@ -29,5 +29,3 @@ def split(texts: list[str], held_out: int = 64) -> tuple[list[str], list[str]]:
     """(calibration, held-out for the export-time accuracy gate): disjoint, deterministic."""
     held_out = min(held_out, len(texts) // 4)
     return texts[held_out:], texts[:held_out]
-
-

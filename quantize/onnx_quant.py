@@ -49,8 +49,9 @@ def _float16_weights(fp32_path: Path, out_path: Path, params: dict, calibration_
         half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
         graph.initializer.remove(init)
         graph.initializer.append(half)
-        graph.node.insert(0, helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                              name=init.name + "_cast"))
+        graph.node.insert(
+            0, helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast")
+        )
     onnx.save(model, str(out_path))
 
 
@@ -58,21 +59,27 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, calibration
     """ONNX Runtime's ``quantize_dynamic``: QInt8 weights, MatMulInteger / DynamicQuantizeMatMul."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
-                     per_channel=params.get("per_channel", True))
+    quantize_dynamic(
+        str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=params.get("per_channel", True)
+    )
 
 
 def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
     """8-bit MatMulNBits: per-block int8 kernels, activations quantized per block at run time
     (accuracy_level 4), which keeps BERT's outlier channels from taking the whole range."""
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
-                                                                 MatMulNBitsQuantizer)
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-    kw = dict(block_size=params["block_size"], is_symmetric=True, accuracy_level=params["accuracy_level"],
-              bits=params["bits"], op_types_to_quantize=("MatMul",))
-    q = MatMulNBitsQuantizer(onnx.load(str(fp32_path)), nodes_to_exclude=[],
-                             algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
+    kw = dict(
+        block_size=params["block_size"],
+        is_symmetric=True,
+        accuracy_level=params["accuracy_level"],
+        bits=params["bits"],
+        op_types_to_quantize=("MatMul",),
+    )
+    q = MatMulNBitsQuantizer(
+        onnx.load(str(fp32_path)), nodes_to_exclude=[], algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw
+    )
     q.process()
     onnx.save(q.model.model, str(out_path))
 
@@ -92,8 +99,11 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
 
     if not calibration:
         raise ValueError("this recipe needs calibration data")
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[calibration_params.get("method", "minmax")]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[calibration_params.get("method", "minmax")]
     act = {"uint8": QuantType.QUInt8, "uint16": QuantType.QUInt16}[params["activations"]]
     extra = {"CalibPercentile": calibration_params.get("percentile", 99.999)}
     kw = {}
@@ -105,16 +115,28 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
         pattern = re.compile(params.get("float_regex") or "$^")
         kw["op_types_to_quantize"] = params["static_ops"]
         kw["nodes_to_exclude"] = [n.name for n in onnx.load(str(fp32_path)).graph.node if pattern.search(n.name)]
-    quantize_static(str(fp32_path), str(out_path), _Reader(calibration), quant_format=QuantFormat.QDQ,
-                    activation_type=act, weight_type=QuantType.QInt8, per_channel=True,
-                    calibrate_method=method, extra_options=extra, **kw)
+    quantize_static(
+        str(fp32_path),
+        str(out_path),
+        _Reader(calibration),
+        quant_format=QuantFormat.QDQ,
+        activation_type=act,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=method,
+        extra_options=extra,
+        **kw,
+    )
 
 
 METHODS: dict[str, Method] = {
     "float": Method(_copy),
     "float16_weights": Method(_float16_weights),
     "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",)),
-    "matmul_nbits": Method(_matmul_nbits, params=("bits", "block_size", "accuracy_level"),
-                           required=("bits", "block_size", "accuracy_level")),
+    "matmul_nbits": Method(
+        _matmul_nbits,
+        params=("bits", "block_size", "accuracy_level"),
+        required=("bits", "block_size", "accuracy_level"),
+    ),
     "qdq_static": Method(_qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",)),
 }

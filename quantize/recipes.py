@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
-from typing import Callable
 
 from edgebert.errors import EdgebertError
 
@@ -83,10 +83,12 @@ def method_of(recipe: Recipe, fmt: str, methods: dict[str, Method]) -> tuple[Met
     unread = set(section) - FORMAT_KEYS - set(method.params)
     missing = set(method.required) - set(section)
     if unread or missing:
-        raise ValueError(f"recipe {recipe.name}: {fmt} method {name} "
-                         + (f"reads no {', '.join(sorted(unread))}" if unread else "")
-                         + ("; " if unread and missing else "")
-                         + (f"needs {', '.join(sorted(missing))}" if missing else ""))
+        raise ValueError(
+            f"recipe {recipe.name}: {fmt} method {name} "
+            + (f"reads no {', '.join(sorted(unread))}" if unread else "")
+            + ("; " if unread and missing else "")
+            + (f"needs {', '.join(sorted(missing))}" if missing else "")
+        )
     if section.get("embedding", "int8_per_row") not in EMBEDDINGS:
         raise ValueError(f"recipe {recipe.name}: {fmt} embedding {section['embedding']!r} is not one of {EMBEDDINGS}")
     return method, section
@@ -96,7 +98,9 @@ def _check_sections(name: str, raw: dict) -> None:
     for section, keys in SECTION_KEYS.items():
         unread = set(raw.get(section) or {}) - keys
         if unread:
-            raise ValueError(f"recipe {name}: {section} keys {sorted(unread)} are read by nothing (known: {sorted(keys)})")
+            raise ValueError(
+                f"recipe {name}: {section} keys {sorted(unread)} are read by nothing (known: {sorted(keys)})"
+            )
 
 
 @lru_cache(maxsize=1)
@@ -104,8 +108,10 @@ def all_recipes() -> dict[str, Recipe]:
     raw = json.loads(resources.files("edgebert.quantize").joinpath("recipes.json").read_text())["recipes"]
     for name, r in raw.items():
         _check_sections(name, r)
-    return {name: Recipe(name=name, formats=tuple(r.pop("formats")), **r) for name, r in
-            ((n, dict(v)) for n, v in raw.items())}
+    return {
+        name: Recipe(name=name, formats=tuple(r.pop("formats")), **r)
+        for name, r in ((n, dict(v)) for n, v in raw.items())
+    }
 
 
 def get(name: str) -> Recipe:

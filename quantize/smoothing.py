@@ -23,8 +23,12 @@ from edgebert.model.config import layer_names
 from edgebert.model.source_model import SourceModel
 
 # Which dense inputs can be smoothed, and the kernels that read each of them.
-GROUPS = {"qkv": ("qkv_smooth", ("q_w", "k_w", "v_w")), "ffn_in": ("ffn_smooth", ("i_w",)),
-          "attn_out": ("o_smooth", ("o_w",)), "ffn_out": ("out_smooth", ("out_w",))}
+GROUPS = {
+    "qkv": ("qkv_smooth", ("q_w", "k_w", "v_w")),
+    "ffn_in": ("ffn_smooth", ("i_w",)),
+    "attn_out": ("o_smooth", ("o_w",)),
+    "ffn_out": ("out_smooth", ("out_w",)),
+}
 
 
 def activation_ranges(src: SourceModel, batches) -> dict[str, np.ndarray]:
@@ -35,8 +39,9 @@ def activation_ranges(src: SourceModel, batches) -> dict[str, np.ndarray]:
     return record
 
 
-def smooth(src: SourceModel, ranges: dict[str, np.ndarray], alpha: float,
-           layers: tuple[str, ...] = ("qkv", "ffn_in")) -> SourceModel:
+def smooth(
+    src: SourceModel, ranges: dict[str, np.ndarray], alpha: float, layers: tuple[str, ...] = ("qkv", "ffn_in")
+) -> SourceModel:
     """Returns a copy of ``src`` with smoothing scales folded in (float output unchanged)."""
     w = dict(src.weights)
     for i in range(src.config.num_layers):
@@ -45,7 +50,7 @@ def smooth(src: SourceModel, ranges: dict[str, np.ndarray], alpha: float,
             key, kernels = GROUPS[group]
             x_max = np.maximum(ranges[n[key]], 1e-5)
             w_max = np.maximum(np.abs(np.concatenate([w[n[k]] for k in kernels], axis=1)).max(axis=1), 1e-5)
-            s = np.clip(x_max ** alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
+            s = np.clip(x_max**alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
             w[n[key]] = (1.0 / s).astype(np.float32)
             for k in kernels:
                 w[n[k]] = (w[n[k]] * s[:, None]).astype(np.float32)

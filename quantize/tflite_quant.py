@@ -7,7 +7,7 @@ recipe name is looked up here.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from edgebert.quantize.recipes import Method, Recipe, method_of
 
@@ -46,7 +46,8 @@ def _full_integer(converter, params: dict, representative: Representative) -> No
         # Float fall-back where no int16 kernel exists (the ops stay listed in the report).
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS]
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
     else:
         raise ValueError(f"activations {params['activations']!r}: use int8 or int16")
 
@@ -62,11 +63,13 @@ def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None)
 
     rm = recipe_manager.RecipeManager()
     for op in params.get("static_int8_ops", []):
-        rm.add_static_config(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
-                             activation_num_bits=8, weight_num_bits=8)
+        rm.add_static_config(
+            regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), activation_num_bits=8, weight_num_bits=8
+        )
     if params.get("dynamic_regex"):
-        rm.add_dynamic_config(regex=f".*{params['dynamic_regex']}.*",
-                              operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8)
+        rm.add_dynamic_config(
+            regex=f".*{params['dynamic_regex']}.*", operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8
+        )
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "float.tflite")
         with open(src, "wb") as f:

@@ -2,7 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -24,6 +23,7 @@ WARM_WORKER_MAX_SOURCE_BYTES = 20e6
 @pytest.fixture(scope="session", autouse=True)
 def _warm_worker_for_tiny_sources():
     from edgebert.exporters.convert import workers
+
     with workers.warm(WARM_WORKER_MAX_SOURCE_BYTES):
         yield
 
@@ -36,6 +36,7 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hf_tiny(tiny_dir):
     from fixtures import tiny_models
+
     return tiny_models.make_hf(tiny_dir / "hf")
 
 
@@ -43,24 +44,28 @@ def hf_tiny(tiny_dir):
 def tf1_checkpoint_tiny(tiny_dir):
     """(directory, the TF1 graph's own outputs on tiny_models.token_inputs())."""
     from fixtures import tiny_models
+
     return tiny_models.make_tf1_checkpoint(tiny_dir / "uncased_L-2_H-32_A-4")
 
 
 @pytest.fixture(scope="session")
 def tf1_hub_tiny(tiny_dir):
     from fixtures import tiny_models
+
     return tiny_models.make_tf1_hub_module(tiny_dir / "tf1_hub")
 
 
 @pytest.fixture(scope="session")
 def tf2_hub_tiny(tiny_dir):
     from fixtures import tiny_models
+
     return tiny_models.make_tf2_hub_encoder(tiny_dir / "tf2_hub")
 
 
 @pytest.fixture(scope="session")
 def default_model_dir():
     from edgebert import default_model
+
     return default_model.model_dir()
 
 
@@ -89,8 +94,14 @@ def default_bundles(tmp_path_factory, default_model_dir, shared_cache):
     out = {}
     with cache.using(shared_cache):
         for recipe, seq in (("fp32", 128), ("wi8_afp32", None)):
-            req = ExportRequest(source=str(default_model_dir), source_label="default", output=root / recipe,
-                                formats=("tflite", "onnx"), recipe=recipes.get(recipe), seq_length=seq)
+            req = ExportRequest(
+                source=str(default_model_dir),
+                source_label="default",
+                output=root / recipe,
+                formats=("tflite", "onnx"),
+                recipe=recipes.get(recipe),
+                seq_length=seq,
+            )
             out[recipe] = (root / recipe, export(req).to_json())
     return out
 

@@ -115,8 +115,12 @@ class HubServer:
 
             def _storage(self, cut: int | None):
                 mode = server.mode
-                body = {"escape": escaping_tar_gz(), "corrupt": b"this is not a gzip archive" * 100,
-                        "html": WEB_PAGE, "html_octet": WEB_PAGE}.get(mode, server.archive)
+                body = {
+                    "escape": escaping_tar_gz(),
+                    "corrupt": b"this is not a gzip archive" * 100,
+                    "html": WEB_PAGE,
+                    "html_octet": WEB_PAGE,
+                }.get(mode, server.archive)
                 stored = body
                 if mode == "transcoded":  # stored gzip-encoded, served decompressed (the archive)
                     stored = gzip.compress(body)
@@ -161,12 +165,12 @@ class HubServer:
                 if_range = self.headers.get("If-Range")
                 if if_range and if_range != etag:
                     return 0
-                return int(spec[len("bytes="):].split("-")[0])
+                return int(spec[len("bytes=") :].split("-")[0])
 
             def _write(self, data: bytes) -> None:
                 step = max(1, len(data) // 8)
                 for i in range(0, len(data), step):
-                    self.wfile.write(data[i:i + step])
+                    self.wfile.write(data[i : i + step])
                     self.wfile.flush()
                     if server.chunk_delay_s:
                         time.sleep(server.chunk_delay_s)
@@ -174,7 +178,7 @@ class HubServer:
             def _chunked(self, data: bytes, complete: bool) -> None:
                 step = max(1, len(data) // 4)
                 for i in range(0, len(data), step):
-                    piece = data[i:i + step]
+                    piece = data[i : i + step]
                     self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 if complete:
                     self.wfile.write(b"0\r\n\r\n")
@@ -183,8 +187,7 @@ class HubServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def storage_hits(self) -> int:
         return sum(p.startswith("/storage/") for p in self.hits)

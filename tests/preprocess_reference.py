@@ -11,9 +11,13 @@ def build(vocab_file: Path, do_lower_case: bool, out_dir: Path, seq_length: int 
     from official.nlp.tools import export_tfhub_lib
 
     if not out_dir.exists():
-        export_tfhub_lib.export_preprocessing(str(out_dir), vocab_file=str(vocab_file),
-                                              do_lower_case=do_lower_case, default_seq_length=seq_length,
-                                              tokenize_with_offsets=False)
+        export_tfhub_lib.export_preprocessing(
+            str(out_dir),
+            vocab_file=str(vocab_file),
+            do_lower_case=do_lower_case,
+            default_seq_length=seq_length,
+            tokenize_with_offsets=False,
+        )
     return tf.saved_model.load(str(out_dir))
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters.pipelines import android_metadata as amd
 from edgebert.exporters.convert import workers
+from edgebert.exporters.pipelines import android_metadata as amd
 from edgebert.exporters.pipelines.android import AndroidRequest, build
 from edgebert.runtime import load
 from fixtures import cache
@@ -17,8 +17,13 @@ from fixtures import cache
 pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed: pip install '.[android]'")
 
 # ASCII sentences whose words split into ## pieces with the uncased vocab.
-SUBWORDS = ["unbelievably overdramatised nonsense", "The cinematographer's tirelessly inventive framing",
-            "a heartwarming, bittersweet rollercoaster", "Preposterous!", "ok"]
+SUBWORDS = [
+    "unbelievably overdramatised nonsense",
+    "The cinematographer's tirelessly inventive framing",
+    "a heartwarming, bittersweet rollercoaster",
+    "Preposterous!",
+    "ok",
+]
 
 
 def _mp(path, task):
@@ -27,9 +32,11 @@ def _mp(path, task):
 
     if task == "embedder":
         return text_embedder.TextEmbedder.create_from_options(
-            text_embedder.TextEmbedderOptions(base_options=BaseOptions(model_asset_path=str(path))))
+            text_embedder.TextEmbedderOptions(base_options=BaseOptions(model_asset_path=str(path)))
+        )
     return text_classifier.TextClassifier.create_from_options(
-        text_classifier.TextClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=-1))
+        text_classifier.TextClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=-1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +57,11 @@ def assets(default_model_dir, movie_sentences, tmp_path_factory, shared_cache):
     # The default model's reference is built once per run (shared cache), and one worker
     # process serves the three builds.
     with cache.using(shared_cache), workers.warm(max_source_bytes=200e6):
-        for name, kw in {"embedder_fp32": {}, "embedder_int8": {"int8": True},
-                         "classifier_int8": {"task": "classifier", "train_file": train, "int8": True,
-                                             "allow_accuracy_loss": True}}.items():
+        for name, kw in {
+            "embedder_fp32": {},
+            "embedder_int8": {"int8": True},
+            "classifier_int8": {"task": "classifier", "train_file": train, "int8": True, "allow_accuracy_loss": True},
+        }.items():
             out[name] = root / name
             build(AndroidRequest(source=str(default_model_dir), source_label="default", output=out[name], **kw))
     return out
@@ -133,8 +142,9 @@ def _head(tmp_path, width=2, **extra):
 
 def test_refusals(hf_tiny, tmp_path):
     def req(source=hf_tiny, **kw):
-        return AndroidRequest(source=str(source), source_label="tiny", output=tmp_path / "out",
-                              **{"seq_length": 16, **kw})
+        return AndroidRequest(
+            source=str(source), source_label="tiny", output=tmp_path / "out", **{"seq_length": 16, **kw}
+        )
 
     cased = tmp_path / "cased"
     shutil.copytree(hf_tiny, cased)
@@ -178,10 +188,23 @@ def test_int64_inputs_are_refused(tmp_path):
 
 def test_tiny_classifier_from_a_head_file(hf_tiny, tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "head.npz", kernel=rng.normal(size=(32, 3)).astype(np.float32),
-             bias=np.zeros(3, np.float32), labels=np.array(["x", "y", "z"]), pooling="cls")
-    m = build(AndroidRequest(source=str(hf_tiny), source_label="tiny", output=tmp_path / "a", task="classifier",
-                             head_file=tmp_path / "head.npz", seq_length=16)).to_json()
+    np.savez(
+        tmp_path / "head.npz",
+        kernel=rng.normal(size=(32, 3)).astype(np.float32),
+        bias=np.zeros(3, np.float32),
+        labels=np.array(["x", "y", "z"]),
+        pooling="cls",
+    )
+    m = build(
+        AndroidRequest(
+            source=str(hf_tiny),
+            source_label="tiny",
+            output=tmp_path / "a",
+            task="classifier",
+            head_file=tmp_path / "head.npz",
+            seq_length=16,
+        )
+    ).to_json()
     assert m["labels"] == ["x", "y", "z"] and m["pooling"] == "cls"
     acc = m["models"]["tflite"]["accuracy"]
     assert acc["probability"]["max_abs"] <= 1e-5 and acc["probability"]["decision_agreement"] == 1.0
@@ -198,7 +221,11 @@ def test_one_asset_per_length_bucket(hf_tiny, tmp_path, capsys):
     assert "seq_8: [1, 8]" in printed and "seq_16: [1, 16]" in printed
     index = json.loads((out / "buckets.json").read_text())
     assert index["buckets"] == [8, 16] and sorted(p.name for p in out.iterdir()) == [
-        "README.md", "buckets.json", "seq_16", "seq_8"]
+        "README.md",
+        "buckets.json",
+        "seq_16",
+        "seq_8",
+    ]
     for n in (8, 16):
         asset = out / f"seq_{n}"
         buf = (asset / "model.tflite").read_bytes()
@@ -208,7 +235,7 @@ def test_one_asset_per_length_bucket(hf_tiny, tmp_path, capsys):
         assert manifest["models"]["tflite"]["gate"]["passed"] and index["assets"][str(n)]["gate_passed"]
         got = load(asset).embed(["the a movie", "a the"])
         assert got.shape == (2, 32) and np.isfinite(got).all()
-    assert 'model.run(inputs, outputs, sig)' in (out / "README.md").read_text()
+    assert "model.run(inputs, outputs, sig)" in (out / "README.md").read_text()
     assert main(["android", str(hf_tiny), "--seq-len", "16,8", "-o", str(tmp_path / "bad")]) == 1
     assert "length buckets must be distinct lengths >= 3 in ascending order" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from fixtures import tiny_models
 from edgebert import backends, gpu_compat, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
@@ -16,15 +15,18 @@ from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.quantize import recipes
 from edgebert.runtime import load
-from fixtures import cache
+from fixtures import cache, tiny_models
 
 TINY_BUCKETS = (8, 16, 40)
 DEFAULT_BUCKETS = (16, 32, 64, 128)
 
 
 def _export(source, out, recipe="fp32", formats=("tflite", "onnx"), **kw):
-    return export(ExportRequest(source=str(source), source_label="t", output=out, formats=formats,
-                                recipe=recipes.get(recipe), **kw)).to_json()
+    return export(
+        ExportRequest(
+            source=str(source), source_label="t", output=out, formats=formats, recipe=recipes.get(recipe), **kw
+        )
+    ).to_json()
 
 
 def _feeds(width, batch=1, vocab=45, seed=0):
@@ -48,7 +50,9 @@ def test_bucket_helpers():
     assert [backends.pick_bucket((16, 32, 64), w) for w in (1, 16, 17, 64)] == [16, 16, 32, 64]
     with pytest.raises(EdgebertError, match="longer than the model's longest length bucket \\(64\\)"):
         backends.pick_bucket((16, 32, 64), 65)
-    padded = backends.pad_to_bucket({"input_word_ids": np.ones((2, 5), np.int32), "input_mask": np.ones((2, 5), np.int32)}, 8)
+    padded = backends.pad_to_bucket(
+        {"input_word_ids": np.ones((2, 5), np.int32), "input_mask": np.ones((2, 5), np.int32)}, 8
+    )
     assert padded["input_mask"].shape == (2, 8) and padded["input_mask"][:, 5:].sum() == 0
 
 
@@ -117,20 +121,29 @@ def test_layer_taps_cover_every_bucket(tiny_pair, tmp_path, hf_tiny):
         got = runner.run(feeds)
         assert got["layer_tap_0"].shape == (1, width, 32)
         assert np.array_equal(got["sequence_output"], plain.run(feeds)["sequence_output"])
-    r = verify(VerifyRequest(bundle=bdir, texts=["the a", "a the the movie", "hello world"] * 4, seq_length=40),
-               progress=lambda m: None)
+    r = verify(
+        VerifyRequest(bundle=bdir, texts=["the a", "a the the movie", "hello world"] * 4, seq_length=40),
+        progress=lambda m: None,
+    )
     assert r["passed"] and r["formats"]["tflite"]["per_layer"]["available"]
     assert r["formats"]["tflite"]["pooled_output"]["max_abs"] <= 1e-4
 
 
-def test_default_int8_buckets_match_the_dynamic_bundle_and_barely_grow(default_bundles, default_model_dir, tmp_path,
-                                                                       shared_cache):
+def test_default_int8_buckets_match_the_dynamic_bundle_and_barely_grow(
+    default_bundles, default_model_dir, tmp_path, shared_cache
+):
     """The default model, the default int8 recipe: 4 buckets in one file <= 1.05x the dynamic
     file, each bucket within the recipe's gate of the dynamic bundle at the same length."""
     dyn_dir, dyn = default_bundles["wi8_afp32"]
     with cache.using(shared_cache):
-        m = _export(default_model_dir, tmp_path / "b", "wi8_afp32", formats=("tflite",), seq_length=None,
-                    buckets=DEFAULT_BUCKETS)
+        m = _export(
+            default_model_dir,
+            tmp_path / "b",
+            "wi8_afp32",
+            formats=("tflite",),
+            seq_length=None,
+            buckets=DEFAULT_BUCKETS,
+        )
     size, single = m["models"]["tflite"]["bytes"], dyn["models"]["tflite"]["bytes"]
     assert size <= 1.05 * single, (size, single)
     assert m["models"]["tflite"]["gate"]["passed"] and m["models"]["tflite"]["gpu_compatibility"]["gpu_ready"]

@@ -19,18 +19,22 @@ def test_catalog_holds_the_whole_collection():
     small_tf2 = [m for m in models if m.handle.startswith("tensorflow/small_bert/")]
     small_tf1 = [m for m in models if m.handle.startswith("google/small_bert/")]
     assert len(small_tf2) == 24 and len(small_tf1) == 24
-    assert {(m.layers, m.hidden) for m in small_tf2} == {(L, H) for L in (2, 4, 6, 8, 10, 12)
-                                                         for H in (128, 256, 512, 768)}
+    assert {(m.layers, m.hidden) for m in small_tf2} == {
+        (L, H) for L in (2, 4, 6, 8, 10, 12) for H in (128, 256, 512, 768)
+    }
 
 
-@pytest.mark.parametrize("handle,L,H,A,casing,vocab", [
-    ("tensorflow/bert_en_uncased_L-24_H-1024_A-16/4", 24, 1024, 16, "uncased", 30522),
-    ("tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16", 24, 1024, 16, "cased", 28996),
-    ("tensorflow/bert_zh_L-12_H-768_A-12/4", 12, 768, 12, "uncased", 21128),
-    ("https://tfhub.dev/tensorflow/bert_multi_cased_L-12_H-768_A-12/4", 12, 768, 12, "cased", 119547),
-    ("google/small_bert/bert_uncased_L-4_H-256_A-4", 4, 256, 4, "uncased", 30522),
-    ("google/bert_chinese_L-12_H-768_A-12/1", 12, 768, 12, "uncased", 21128),
-])
+@pytest.mark.parametrize(
+    "handle,L,H,A,casing,vocab",
+    [
+        ("tensorflow/bert_en_uncased_L-24_H-1024_A-16/4", 24, 1024, 16, "uncased", 30522),
+        ("tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16", 24, 1024, 16, "cased", 28996),
+        ("tensorflow/bert_zh_L-12_H-768_A-12/4", 12, 768, 12, "uncased", 21128),
+        ("https://tfhub.dev/tensorflow/bert_multi_cased_L-12_H-768_A-12/4", 12, 768, 12, "cased", 119547),
+        ("google/small_bert/bert_uncased_L-4_H-256_A-4", 4, 256, 4, "uncased", 30522),
+        ("google/bert_chinese_L-12_H-768_A-12/1", 12, 768, 12, "uncased", 21128),
+    ],
+)
 def test_lookup_architecture(handle, L, H, A, casing, vocab):
     m = catalog.lookup(handle)
     assert (m.layers, m.hidden, m.heads, m.intermediate) == (L, H, A, 4 * H)
@@ -54,29 +58,48 @@ def test_models_json_cli_lists_all_62():
 
 def test_models_filters(capsys):
     from edgebert.cli import main
+
     assert main(["models", "--layers", "24", "--casing", "cased", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["handle"] for r in rows) == [
-        "google/bert_cased_L-24_H-1024_A-16/1", "tensorflow/bert_en_cased_L-24_H-1024_A-16/4",
-        "tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16/4"]
+        "google/bert_cased_L-24_H-1024_A-16/1",
+        "tensorflow/bert_en_cased_L-24_H-1024_A-16/4",
+        "tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16/4",
+    ]
 
 
 def test_importing_edgebert_does_not_import_tensorflow():
-    code = ("import sys, edgebert, edgebert.cli, edgebert.catalog, edgebert.download, edgebert.default_model;"
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys, edgebert, edgebert.cli, edgebert.catalog, edgebert.download, edgebert.default_model;"
+        "print('tensorflow' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
-@pytest.mark.parametrize("address,handle", [
-    ("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/en-uncased-l-12-h-768-a-12/4",
-     "tensorflow/bert_en_uncased_L-12_H-768_A-12/4"),
-    ("https://www.kaggle.com/models/tensorflow/bert/frameworks/TensorFlow2/variations/"
-     "bert-en-uncased-l-2-h-128-a-2/versions/2?tfhub-redirect=true", "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"),
-    ("tensorflow/bert/TensorFlow2/en-wwm-cased-l-24-h-1024-a-16", "tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16/4"),
-    ("google/bert/tensorFlow1/uncased-l-12-h-768-a-12/1", "google/bert_uncased_L-12_H-768_A-12/1"),
-    ("https://kaggle.com/models/google/bert/tensorFlow1/chinese-l-12-h-768-a-12/1", "google/bert_chinese_L-12_H-768_A-12/1"),
-])
+@pytest.mark.parametrize(
+    "address,handle",
+    [
+        (
+            "https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/en-uncased-l-12-h-768-a-12/4",
+            "tensorflow/bert_en_uncased_L-12_H-768_A-12/4",
+        ),
+        (
+            "https://www.kaggle.com/models/tensorflow/bert/frameworks/TensorFlow2/variations/"
+            "bert-en-uncased-l-2-h-128-a-2/versions/2?tfhub-redirect=true",
+            "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2",
+        ),
+        (
+            "tensorflow/bert/TensorFlow2/en-wwm-cased-l-24-h-1024-a-16",
+            "tensorflow/bert_en_wwm_cased_L-24_H-1024_A-16/4",
+        ),
+        ("google/bert/tensorFlow1/uncased-l-12-h-768-a-12/1", "google/bert_uncased_L-12_H-768_A-12/1"),
+        (
+            "https://kaggle.com/models/google/bert/tensorFlow1/chinese-l-12-h-768-a-12/1",
+            "google/bert_chinese_L-12_H-768_A-12/1",
+        ),
+    ],
+)
 def test_kaggle_addresses_and_handles_map_to_catalog_entries(address, handle):
     assert catalog.is_handle(address)
     m = catalog.lookup(address)
@@ -101,6 +124,9 @@ def test_tf1_small_bert_pin_to_version_1_is_recorded():
 
 
 def test_other_version_of_a_catalog_model_names_the_catalog_one():
-    with pytest.raises(EdgebertError, match=r"is not the catalog's version of that model "
-                                            r"\(tensorflow/bert_en_uncased_L-12_H-768_A-12/4\)"):
+    with pytest.raises(
+        EdgebertError,
+        match=r"is not the catalog's version of that model "
+        r"\(tensorflow/bert_en_uncased_L-12_H-768_A-12/4\)",
+    ):
         catalog.lookup("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/en-uncased-l-12-h-768-a-12/3")

@@ -4,11 +4,11 @@ like the source, at fixed and dynamic shapes, for every catalog hidden size."""
 import numpy as np
 import pytest
 
-from fixtures import tiny_models
 from edgebert.backends import open_runner
-from edgebert.model import numpy_bert
 from edgebert.exporters.convert import onnx_export, tflite
 from edgebert.exporters.sources import load_source
+from edgebert.model import numpy_bert
+from fixtures import tiny_models
 
 CONVERTERS = {"tflite": (tflite.convert, ".tflite"), "onnx": (onnx_export.convert, ".onnx")}
 TOL = 1e-4
@@ -20,8 +20,10 @@ def _feeds(ids, mask, types):
 
 def _max_abs(out, want, mask):
     m = mask.astype(bool)
-    return max(np.abs(out["sequence_output"] - want["sequence_output"])[m].max(),
-               np.abs(out["pooled_output"] - want["pooled_output"]).max())
+    return max(
+        np.abs(out["sequence_output"] - want["sequence_output"])[m].max(),
+        np.abs(out["pooled_output"] - want["pooled_output"]).max(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,7 @@ def test_tf2_hub_encoder_converts(fmt, tf2_hub_tiny, tmp_path):
     inputs = tiny_models.token_inputs(batch=3, seq=16, vocab=src.config.vocab_size)
     from edgebert.exporters.sources.saved_model_util import load_saved_model
     from edgebert.exporters.sources.tf2_saved_model import run_encoder
+
     want = run_encoder(load_saved_model(tf2_hub_tiny), *inputs)
     assert _max_abs(runner.run(_feeds(*inputs)), want, inputs[1]) <= TOL
 
@@ -67,8 +70,15 @@ ARCHS = [(2, 128), (4, 256), (2, 512), (2, 768), (2, 1024)]  # every hidden size
 
 @pytest.mark.parametrize("layers,hidden", ARCHS + [pytest.param(12, 768, marks=pytest.mark.slow)])
 def test_small_bert_architectures_export_both_formats(layers, hidden, tmp_path):
-    path = tiny_models.make_hf(tmp_path / "hf", layers=layers, hidden=hidden, heads=hidden // 64,
-                               intermediate=4 * hidden, max_position=128, hidden_act="gelu_new")
+    path = tiny_models.make_hf(
+        tmp_path / "hf",
+        layers=layers,
+        hidden=hidden,
+        heads=hidden // 64,
+        intermediate=4 * hidden,
+        max_position=128,
+        hidden_act="gelu_new",
+    )
     src = load_source(path)
     inputs = tiny_models.token_inputs(batch=2, seq=32, vocab=src.config.vocab_size)
     want = numpy_bert.forward(src.config, src.weights, *inputs)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from hub_server import tar_gz_of_dir
+
 from edgebert import download, http_fetch
 from edgebert.cli import main
 from edgebert.errors import DownloadError, SourceError
@@ -36,15 +36,18 @@ def test_handle_downloads_once_verifies_and_imports(hub):
     assert len(hub.hits) == n and again.path == src.path  # reused from the cache
 
 
-@pytest.mark.parametrize("mode,message", [
-    ("truncated", "truncated: got"),
-    ("bad_md5", "does not match the server's MD5"),
-    ("escape", "is unsafe"),
-    ("corrupt", "is corrupt or truncated"),
-    ("missing", "HTTP 404"),
-    ("chunked_cut", "broke off after"),
-    ("html", "sent a web page"),
-])
+@pytest.mark.parametrize(
+    "mode,message",
+    [
+        ("truncated", "truncated: got"),
+        ("bad_md5", "does not match the server's MD5"),
+        ("escape", "is unsafe"),
+        ("corrupt", "is corrupt or truncated"),
+        ("missing", "HTTP 404"),
+        ("chunked_cut", "broke off after"),
+        ("html", "sent a web page"),
+    ],
+)
 def test_bad_downloads_leave_no_cache_entry(hub, mode, message):
     hub.mode = mode
     with pytest.raises(DownloadError, match=message):
@@ -63,8 +66,7 @@ def test_archive_downloaded_by_hand_is_read_like_a_download(archive, tmp_path):
 
 def test_sha256_mismatch_is_refused(hub, tmp_path):
     with pytest.raises(DownloadError, match="expected 0000"):
-        http_fetch.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz",
-                       sha256="0" * 64)
+        http_fetch.fetch(f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed", tmp_path / "a.tar.gz", sha256="0" * 64)
     assert os.listdir(tmp_path) == []
 
 
@@ -87,7 +89,8 @@ def _one_line_error(capsys, *argv) -> str:
 
 def test_unknown_handle(capsys):
     assert "unknown model handle 'tensorflow/bert_en_uncased_L-99_H-1_A-1'" in _one_line_error(
-        capsys, "tensorflow/bert_en_uncased_L-99_H-1_A-1")
+        capsys, "tensorflow/bert_en_uncased_L-99_H-1_A-1"
+    )
 
 
 def test_missing_path_and_unknown_directory(capsys, tmp_path):
@@ -150,7 +153,8 @@ def test_nan_weights_are_refused(hf_tiny, tmp_path):
 
 
 def test_cli_exit_code_in_a_fresh_process(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "edgebert", "export", str(tmp_path / "missing")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgebert", "export", str(tmp_path / "missing")], capture_output=True, text=True
+    )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("edgebert: error: model source")

@@ -19,9 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hub_server import WEB_PAGE, HubServer, escaping_tar_gz, symlink_escaping_tar_gz, tar_gz_of, tar_gz_of_dir
 
-from hub_server import (WEB_PAGE, HubServer, escaping_tar_gz, symlink_escaping_tar_gz, tar_gz_of,
-                        tar_gz_of_dir)
 from edgebert import download, http_fetch
 from edgebert.archive import extract_tar
 from edgebert.cli import main
@@ -31,9 +30,11 @@ from edgebert.exporters.sources.resolve import resolve_source
 HANDLE = "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
 ENTRY = HANDLE.replace("/", "__")
 URL = f"https://tfhub.dev/{HANDLE}?tf-hub-format=compressed"
-MODEL = {"saved_model.pb": b"\x08\x01fake saved model",
-         "variables/variables.index": b"index",
-         "variables/variables.data-00000-of-00001": os.urandom(200_000)}  # incompressible: halves are real
+MODEL = {
+    "saved_model.pb": b"\x08\x01fake saved model",
+    "variables/variables.index": b"index",
+    "variables/variables.data-00000-of-00001": os.urandom(200_000),
+}  # incompressible: halves are real
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def _cli_error(capsys, *argv: str) -> str:
 
 # --- redirects ----------------------------------------------------------------------------
 
+
 def test_308_redirect_is_followed(hub):
     hub.mode = "redirect_308"
     _assert_model(download.download_model(HANDLE, URL))
@@ -116,6 +118,7 @@ def test_308_redirect_on_python_310_urllib(hub, monkeypatch):
 
 
 # --- cut-offs and resuming ----------------------------------------------------------------
+
 
 def test_chunked_cut_off_is_one_line_error(hub, capsys, sleeps):
     hub.mode = "chunked_cut"  # every answer stops half-way through a chunked body
@@ -169,6 +172,7 @@ def test_changed_object_is_downloaded_whole_not_spliced(hub, archive, sleeps, mo
 
 # --- what the server sends ----------------------------------------------------------------
 
+
 def test_missing_hash_header_and_length_still_verifies_the_archive(hub):
     hub.mode = "no_hash"
     _assert_model(download.download_model(HANDLE, URL))
@@ -197,6 +201,7 @@ def test_gzip_encoded_object_is_checked_against_its_md5_then_decoded(hub, archiv
 
 # --- refusals and retries -----------------------------------------------------------------
 
+
 def test_403_is_not_retried_and_names_the_final_url_and_a_way_round(hub, sleeps):
     hub.answers = [(403, {})]
     with pytest.raises(DownloadError) as e:
@@ -208,11 +213,14 @@ def test_403_is_not_retried_and_names_the_final_url_and_a_way_round(hub, sleeps)
     _assert_model(download.download_model(HANDLE, URL))  # 403 then 200: the next run works
 
 
-@pytest.mark.parametrize("host,hint", [
-    ("https://storage.googleapis.com/tfhub-modules/x.tar.gz?X-Goog-Signature=1", "signed storage link"),
-    ("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/x/2", "terms accepted"),
-    ("https://tfhub.dev/tensorflow/x/2?tf-hub-format=compressed", "report 403 from tfhub.dev"),
-])
+@pytest.mark.parametrize(
+    "host,hint",
+    [
+        ("https://storage.googleapis.com/tfhub-modules/x.tar.gz?X-Goog-Signature=1", "signed storage link"),
+        ("https://www.kaggle.com/models/tensorflow/bert/tensorFlow2/x/2", "terms accepted"),
+        ("https://tfhub.dev/tensorflow/x/2?tf-hub-format=compressed", "report 403 from tfhub.dev"),
+    ],
+)
 def test_403_hint_depends_on_who_refused(host, hint):
     assert hint in http_fetch._forbidden_fix(host, None)
 
@@ -239,6 +247,7 @@ def test_5xx_that_persists_gives_up_with_one_line(hub, sleeps, capsys):
 
 
 # --- archives -----------------------------------------------------------------------------
+
 
 def test_archive_rooted_at_a_folder_is_unwrapped(hub, tmp_path):
     (tmp_path / "m" / "variables").mkdir(parents=True)
@@ -311,18 +320,23 @@ def test_saved_web_page_given_as_archive_is_named(tmp_path, capsys):
 
 # --- concurrency --------------------------------------------------------------------------
 
+
 def test_two_concurrent_downloads_of_one_handle_fetch_it_once(hub, tmp_path):
-    code = ("import sys; from edgebert import download; "
-            f"print(download.download_model({HANDLE!r}, {URL!r}))")
+    code = f"import sys; from edgebert import download; print(download.download_model({HANDLE!r}, {URL!r}))"
     env = {**os.environ, "EDGEBERT_HUB_MIRROR": hub.url}
     logs = [tmp_path / f"err{i}.txt" for i in range(2)]
     with download._locked(ENTRY):  # both start while the lock is held, so they must queue
-        procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                                  stderr=open(log, "w"), text=True) for log in logs]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True
+            )
+            for log in logs
+        ]
         deadline = time.monotonic() + 30
         while not all("waiting for another edgebert" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
-                [log.read_text() for log in logs]
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [
+                log.read_text() for log in logs
+            ]
             time.sleep(0.05)
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [log.read_text() for log in logs]

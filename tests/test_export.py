@@ -6,23 +6,29 @@ import json
 import numpy as np
 import pytest
 
-from fixtures import tiny_models
 from edgebert import backends, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import workers
-from edgebert.exporters.convert import layer_taps
-from edgebert.model import numpy_bert
-from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
-from edgebert.files import file_sha256
+from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.sources import load_source
+from edgebert.files import file_sha256
+from edgebert.model import numpy_bert
 from edgebert.quantize import recipes
+from fixtures import tiny_models
 
 
 def _request(source, out, recipe="fp32", **kw):
-    return ExportRequest(source=str(source), source_label=str(source), output=out, formats=("tflite", "onnx"),
-                         recipe=recipes.get(recipe) if isinstance(recipe, str) else recipe, seq_length=16, **kw)
+    return ExportRequest(
+        source=str(source),
+        source_label=str(source),
+        output=out,
+        formats=("tflite", "onnx"),
+        recipe=recipes.get(recipe) if isinstance(recipe, str) else recipe,
+        seq_length=16,
+        **kw,
+    )
 
 
 def _no_leftovers(parent):
@@ -39,7 +45,7 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
     assert m["source"]["kind"] == "hf" and len(m["reference"]["sha256"]) == 64
     assert m["architecture"]["hidden_size"] == 32 and m["tokenizer"]["do_lower_case"] is True
     assert m["tools"]["tensorflow"].startswith("2.21") and m["tools"]["onnxruntime"]
-    for fmt, e in m["models"].items():
+    for _fmt, e in m["models"].items():
         f = out / e["file"]
         assert e["sha256"] == file_sha256(f) and e["bytes"] == f.stat().st_size
         assert [i["name"] for i in e["inputs"]] == list(backends.INPUT_NAMES)
@@ -120,18 +126,21 @@ def test_cli_export_prints_bundle_and_accuracy(hf_tiny, tmp_path, capsys):
     assert m["models"]["tflite"]["inputs"][0]["shape"] == [-1, -1]
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--format", "tflite,coreml"], "unknown format 'coreml'"),
-    (["--seq-len", "2"], "--seq-len must be an integer >= 3 or 'dynamic', got '2'"),
-    (["--recipe", "wi3_magic"], "unknown recipe 'wi3_magic'"),
-    (["--int8", "--recipe", "fp32"], "--int8 asks for an int8 recipe but --recipe fp32 is not one"),
-    (["--calibration", "/nonexistent.txt"], "calibration file /nonexistent.txt not found"),
-    # length buckets (tests/test_buckets.py)
-    (["--seq-len", "32,16"], "length buckets must be distinct lengths >= 3 in ascending order, got 32,16"),
-    (["--seq-len", "16,x"], "--seq-len must be an integer >= 3"),
-    (["--seq-len", "8,16", "--recipe", "wi8_ai8"], "recipe wi8_ai8 calibrates activations per graph"),
-    (["--seq-len", "8,64"], "--seq-len 64 exceeds the model's 40 positions"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--format", "tflite,coreml"], "unknown format 'coreml'"),
+        (["--seq-len", "2"], "--seq-len must be an integer >= 3 or 'dynamic', got '2'"),
+        (["--recipe", "wi3_magic"], "unknown recipe 'wi3_magic'"),
+        (["--int8", "--recipe", "fp32"], "--int8 asks for an int8 recipe but --recipe fp32 is not one"),
+        (["--calibration", "/nonexistent.txt"], "calibration file /nonexistent.txt not found"),
+        # length buckets (tests/test_buckets.py)
+        (["--seq-len", "32,16"], "length buckets must be distinct lengths >= 3 in ascending order, got 32,16"),
+        (["--seq-len", "16,x"], "--seq-len must be an integer >= 3"),
+        (["--seq-len", "8,16", "--recipe", "wi8_ai8"], "recipe wi8_ai8 calibrates activations per graph"),
+        (["--seq-len", "8,64"], "--seq-len 64 exceeds the model's 40 positions"),
+    ],
+)
 def test_cli_argument_errors(argv, message, hf_tiny, tmp_path, capsys):
     assert main(["export", str(hf_tiny), "-o", str(tmp_path / "b"), *argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -146,8 +155,15 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
     lines = (sentiment_dir / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8").splitlines()
     texts = [l.split("\t")[2] for l in lines if l.count("\t") >= 2][:1000]
     int8_dir, m = default_bundles["wi8_afp32"]
-    ref = workers.run(ReferenceTask(source=m["reference"]["path"], reference_dir=m["reference"]["path"], texts=texts,
-                                    outputs_npz=str(tmp_path / "ref.npz")), tmp_path)
+    ref = workers.run(
+        ReferenceTask(
+            source=m["reference"]["path"],
+            reference_dir=m["reference"]["path"],
+            texts=texts,
+            outputs_npz=str(tmp_path / "ref.npz"),
+        ),
+        tmp_path,
+    )
     assert ref["sha256"] == m["reference"]["sha256"]
     expected = dict(np.load(tmp_path / "ref.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
@@ -155,7 +171,7 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
     for fmt, e in m["models"].items():
         assert e["bytes"] <= 0.27 * fp32["models"][fmt]["bytes"], fmt
         runner = backends.open_runner(int8_dir / e["file"])
-        got = backends.run_batches(runner, ({k: v[i:i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+        got = backends.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
         res = metrics.compare(got, expected, feeds["input_mask"])
         for output in ("pooled_output", "mean_pooled"):
             c = res[output]["cosine"]
@@ -191,8 +207,14 @@ def test_worker_tasks_round_trip_and_refuse_unknown_fields():
     from edgebert.exporters.convert import tasks
     from edgebert.exporters.convert.tasks import ConvertTask
 
-    t = ConvertTask(format="onnx", recipe="wi8_afp32", reference="/ref", out="/out.onnx", buckets=[16, 32],
-                    head={"task": "embedder", "pooling": "mean"})
+    t = ConvertTask(
+        format="onnx",
+        recipe="wi8_afp32",
+        reference="/ref",
+        out="/out.onnx",
+        buckets=[16, 32],
+        head={"task": "embedder", "pooling": "mean"},
+    )
     data = json.loads(json.dumps(tasks.to_json(t)))
     assert data["task"] == "convert" and tasks.from_json(data) == t
     r = ReferenceTask(source="/src", reference_dir="/ref", texts=["a b"], outputs_npz="/o.npz", seq_length=None)

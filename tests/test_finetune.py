@@ -36,8 +36,9 @@ def tiny_tutorial(tf2_hub_tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("tutorial_tiny")
     pre = tutorial.preprocessing(tf2_hub_tiny / "assets" / "vocab.txt", True, root / "pre", seq_length=32)
     rng = np.random.default_rng(0)
-    return tutorial.classifier(pre, tf2_hub_tiny, root / "clf", kernel=rng.normal(0, 1, (32, 1)),
-                               bias=np.array([0.1])), pre
+    return tutorial.classifier(
+        pre, tf2_hub_tiny, root / "clf", kernel=rng.normal(0, 1, (32, 1)), bias=np.array([0.1])
+    ), pre
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +52,47 @@ def finetuned_real(default_model_dir, real_sentences, sentiment_dir, tmp_path_fa
     texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
     rows = [(t, y) for t, y in zip(texts, labels) if t not in test]
     order = np.random.default_rng(3).permutation(len(rows))[:2000]
-    (root / "train.tsv").write_text("".join(f"{'positive' if rows[i][1] else 'negative'}\t{rows[i][0]}\n"
-                                            for i in order))
-    proc = subprocess.run([sys.executable, "-m", "edgebert", "finetune", str(default_model_dir), "--train",
-                           str(root / "train.tsv"), "--epochs", "1", "--batch-size", "16", "--learning-rate", "1e-4",
-                           "--no-baseline", "-o", str(root / "clf")],
-                          capture_output=True, text=True)
+    (root / "train.tsv").write_text(
+        "".join(f"{'positive' if rows[i][1] else 'negative'}\t{rows[i][0]}\n" for i in order)
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgebert",
+            "finetune",
+            str(default_model_dir),
+            "--train",
+            str(root / "train.tsv"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "1e-4",
+            "--no-baseline",
+            "-o",
+            str(root / "clf"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "clf"
 
 
 def _export(source, out, recipe="fp32", **kw):
-    return export(ExportRequest(source=str(source), source_label="tutorial", output=out, formats=("tflite", "onnx"),
-                                recipe=recipes.get(recipe), seq_length=kw.pop("seq_length", None), **kw)).to_json()
+    return export(
+        ExportRequest(
+            source=str(source),
+            source_label="tutorial",
+            output=out,
+            formats=("tflite", "onnx"),
+            recipe=recipes.get(recipe),
+            seq_length=kw.pop("seq_length", None),
+            **kw,
+        )
+    ).to_json()
 
 
 def test_tutorial_model_is_recognised(tiny_tutorial):
@@ -72,8 +101,13 @@ def test_tutorial_model_is_recognised(tiny_tutorial):
     src = load_source(tiny_tutorial[0])
     assert src.kind == "tf2_classifier" and src.do_lower_case
     meta = src.head.meta()
-    assert {k: meta[k] for k in ("activation", "pooling", "inputs", "seq_length", "units")} == \
-        {"activation": "none", "pooling": "cls", "inputs": "strings", "seq_length": 32, "units": 1}
+    assert {k: meta[k] for k in ("activation", "pooling", "inputs", "seq_length", "units")} == {
+        "activation": "none",
+        "pooling": "cls",
+        "inputs": "strings",
+        "seq_length": 32,
+        "units": 1,
+    }
     assert meta["max_abs_vs_source"] < 1e-5
     assert src.config.activation == "gelu_tanh"  # the Model Garden encoder's GELU, found by the probe
 
@@ -82,8 +116,9 @@ def test_sigmoid_and_softmax_heads_are_recognised(tiny_tutorial, tf2_hub_tiny, t
     from edgebert.exporters.sources import load_source
 
     for units, activation in ((1, "sigmoid"), (3, "softmax")):
-        path = tutorial.classifier(tiny_tutorial[1], tf2_hub_tiny, tmp_path / activation, units=units,
-                                   activation=activation)
+        path = tutorial.classifier(
+            tiny_tutorial[1], tf2_hub_tiny, tmp_path / activation, units=units, activation=activation
+        )
         meta = load_source(path).head.meta()
         assert (meta["units"], meta["activation"], meta["seq_length"]) == (units, activation, 32)
 
@@ -122,8 +157,11 @@ def test_unsupported_heads_are_refused_with_what_was_found(tiny_tutorial, tf2_hu
 
     pre = tiny_tutorial[1]
     two = tutorial.classifier(pre, tf2_hub_tiny, tmp_path / "two", units=3, hidden_dense=8)
-    with pytest.raises(SourceError, match=r"unsupported classifier head; found classifier/kernel \[8, 3\], "
-                                          r"classifier/bias \[3\], hidden/kernel \[32, 8\], hidden/bias \[8\]"):
+    with pytest.raises(
+        SourceError,
+        match=r"unsupported classifier head; found classifier/kernel \[8, 3\], "
+        r"classifier/bias \[3\], hidden/kernel \[32, 8\], hidden/bias \[8\]",
+    ):
         load_source(two)
     first = tutorial.classifier(pre, tf2_hub_tiny, tmp_path / "first", first_token=True)
     with pytest.raises(SourceError, match="no encoder \\+ dense computation reproduces its scores"):
@@ -149,16 +187,34 @@ def finetuned_tiny(hf_tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
     (root / "train.tsv").write_text(_synthetic(400, 1))
     out = root / "clf"
-    proc = subprocess.run([sys.executable, "-m", "edgebert", "finetune", str(hf_tiny), "--train",
-                           str(root / "train.tsv"), "--epochs", "4", "--patience", "2", "--learning-rate", "1e-3",
-                           "-o", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgebert",
+            "finetune",
+            str(hf_tiny),
+            "--train",
+            str(root / "train.tsv"),
+            "--epochs",
+            "4",
+            "--patience",
+            "2",
+            "--learning-rate",
+            "1e-3",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
 
 def test_finetune_trains_every_parameter_and_learns(finetuned_tiny, hf_tiny):
-    from edgebert.model.config import expected_shapes
     from edgebert.exporters.sources import load_source
+    from edgebert.model.config import expected_shapes
 
     out, proc = finetuned_tiny
     report = json.loads((out / "edgebert_finetune.json").read_text())
@@ -174,8 +230,13 @@ def test_finetune_trains_every_parameter_and_learns(finetuned_tiny, hf_tiny):
     # The encoder's weights moved (all parameters are fine-tuned, not just the head).
     tuned = load_source(out)
     before = load_source(hf_tiny)
-    assert np.abs(tuned.weights["encoder/layer_0/attention/self/query/kernel"]
-                  - before.weights["encoder/layer_0/attention/self/query/kernel"]).max() > 1e-3
+    assert (
+        np.abs(
+            tuned.weights["encoder/layer_0/attention/self/query/kernel"]
+            - before.weights["encoder/layer_0/attention/self/query/kernel"]
+        ).max()
+        > 1e-3
+    )
 
 
 def test_finetuned_model_exports_with_its_labels(finetuned_tiny, tmp_path):
@@ -209,11 +270,20 @@ def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: fl
     """The fine-tuned model as an Android classifier asset: MediaPipe's top class is edgebert's,
     and the asset's probabilities are the SavedModel's within ``tolerance``."""
     pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed")
-    from edgebert.exporters.pipelines.android import AndroidRequest, build
     from test_android import _mp
 
-    manifest = build(AndroidRequest(source=str(model_dir), source_label="finetuned", output=out,
-                                    task="classifier", int8=int8, seq_length=seq_length)).to_json()
+    from edgebert.exporters.pipelines.android import AndroidRequest, build
+
+    manifest = build(
+        AndroidRequest(
+            source=str(model_dir),
+            source_label="finetuned",
+            output=out,
+            task="classifier",
+            int8=int8,
+            seq_length=seq_length,
+        )
+    ).to_json()
     with load(out) as m:
         ours = m.classify(texts)
     clf = _mp(out / "model.tflite", "classifier")
@@ -228,8 +298,9 @@ def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: fl
 def test_tiny_fine_tuned_head_becomes_a_mediapipe_classifier(finetuned_tiny, tmp_path):
     out, _ = finetuned_tiny
     texts = [ln.split("\t")[1] for ln in (out / "eval_split.tsv").read_text().splitlines()][:30]
-    manifest = _check_mediapipe_classifier(out, texts, tmp_path / "a", int8=False, tolerance=1e-4,
-                                           seq_length=32)  # the tiny model has 40 positions
+    manifest = _check_mediapipe_classifier(
+        out, texts, tmp_path / "a", int8=False, tolerance=1e-4, seq_length=32
+    )  # the tiny model has 40 positions
     assert manifest["labels"] == ["no", "yes"]
 
 

@@ -4,12 +4,12 @@ classic form and GPU-hostile graphs are flagged for the right ops; the CPU loses
 import numpy as np
 import pytest
 
-from fixtures import tiny_models
 from edgebert import gpu_compat
 from edgebert.backends import TFLiteRunner
 from edgebert.exporters.convert import tflite
 from edgebert.exporters.sources import load_source
 from edgebert.quantize import recipes
+from fixtures import tiny_models
 
 CATALOG_HIDDEN = (128, 256, 512, 768, 1024)  # every hidden size in the catalog
 
@@ -31,19 +31,22 @@ def _types(findings):
     return counts
 
 
-@pytest.mark.parametrize("hidden", [h if h in (128, 768) else pytest.param(h, marks=pytest.mark.slow)
-                                    for h in CATALOG_HIDDEN])  # the narrowest and BERT-base by default
+@pytest.mark.parametrize(
+    "hidden", [h if h in (128, 768) else pytest.param(h, marks=pytest.mark.slow) for h in CATALOG_HIDDEN]
+)  # the narrowest and BERT-base by default
 def test_gpu_form_is_taken_whole_at_every_width(hidden, sources, tmp_path):
     src = sources[hidden]
     for recipe in ("fp32", "wfp16_afp32", "wi8_afp32_naive"):
-        static = tflite.convert(src, tmp_path / f"{recipe}_static.tflite", seq_length=16, batch_size=1,
-                                recipe=recipes.get(recipe))
+        static = tflite.convert(
+            src, tmp_path / f"{recipe}_static.tflite", seq_length=16, batch_size=1, recipe=recipes.get(recipe)
+        )
         r = gpu_compat.check_tflite(static)
         assert r["gpu_ready"] and r["refused"] == [] and r["wrong"] == [], (recipe, r)
         # Dynamic length with a static batch: no op is refused (no shape ops), but the measured
         # GPU miscomputes such graphs, so the check says so.
-        dyn = tflite.convert(src, tmp_path / f"{recipe}_dyn.tflite", seq_length=None, batch_size=1,
-                             recipe=recipes.get(recipe))
+        dyn = tflite.convert(
+            src, tmp_path / f"{recipe}_dyn.tflite", seq_length=None, batch_size=1, recipe=recipes.get(recipe)
+        )
         r = gpu_compat.check_tflite(dyn)
         assert r["refused"] == [] and _types(r["wrong"]) == {"INPUT": 1} and r["dynamic_inputs"], (recipe, r)
 
@@ -87,6 +90,7 @@ def test_known_wrong_gather_and_corrupt_files(tmp_path):
     assert "known WRONG on the GPU (GATHER x1)" in gpu_compat.summary(r)
     (tmp_path / "cut.tflite").write_bytes(flat[:200])
     from edgebert.errors import EdgebertError
+
     with pytest.raises(EdgebertError, match="not a readable TFLite flatbuffer"):
         gpu_compat.check_tflite(tmp_path / "cut.tflite")
 

@@ -63,17 +63,23 @@ def test_layers_cover_every_module():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_point_down(module):
     own = _layer_of(module)
-    upward = [f"line {line}: {target} (layer {_layer_of(target)} > {own})"
-              for target, _, line in _imports(MODULES[module])
-              if target.startswith("edgebert") and _layer_of(target) > own]
+    upward = [
+        f"line {line}: {target} (layer {_layer_of(target)} > {own})"
+        for target, _, line in _imports(MODULES[module])
+        if target.startswith("edgebert") and _layer_of(target) > own
+    ]
     assert not upward, f"{module} imports from a higher layer: {upward}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_private_names_across_modules(module):
-    private = [f"line {line}: {target}.{name}" for target, names, line in _imports(MODULES[module])
-               if target.startswith("edgebert") and target != module
-               for name in names if name.startswith("_")]
+    private = [
+        f"line {line}: {target}.{name}"
+        for target, names, line in _imports(MODULES[module])
+        if target.startswith("edgebert") and target != module
+        for name in names
+        if name.startswith("_")
+    ]
     assert not private, f"{module} takes private names of other modules: {private}"
 
 

@@ -21,8 +21,10 @@ import pytest
 
 from edgebert import catalog, http_fetch
 
-pytestmark = [pytest.mark.live,
-              pytest.mark.skipif(os.environ.get("EDGEBERT_LIVE") != "1", reason="set EDGEBERT_LIVE=1 to ask the real service")]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(os.environ.get("EDGEBERT_LIVE") != "1", reason="set EDGEBERT_LIVE=1 to ask the real service"),
+]
 
 KINDS = {
     "tf2_bert": "tensorflow/bert_en_uncased_L-12_H-768_A-12/4",
@@ -30,10 +32,24 @@ KINDS = {
     "tf1_bert": "google/bert_uncased_L-12_H-768_A-12/1",
     "tf1_small_bert": "google/small_bert/bert_uncased_L-2_H-128_A-2/1",
 }
-UNPINNED = {"tf1_small_bert_v2": "https://tfhub.dev/google/small_bert/bert_uncased_L-2_H-128_A-2/2?tf-hub-format=compressed"}
-HEADERS = ("Location", "Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified",
-           "Content-Encoding", "x-goog-hash", "x-goog-stored-content-encoding", "x-goog-stored-content-length",
-           "Retry-After", "Transfer-Encoding")
+UNPINNED = {
+    "tf1_small_bert_v2": "https://tfhub.dev/google/small_bert/bert_uncased_L-2_H-128_A-2/2?tf-hub-format=compressed"
+}
+HEADERS = (
+    "Location",
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Content-Encoding",
+    "x-goog-hash",
+    "x-goog-stored-content-encoding",
+    "x-goog-stored-content-length",
+    "Retry-After",
+    "Transfer-Encoding",
+)
 
 
 class _Recorder(http_fetch._Redirects):
@@ -50,8 +66,12 @@ class _Recorder(http_fetch._Redirects):
 
 def _hop(status: int, url: str, headers) -> dict:
     parts = urllib.parse.urlsplit(url)
-    return {"status": status, "host": parts.hostname, "path": parts.path,  # no query: signed URLs hold tokens
-            "headers": {h: headers.get(h) for h in HEADERS if headers.get(h) is not None}}
+    return {
+        "status": status,
+        "host": parts.hostname,
+        "path": parts.path,  # no query: signed URLs hold tokens
+        "headers": {h: headers.get(h) for h in HEADERS if headers.get(h) is not None},
+    }
 
 
 def _probe(url: str) -> dict:
@@ -65,11 +85,23 @@ def _probe(url: str) -> dict:
         hops.append(_hop(e.code, e.geturl(), e.headers))
         first = b""
     except (urllib.error.URLError, OSError) as e:  # recorded too: the report says where it stopped
-        hops.append({"status": None, "host": urllib.parse.urlsplit(url).hostname, "path": None,
-                     "error": str(getattr(e, "reason", e))})
+        hops.append(
+            {
+                "status": None,
+                "host": urllib.parse.urlsplit(url).hostname,
+                "path": None,
+                "error": str(getattr(e, "reason", e)),
+            }
+        )
         first = b""
-    return {"url": url, "hops": hops, "final_host": hops[-1]["host"], "final_status": hops[-1]["status"],
-            "first_bytes_hex": first[:16].hex(), "gzip": first[:2] == b"\x1f\x8b"}
+    return {
+        "url": url,
+        "hops": hops,
+        "final_host": hops[-1]["host"],
+        "final_status": hops[-1]["status"],
+        "first_bytes_hex": first[:16].hex(),
+        "gzip": first[:2] == b"\x1f\x8b",
+    }
 
 
 def test_live_hub_answers_for_each_kind(monkeypatch):
@@ -79,8 +111,11 @@ def test_live_hub_answers_for_each_kind(monkeypatch):
         entry = catalog.lookup(handle)
         probe = _probe(entry.url)
         variation = entry.kaggle.split("/")[3] if entry.kaggle else None  # does tfhub.dev land on it?
-        report[kind] = probe | {"handle": entry.handle, "kaggle": entry.kaggle, "kaggle_in_path": bool(
-            variation) and any(variation in (h["path"] or "").lower() for h in probe["hops"])}
+        report[kind] = probe | {
+            "handle": entry.handle,
+            "kaggle": entry.kaggle,
+            "kaggle_in_path": bool(variation) and any(variation in (h["path"] or "").lower() for h in probe["hops"]),
+        }
     for kind, url in UNPINNED.items():
         report[kind] = _probe(url)
     out = Path(os.environ.get("EDGEBERT_LIVE_REPORT", "live_hub_report.json"))

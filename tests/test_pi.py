@@ -29,8 +29,11 @@ EXPECTED = json.loads((HERE / "expected.json").read_text())
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     root = HERE.parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root),
-                    "-w", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root), "-w", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return next(out.glob("edgebert-*.whl"))
 
 
@@ -39,15 +42,29 @@ def _install(pi, wheel):
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     shutil.copy(wheel, target / wheel.name)
-    pi.run(["/opt/venv/bin/python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-            "--disable-pip-version-check", f"/opt/wheels/{wheel.name}"], timeout=600)
+    pi.run(
+        [
+            "/opt/venv/bin/python",
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--force-reinstall",
+            "--disable-pip-version-check",
+            f"/opt/wheels/{wheel.name}",
+        ],
+        timeout=600,
+    )
     shutil.rmtree(pi.path / "opt" / "bundles", ignore_errors=True)
     shutil.copytree(HERE / "bundles", pi.path / "opt" / "bundles")
 
 
 def _run(pi, bundle, fmt):
-    p = pi.run(["/opt/venv/bin/edgebert", "run", f"/opt/bundles/{bundle}", *EXPECTED["texts"], "--backend", fmt,
-                "--json"], timeout=600)
+    p = pi.run(
+        ["/opt/venv/bin/edgebert", "run", f"/opt/bundles/{bundle}", *EXPECTED["texts"], "--backend", fmt, "--json"],
+        timeout=600,
+    )
     return json.loads(p.stdout), p
 
 
@@ -60,13 +77,20 @@ def _matches(key, got):
 
 # bookworm (Pi OS 12, the one the Pi Imager still offers for the Pi 4) by default; trixie in the slow tier:
 # each root is built from the package index under emulation (about 2 minutes on a clean machine).
-@pytest.mark.parametrize("suite", [s if s == "bookworm" else pytest.param(s, marks=pytest.mark.slow)
-                                   for s in pi_root.SUITES])
+@pytest.mark.parametrize(
+    "suite", [s if s == "bookworm" else pytest.param(s, marks=pytest.mark.slow) for s in pi_root.SUITES]
+)
 def test_device_install_on_emulated_pi_matches_x86(suite, wheel):
     pi = pi_root.PiRoot(suite).ensure()
     _install(pi, wheel)
-    version = pi.run(["/opt/venv/bin/python", "-c", "import platform, sys; print(platform.machine(), "
-                      "sys.version.split()[0]); import edgebert; assert 'tensorflow' not in sys.modules"]).stdout
+    version = pi.run(
+        [
+            "/opt/venv/bin/python",
+            "-c",
+            "import platform, sys; print(platform.machine(), "
+            "sys.version.split()[0]); import edgebert; assert 'tensorflow' not in sys.modules",
+        ]
+    ).stdout
     assert version.startswith("aarch64 " + pi_root.SUITES[suite])
     for key in EXPECTED["embeddings"]:
         bundle, fmt = key.split("/")
@@ -85,8 +109,11 @@ def test_corrupted_bundle_is_caught(wheel):
     for i in range(len(data) // 2, len(data) // 2 + 400, 4):
         data[i] ^= 0x40
     model.write_bytes(bytes(data))
-    p = pi.run(["/opt/venv/bin/edgebert", "run", "/opt/bundles/fp32", *EXPECTED["texts"], "--backend", "onnx",
-                "--json"], timeout=600, check=False)
+    p = pi.run(
+        ["/opt/venv/bin/edgebert", "run", "/opt/bundles/fp32", *EXPECTED["texts"], "--backend", "onnx", "--json"],
+        timeout=600,
+        check=False,
+    )
     if p.returncode == 0:  # it loaded: the outputs must then be seen to differ
         assert not _matches("fp32/onnx", np.array(json.loads(p.stdout)["embeddings"]))
     else:  # or the runtime refused the file with its one-line error

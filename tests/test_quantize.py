@@ -5,12 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from fixtures import tiny_models
 from edgebert.errors import EdgebertError
+from edgebert.exporters.sources import load_source
 from edgebert.model import numpy_bert
 from edgebert.model.config import EMBEDDING_NAMES
-from edgebert.exporters.sources import load_source
 from edgebert.quantize import calibration, embedding, recipes, smoothing
+from fixtures import tiny_models
 
 
 def test_recipes_are_data_with_decoded_names_and_thresholds():
@@ -64,6 +64,7 @@ def test_smoothing_leaves_float_outputs_unchanged_and_shrinks_outlier_channels(t
 
 def test_int8_embedding_rows_are_within_half_a_step_and_the_graph_uses_them(tiny):
     import tensorflow as tf
+
     from edgebert.exporters.convert.encoder_graph import BertEncoderModule
 
     q = embedding.int8_rows(tiny)
@@ -72,8 +73,9 @@ def test_int8_embedding_rows_are_within_half_a_step_and_the_graph_uses_them(tiny
     assert EMBEDDING_NAMES["word"] not in q.weights and q.weights[embedding.INT8].dtype == np.int8
     assert (np.abs(deq - table) <= q.weights[embedding.SCALE] / 2 + 1e-7).all()
     inputs = tiny_models.token_inputs(batch=2, seq=16, vocab=tiny.config.vocab_size)
-    out = BertEncoderModule(q.config, q.weights)({n: tf.constant(a) for n, a in
-                                                  zip(("input_word_ids", "input_mask", "input_type_ids"), inputs)})
+    out = BertEncoderModule(q.config, q.weights)(
+        {n: tf.constant(a) for n, a in zip(("input_word_ids", "input_mask", "input_type_ids"), inputs)}
+    )
     want = numpy_bert.forward(tiny.config, {**tiny.weights, EMBEDDING_NAMES["word"]: deq}, *inputs)
     assert np.abs(out["pooled_output"].numpy() - want["pooled_output"]).max() <= 1e-4
 
@@ -93,17 +95,25 @@ def test_every_recipe_section_is_read_by_its_format_method():
 
 
 def _recipe(**over):
-    base = dict(name="wi8_test", description="t", formats=("tflite", "onnx"), int8=True,
-                thresholds={"cosine_mean": 0.9, "cosine_min": 0.8})
+    base = dict(
+        name="wi8_test",
+        description="t",
+        formats=("tflite", "onnx"),
+        int8=True,
+        thresholds={"cosine_mean": 0.9, "cosine_min": 0.8},
+    )
     return recipes.Recipe(**{**base, **over})
 
 
-@pytest.mark.parametrize("section, message", [
-    ({"method": "nope"}, "onnx method 'nope' is not one of float, float16_weights"),
-    ({"method": "matmul_nbits", "bits": 8, "block_size": 32}, "needs accuracy_level"),
-    ({"method": "quantize_dynamic", "per_chanel": True}, "reads no per_chanel"),
-    ({"method": "float", "embedding": "int4"}, "embedding 'int4' is not one of"),
-])
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"method": "nope"}, "onnx method 'nope' is not one of float, float16_weights"),
+        ({"method": "matmul_nbits", "bits": 8, "block_size": 32}, "needs accuracy_level"),
+        ({"method": "quantize_dynamic", "per_chanel": True}, "reads no per_chanel"),
+        ({"method": "float", "embedding": "int4"}, "embedding 'int4' is not one of"),
+    ],
+)
 def test_a_recipe_section_that_would_be_ignored_is_refused(section, message):
     from edgebert.quantize import onnx_quant
 
@@ -114,8 +124,10 @@ def test_a_recipe_section_that_would_be_ignored_is_refused(section, message):
 def test_unread_keys_outside_the_format_sections_are_refused():
     with pytest.raises(ValueError, match=r"smoothing keys \['beta'\] are read by nothing"):
         recipes._check_sections("x", {"smoothing": {"alpha": 0.5, "beta": 1}})
-    recipes._check_sections("x", {"smoothing": {"alpha": 0.5, "layers": ["qkv"], "calibration_sentences": 8},
-                                  "graph": {"mask_bias": -100.0}})
+    recipes._check_sections(
+        "x",
+        {"smoothing": {"alpha": 0.5, "layers": ["qkv"], "calibration_sentences": 8}, "graph": {"mask_bias": -100.0}},
+    )
 
 
 def test_a_new_recipe_is_a_json_entry(tiny, tmp_path):

@@ -8,9 +8,9 @@ import sys
 import threading
 
 import numpy as np
+import preprocess_reference
 import pytest
 
-import preprocess_reference
 from edgebert import metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
@@ -22,7 +22,7 @@ HARD = ["Straße und ﬁsh, naïve CAFÉ", "东京是日本的首都。", "e-mai
 
 def _texts(sentiment_dir, n=64):
     lines = (sentiment_dir / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8").splitlines()
-    real = [ln.split("\t")[2] for ln in lines if ln.count("\t") >= 2][:n - len(HARD) - 2]
+    real = [ln.split("\t")[2] for ln in lines if ln.count("\t") >= 2][: n - len(HARD) - 2]
     long = " ".join(real[:12]) * 3  # far over 128 tokens: truncated
     return HARD + real + [long, "unbelievably overdramatised " * 60]
 
@@ -38,9 +38,11 @@ def oracle(default_bundles, tmp_path_factory):
 
     def run(texts, pairs=None):
         feeds = preprocess_reference.run(pre, texts, pairs, seq_length=128)
-        outs = [ref({k: tf.constant(v[i:i + 16]) for k, v in feeds.items()}) for i in range(0, len(texts), 16)]
-        return feeds, {"pooled_output": np.concatenate([o["pooled_output"].numpy() for o in outs]),
-                       "sequence_output": np.concatenate([o["sequence_output"].numpy() for o in outs])}
+        outs = [ref({k: tf.constant(v[i : i + 16]) for k, v in feeds.items()}) for i in range(0, len(texts), 16)]
+        return feeds, {
+            "pooled_output": np.concatenate([o["pooled_output"].numpy() for o in outs]),
+            "sequence_output": np.concatenate([o["sequence_output"].numpy() for o in outs]),
+        }
 
     return run
 
@@ -93,8 +95,11 @@ def test_single_string_and_embed_forms(default_bundles):
     np.testing.assert_allclose(e_cls[0], one["pooled_output"][0], atol=1e-6)
     e_mean = m.embed(["The movie was great", "Awful"], pooling="mean", normalize=True)
     np.testing.assert_allclose(np.linalg.norm(e_mean, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(e_mean[0] * np.linalg.norm(metrics.mean_pool(one["sequence_output"], one["input_mask"])),
-                               metrics.mean_pool(one["sequence_output"], one["input_mask"])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        e_mean[0] * np.linalg.norm(metrics.mean_pool(one["sequence_output"], one["input_mask"])),
+        metrics.mean_pool(one["sequence_output"], one["input_mask"])[0],
+        atol=1e-5,
+    )
     pair = m.encode(("who", "me"))
     np.testing.assert_array_equal(m.tokenize(("who", "me"))["input_type_ids"][0, :5], [0, 0, 0, 1, 1])
     np.testing.assert_allclose(m.encode(["who"], pairs=["me"])["pooled_output"], pair["pooled_output"], atol=1e-6)
@@ -155,8 +160,12 @@ print(json.dumps(rss))
 def test_memory_does_not_grow_over_6000_calls(backend, default_bundles):
     # In a process of its own: pytest's process holds every earlier test's objects, whose
     # freeing and reuse the measurement would count.
-    p = subprocess.run([sys.executable, "-c", LEAK_PROBE, str(default_bundles["wi8_afp32"][0]), backend],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", LEAK_PROBE, str(default_bundles["wi8_afp32"][0]), backend],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     rss = json.loads(p.stdout.strip().splitlines()[-1])
     # The first 2,400 calls warm the allocators up. After that an allocator may still take one
@@ -176,13 +185,20 @@ def test_xnnpack_report_counts_delegated_ops(default_bundles):
     assert sum(r.not_delegated.values()) == r.nodes_total - r.nodes_delegated
 
 
-@pytest.mark.parametrize("backend,delegate,message", [
-    ("tflite", "gpu", "has a dynamic batch or sequence length, which LiteRT's GPU accelerator refuses or "
-                      "computes wrongly .*--batch 1 --seq-len 128"),
-    ("tflite", "nnapi", "no TFLite nnapi delegate could be loaded .*libtensorflowlite_nnapi_delegate.so"),
-    ("onnx", "gpu", "no execution provider for delegate='gpu' .*available: .*CPUExecutionProvider"),
-    ("onnx", "nnapi", "no execution provider for delegate='nnapi'"),
-])
+@pytest.mark.parametrize(
+    "backend,delegate,message",
+    [
+        (
+            "tflite",
+            "gpu",
+            "has a dynamic batch or sequence length, which LiteRT's GPU accelerator refuses or "
+            "computes wrongly .*--batch 1 --seq-len 128",
+        ),
+        ("tflite", "nnapi", "no TFLite nnapi delegate could be loaded .*libtensorflowlite_nnapi_delegate.so"),
+        ("onnx", "gpu", "no execution provider for delegate='gpu' .*available: .*CPUExecutionProvider"),
+        ("onnx", "nnapi", "no execution provider for delegate='nnapi'"),
+    ],
+)
 def test_missing_accelerator_errors_then_falls_back(backend, delegate, message, default_bundles):
     bundle = default_bundles["wi8_afp32"][0]
     with pytest.raises(EdgebertError, match=message):
@@ -200,8 +216,17 @@ def static_bundle(hf_tiny, tmp_path_factory):
     from edgebert.exporters.pipelines.export import ExportRequest, export
 
     out = tmp_path_factory.mktemp("static") / "b"
-    export(ExportRequest(source=str(hf_tiny), source_label="tiny", output=out, formats=("tflite",),
-                         recipe=recipes.get("fp32"), seq_length=16, batch_size=1))
+    export(
+        ExportRequest(
+            source=str(hf_tiny),
+            source_label="tiny",
+            output=out,
+            formats=("tflite",),
+            recipe=recipes.get("fp32"),
+            seq_length=16,
+            batch_size=1,
+        )
+    )
     return out
 
 
@@ -213,8 +238,9 @@ def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
     assert together["sequence_output"].shape == (4, 16, 32)
     for i, t in enumerate(texts):
         np.testing.assert_allclose(m.encode(t)["pooled_output"][0], together["pooled_output"][i], atol=1e-6)
-    with pytest.raises(EdgebertError, match="LiteRT could not create the GPU accelerator .*no GPU that LiteRT "
-                                            "can use was found"):
+    with pytest.raises(
+        EdgebertError, match="LiteRT could not create the GPU accelerator .*no GPU that LiteRT can use was found"
+    ):
         load(static_bundle, delegate="gpu")
     with pytest.raises(EdgebertError, match="GPU-only run \\(strict\\)"):
         load(static_bundle, delegate="gpu", strict=True)
@@ -262,14 +288,21 @@ def test_delegate_library_that_is_not_a_delegate(default_bundles):
         load(default_bundles["fp32"][0], delegate_library="libc.so.6")
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:5000]), "truncated"),
-    (lambda b: (b / "edgebert.json").write_text("{"), "is not valid JSON"),
-    (lambda b: (b / "edgebert.json").unlink(), "not an edgebert bundle"),
-    (lambda b: (b / "edgebert.json").write_text((b / "edgebert.json").read_text().replace(
-        '"format_version": 1', '"format_version": 2')), "has manifest format 2; this edgebert reads up to 1"),
-    (lambda b: (b / "vocab.txt").write_text("hello\n"), "lacks \\[PAD\\]"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda b: (b / "model.tflite").write_bytes((b / "model.tflite").read_bytes()[:5000]), "truncated"),
+        (lambda b: (b / "edgebert.json").write_text("{"), "is not valid JSON"),
+        (lambda b: (b / "edgebert.json").unlink(), "not an edgebert bundle"),
+        (
+            lambda b: (b / "edgebert.json").write_text(
+                (b / "edgebert.json").read_text().replace('"format_version": 1', '"format_version": 2')
+            ),
+            "has manifest format 2; this edgebert reads up to 1",
+        ),
+        (lambda b: (b / "vocab.txt").write_text("hello\n"), "lacks \\[PAD\\]"),
+    ],
+)
 def test_broken_bundles(mutate, message, default_bundles, tmp_path):
     import shutil
 
@@ -280,18 +313,26 @@ def test_broken_bundles(mutate, message, default_bundles, tmp_path):
         load(bundle, backend="tflite")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"backend": "coreml"}, "unknown backend 'coreml'"),
-    ({"delegate": "tpu"}, "unknown delegate 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"backend": "coreml"}, "unknown backend 'coreml'"),
+        ({"delegate": "tpu"}, "unknown delegate 'tpu'"),
+    ],
+)
 def test_bad_arguments(kwargs, message, default_bundles):
     with pytest.raises(EdgebertError, match=message):
         load(default_bundles["wi8_afp32"][0], **kwargs)
 
 
-@pytest.mark.parametrize("texts,message", [
-    ([], "no texts given"), (["fine", "  "], "text 1 is empty"), ([3], "text 0 is a int, not a str"),
-])
+@pytest.mark.parametrize(
+    "texts,message",
+    [
+        ([], "no texts given"),
+        (["fine", "  "], "text 1 is empty"),
+        ([3], "text 0 is a int, not a str"),
+    ],
+)
 def test_bad_texts(texts, message, default_bundles):
     m = load(default_bundles["wi8_afp32"][0])
     with pytest.raises(EdgebertError, match=message):
@@ -315,10 +356,13 @@ def test_cli_run(default_bundles, capsys):
 
 def test_cli_run_reads_stdin_without_tensorflow(default_bundles):
     bundle = str(default_bundles["wi8_afp32"][0])
-    code = ("import sys, edgebert.cli as c; rc = c.main(['run', sys.argv[1], '--backend', 'onnx']); "
-            "assert 'tensorflow' not in sys.modules; sys.exit(rc)")
-    p = subprocess.run([sys.executable, "-c", code, bundle], input="first line\n\nsecond line\n", text=True,
-                       capture_output=True)
+    code = (
+        "import sys, edgebert.cli as c; rc = c.main(['run', sys.argv[1], '--backend', 'onnx']); "
+        "assert 'tensorflow' not in sys.modules; sys.exit(rc)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, bundle], input="first line\n\nsecond line\n", text=True, capture_output=True
+    )
     assert p.returncode == 0, p.stderr
     assert [ln.split("  ")[-1] for ln in p.stdout.splitlines()[:2]] == ["first line", "second line"]
     assert "onnx on CPUExecutionProvider" in p.stderr
@@ -329,8 +373,11 @@ def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
     dynamic axis is resized, output buffers sized by edgebert), the cache built under a temporary
     name and renamed, and reused by a later load."""
     bundle = default_bundles["wi8_afp32"][0]
-    texts = ["ok", "the film was long and the story was thin, but the actors held it together",
-             "a quiet, tender and beautifully shot drama about two brothers"] * 11
+    texts = [
+        "ok",
+        "the film was long and the story was thin, but the actors held it together",
+        "a quiet, tender and beautifully shot drama about two brothers",
+    ] * 11
     plain = load(bundle, num_threads=2)
     cache = tmp_path / "packed.xnnpack"
     cached = load(bundle, num_threads=2, weight_cache=cache)
@@ -345,8 +392,7 @@ def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
     assert np.array_equal(again.embed(texts), plain.embed(texts)) and cache.stat().st_mtime_ns == built
 
 
-def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(default_bundles, tmp_path,
-                                                                          monkeypatch):
+def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(default_bundles, tmp_path, monkeypatch):
     bundle, manifest = default_bundles["wi8_afp32"]
     cache_root = tmp_path / "cache"
     monkeypatch.setenv("EDGEBERT_CACHE", str(cache_root))

@@ -4,20 +4,22 @@ import json
 
 import numpy as np
 
-from fixtures import tiny_models
-from edgebert.model import numpy_bert
 from edgebert.exporters.convert.reference import build_reference
 from edgebert.exporters.sources import load_source
 from edgebert.exporters.sources.saved_model_util import load_saved_model
 from edgebert.exporters.sources.tf2_saved_model import run_encoder
+from edgebert.model import numpy_bert
+from fixtures import tiny_models
 
 TOL = 1e-4
 
 
 def _max_abs(got, want, mask):
     m = mask.astype(bool)
-    return max(np.abs(got["sequence_output"] - want["sequence_output"])[m].max(),
-               np.abs(got["pooled_output"] - want["pooled_output"]).max())
+    return max(
+        np.abs(got["sequence_output"] - want["sequence_output"])[m].max(),
+        np.abs(got["pooled_output"] - want["pooled_output"]).max(),
+    )
 
 
 def _reference_outputs(ref, inputs):
@@ -72,8 +74,9 @@ def test_tf1_hub_module_matches_the_module(tf1_hub_tiny, tmp_path):
 
 
 def test_tf2_hub_encoder_is_its_own_reference_and_its_weights_rebuild_it(tf2_hub_tiny, tmp_path):
-    from edgebert.exporters.convert.encoder_graph import BertEncoderModule
     import tensorflow as tf
+
+    from edgebert.exporters.convert.encoder_graph import BertEncoderModule
 
     src = load_source(tf2_hub_tiny)
     assert src.kind == "tf2_saved_model" and src.saved_model == tf2_hub_tiny
@@ -82,8 +85,13 @@ def test_tf2_hub_encoder_is_its_own_reference_and_its_weights_rebuild_it(tf2_hub
     inputs = tiny_models.token_inputs(vocab=src.config.vocab_size)
     source_out = run_encoder(load_saved_model(tf2_hub_tiny), *inputs)
     rebuilt = BertEncoderModule(src.config, src.weights)
-    out = rebuilt({"input_word_ids": tf.constant(inputs[0]), "input_mask": tf.constant(inputs[1]),
-                   "input_type_ids": tf.constant(inputs[2])})
+    out = rebuilt(
+        {
+            "input_word_ids": tf.constant(inputs[0]),
+            "input_mask": tf.constant(inputs[1]),
+            "input_type_ids": tf.constant(inputs[2]),
+        }
+    )
     got = {k: out[k].numpy() for k in ("sequence_output", "pooled_output")}
     assert _max_abs(got, source_out, inputs[1]) <= TOL
 
@@ -103,7 +111,11 @@ def test_checked_reference_is_reused_and_a_damaged_one_rebuilt(hf_tiny, tmp_path
     written = pb.stat().st_mtime_ns
     again = build_reference(load_source(hf_tiny), tmp_path / "ref")
     assert again.model is None and pb.stat().st_mtime_ns == written  # read from the cache, not written
-    assert (again.sha256, again.max_abs_vs_source, again.config) == (first.sha256, first.max_abs_vs_source, first.config)
+    assert (again.sha256, again.max_abs_vs_source, again.config) == (
+        first.sha256,
+        first.max_abs_vs_source,
+        first.config,
+    )
     # A byte changed in the cached SavedModel: its digest no longer matches the checked one.
     variables = next((first.path / "variables").glob("variables.data-*"))
     data = bytearray(variables.read_bytes())
@@ -119,8 +131,9 @@ def test_checked_reference_is_reused_and_a_damaged_one_rebuilt(hf_tiny, tmp_path
 
 
 def test_default_model_reference_matches_numpy_on_quick_brown_fox(default_model_dir, tmp_path):
-    from edgebert.tokenizer import BertTokenizer
     from safetensors.numpy import load_file
+
+    from edgebert.tokenizer import BertTokenizer
 
     src = load_source(default_model_dir)
     assert src.config.activation == "gelu_erf"  # all-MiniLM-L6-v2's config says "gelu"
@@ -150,16 +163,21 @@ def _hf_numpy_forward(t, cfg, ids, mask, types):
         return x @ t[p + ".weight"].T.astype(np.float64) + t[p + ".bias"]
 
     S, nh = ids.shape[1], cfg["num_attention_heads"]
-    x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:S] \
+    x = (
+        t["embeddings.word_embeddings.weight"][ids]
+        + t["embeddings.position_embeddings.weight"][:S]
         + t["embeddings.token_type_embeddings.weight"][types]
+    )
     x = ln(x.astype(np.float64), "embeddings.LayerNorm")
     B, H = ids.shape[0], x.shape[-1]
     dh = H // nh
     bias = (1 - mask[:, None, None, :]) * -1e4
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        q, k, v = (lin(x, p + f"attention.self.{n}").reshape(B, S, nh, dh).transpose(0, 2, 1, 3)
-                   for n in ("query", "key", "value"))
+        q, k, v = (
+            lin(x, p + f"attention.self.{n}").reshape(B, S, nh, dh).transpose(0, 2, 1, 3)
+            for n in ("query", "key", "value")
+        )
         s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(dh) + bias
         pr = np.exp(s - s.max(-1, keepdims=True))
         pr /= pr.sum(-1, keepdims=True)

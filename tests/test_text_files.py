@@ -39,10 +39,12 @@ def test_every_reader_names_a_file_that_is_not_utf8(reader, latin1):
 
 def test_commands_give_the_one_line_error_not_a_traceback(latin1, hf_tiny, tmp_path, capsys):
     bundle = tmp_path / "nobundle"
-    for argv in (["verify", str(bundle), "--texts", str(latin1)],
-                 ["android", str(hf_tiny), "--task", "classifier", "--train", str(latin1), "-o", str(tmp_path / "a")],
-                 ["finetune", str(hf_tiny), "--train", str(latin1), "-o", str(tmp_path / "f")],
-                 ["export", str(hf_tiny), "--calibration", str(latin1), "-o", str(tmp_path / "e")]):
+    for argv in (
+        ["verify", str(bundle), "--texts", str(latin1)],
+        ["android", str(hf_tiny), "--task", "classifier", "--train", str(latin1), "-o", str(tmp_path / "a")],
+        ["finetune", str(hf_tiny), "--train", str(latin1), "-o", str(tmp_path / "f")],
+        ["export", str(hf_tiny), "--calibration", str(latin1), "-o", str(tmp_path / "e")],
+    ):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("edgebert: error: ") and "is not UTF-8 text" in err[-1], (argv, err[-3:])

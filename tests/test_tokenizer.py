@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
-from hypothesis import given, settings, strategies as st
-
 import preprocess_reference
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_vocabs import build_vocab
 from tokenizer_corpus import HARD_CASES, PAIR_CASES
+
 from edgebert.errors import EdgebertError
 from edgebert.tokenizer import BertTokenizer, round_robin_lengths
 
@@ -49,8 +50,10 @@ def settings_under_test(tmp_path_factory, default_model_dir):
 @pytest.fixture(scope="session")
 def oracles(settings_under_test, tmp_path_factory):
     d = tmp_path_factory.mktemp("preprocess")
-    return {name: (BertTokenizer(vocab, lower), preprocess_reference.build(vocab, lower, d / name))
-            for name, vocab, lower in settings_under_test}
+    return {
+        name: (BertTokenizer(vocab, lower), preprocess_reference.build(vocab, lower, d / name))
+        for name, vocab, lower in settings_under_test
+    }
 
 
 def assert_same(ours: dict, ref: dict, texts):
@@ -137,8 +140,11 @@ def uncased_tok(default_model_dir):
 
 
 @settings(max_examples=300, deadline=None)
-@given(a=st.text(max_size=300), b=st.one_of(st.none(), st.text(max_size=300)),
-       seq_length=st.integers(min_value=3, max_value=80))
+@given(
+    a=st.text(max_size=300),
+    b=st.one_of(st.none(), st.text(max_size=300)),
+    seq_length=st.integers(min_value=3, max_value=80),
+)
 def test_no_input_crashes_and_shapes_hold(uncased_tok, a, b, seq_length):
     out = uncased_tok([a, a[::-1]], None if b is None else [b, b], seq_length=seq_length)
     for k in KEYS:

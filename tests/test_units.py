@@ -33,9 +33,11 @@ def test_layer_output_is_found_through_smoothing_and_quantizers():
 def test_layer_output_of_a_folded_layernorm_is_the_add_the_residual_reads():
     """TFLite folds gamma/beta into the projection and names it after the folded ops: the
     layer's output is then the ADD named first in the fused name."""
-    ops = [Op("layer_0/output/LayerNorm/normalize", "MUL", ["x", "r"], ["n0"]),
-           Op("add_10", "ADD", ["n0", "beta"], ["h0"]),
-           Op("mul_10;add_10;layer_1/attention/self/query/MatMul", "FULLY_CONNECTED", ["n0", "w"], ["q1"])]
+    ops = [
+        Op("layer_0/output/LayerNorm/normalize", "MUL", ["x", "r"], ["n0"]),
+        Op("add_10", "ADD", ["n0", "beta"], ["h0"]),
+        Op("mul_10;add_10;layer_1/attention/self/query/MatMul", "FULLY_CONNECTED", ["n0", "w"], ["q1"]),
+    ]
     assert find_layer_outputs(ops, {"beta", "w", "r"}, num_layers=2) == ["h0"]
 
 
@@ -121,6 +123,8 @@ def test_dynamic_batches_run_longest_first_cut_to_a_multiple_of_the_bucket():
 
 def test_fixed_length_and_fixed_batch_graphs_get_full_width_and_empty_rows():
     feeds = _feeds([3, 20, 9])
-    got = [(idx.tolist(), b["input_word_ids"].shape, b["input_mask"][len(idx):].sum())
-           for idx, b in _model(seq_length=32, model_batch=2).batches(feeds)]
+    got = [
+        (idx.tolist(), b["input_word_ids"].shape, b["input_mask"][len(idx) :].sum())
+        for idx, b in _model(seq_length=32, model_batch=2).batches(feeds)
+    ]
     assert got == [([1, 2], (2, 32), 0), ([0], (2, 32), 0)]  # the last batch filled with one empty row

@@ -7,35 +7,49 @@ import json
 
 import pytest
 
-from fixtures import tiny_models
 from edgebert import catalog
 from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
-from edgebert.text_files import read_texts
 from edgebert.quantize import recipes
+from edgebert.text_files import read_texts
+from fixtures import tiny_models
 
 SHAPES = sorted({(m.layers, m.hidden, m.heads, m.intermediate) for m in catalog.filter_models(language="en")})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layers,hidden,heads,intermediate", SHAPES,
-                         ids=[f"L{s[0]}_H{s[1]}" for s in SHAPES])
-def test_catalog_shape_exports_verify(layers, hidden, heads, intermediate, default_model_dir, sentiment_dir,
-                                      tmp_path):
-    src = tiny_models.make_hf(tmp_path / "src", hidden_act="gelu_new", vocab_file=default_model_dir / "vocab.txt",
-                              layers=layers, hidden=hidden, heads=heads, intermediate=intermediate,
-                              max_position=512)
+@pytest.mark.parametrize("layers,hidden,heads,intermediate", SHAPES, ids=[f"L{s[0]}_H{s[1]}" for s in SHAPES])
+def test_catalog_shape_exports_verify(layers, hidden, heads, intermediate, default_model_dir, sentiment_dir, tmp_path):
+    src = tiny_models.make_hf(
+        tmp_path / "src",
+        hidden_act="gelu_new",
+        vocab_file=default_model_dir / "vocab.txt",
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        intermediate=intermediate,
+        max_position=512,
+    )
     texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
     texts, labels = texts[:-700:30][:200], labels[:-700:30][:200]
     results = {}
     for recipe in ("fp32", recipes.DEFAULT_INT8):
         out = tmp_path / recipe
-        export(ExportRequest(source=str(src), source_label=f"L{layers}_H{hidden}", output=out,
-                             formats=("tflite", "onnx"), recipe=recipes.get(recipe), seq_length=None,
-                             allow_accuracy_loss=True))
+        export(
+            ExportRequest(
+                source=str(src),
+                source_label=f"L{layers}_H{hidden}",
+                output=out,
+                formats=("tflite", "onnx"),
+                recipe=recipes.get(recipe),
+                seq_length=None,
+                allow_accuracy_loss=True,
+            )
+        )
         r = verify(VerifyRequest(bundle=out, texts=texts, labels=labels), progress=lambda m: None)
-        results[recipe] = {f: (s["pooled_output"]["cosine"]["mean"], s["passed"], s["misses"])
-                           for f, s in r["formats"].items()}
+        results[recipe] = {
+            f: (s["pooled_output"]["cosine"]["mean"], s["passed"], s["misses"]) for f, s in r["formats"].items()
+        }
         for fmt, s in r["formats"].items():
             assert s["token_ids_match_reference"]
             if recipe == "fp32":

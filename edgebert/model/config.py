@@ -37,53 +37,74 @@ class BertConfig:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "BertConfig":
+    def from_json(cls, text: str) -> BertConfig:
         return cls(**json.loads(text))
 
     @classmethod
-    def from_google_json(cls, path: Path) -> "BertConfig":
+    def from_google_json(cls, path: Path) -> BertConfig:
         """Reads google-research/bert's ``bert_config.json``."""
         c = json.loads(Path(path).read_text())
         act = {"gelu": "gelu_tanh", "relu": "relu"}.get(c.get("hidden_act", "gelu"))
         if act is None:
             raise ValueError(f"unsupported hidden_act {c.get('hidden_act')!r} in {path}")
-        return cls(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-                   num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
-                   intermediate_size=c["intermediate_size"],
-                   max_position=c.get("max_position_embeddings", 512),
-                   type_vocab_size=c.get("type_vocab_size", 2), activation=act)
+        return cls(
+            vocab_size=c["vocab_size"],
+            hidden_size=c["hidden_size"],
+            num_layers=c["num_hidden_layers"],
+            num_heads=c["num_attention_heads"],
+            intermediate_size=c["intermediate_size"],
+            max_position=c.get("max_position_embeddings", 512),
+            type_vocab_size=c.get("type_vocab_size", 2),
+            activation=act,
+        )
 
     @classmethod
-    def from_hf_json(cls, path: Path) -> "BertConfig":
+    def from_hf_json(cls, path: Path) -> BertConfig:
         """Reads a Hugging Face ``config.json`` of a BERT-architecture model."""
         c = json.loads(Path(path).read_text())
-        act = {"gelu": "gelu_erf", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-               "relu": "relu"}.get(c.get("hidden_act", "gelu"))
+        act = {"gelu": "gelu_erf", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}.get(
+            c.get("hidden_act", "gelu")
+        )
         if act is None:
             raise ValueError(f"unsupported hidden_act {c.get('hidden_act')!r} in {path}")
-        return cls(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-                   num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
-                   intermediate_size=c["intermediate_size"],
-                   max_position=c.get("max_position_embeddings", 512),
-                   type_vocab_size=c.get("type_vocab_size", 2), activation=act,
-                   layer_norm_eps=c.get("layer_norm_eps", 1e-12))
+        return cls(
+            vocab_size=c["vocab_size"],
+            hidden_size=c["hidden_size"],
+            num_layers=c["num_hidden_layers"],
+            num_heads=c["num_attention_heads"],
+            intermediate_size=c["intermediate_size"],
+            max_position=c.get("max_position_embeddings", 512),
+            type_vocab_size=c.get("type_vocab_size", 2),
+            activation=act,
+            layer_norm_eps=c.get("layer_norm_eps", 1e-12),
+        )
 
 
 def layer_names(i: int) -> dict[str, str]:
     """Canonical names of layer ``i`` (google-research/bert names without the ``bert/``)."""
     p = f"encoder/layer_{i}/"
     return {
-        "q_w": p + "attention/self/query/kernel", "q_b": p + "attention/self/query/bias",
-        "k_w": p + "attention/self/key/kernel", "k_b": p + "attention/self/key/bias",
-        "v_w": p + "attention/self/value/kernel", "v_b": p + "attention/self/value/bias",
-        "o_w": p + "attention/output/dense/kernel", "o_b": p + "attention/output/dense/bias",
-        "ln1_g": p + "attention/output/LayerNorm/gamma", "ln1_b": p + "attention/output/LayerNorm/beta",
-        "i_w": p + "intermediate/dense/kernel", "i_b": p + "intermediate/dense/bias",
-        "out_w": p + "output/dense/kernel", "out_b": p + "output/dense/bias",
-        "ln2_g": p + "output/LayerNorm/gamma", "ln2_b": p + "output/LayerNorm/beta",
+        "q_w": p + "attention/self/query/kernel",
+        "q_b": p + "attention/self/query/bias",
+        "k_w": p + "attention/self/key/kernel",
+        "k_b": p + "attention/self/key/bias",
+        "v_w": p + "attention/self/value/kernel",
+        "v_b": p + "attention/self/value/bias",
+        "o_w": p + "attention/output/dense/kernel",
+        "o_b": p + "attention/output/dense/bias",
+        "ln1_g": p + "attention/output/LayerNorm/gamma",
+        "ln1_b": p + "attention/output/LayerNorm/beta",
+        "i_w": p + "intermediate/dense/kernel",
+        "i_b": p + "intermediate/dense/bias",
+        "out_w": p + "output/dense/kernel",
+        "out_b": p + "output/dense/bias",
+        "ln2_g": p + "output/LayerNorm/gamma",
+        "ln2_b": p + "output/LayerNorm/beta",
         # Optional SmoothQuant activation scales (set by edgebert.quantize, not checkpoints).
-        "qkv_smooth": p + "attention/self/qkv_smooth", "o_smooth": p + "attention/output/o_smooth",
-        "ffn_smooth": p + "intermediate/ffn_smooth", "out_smooth": p + "output/out_smooth",
+        "qkv_smooth": p + "attention/self/qkv_smooth",
+        "o_smooth": p + "attention/output/o_smooth",
+        "ffn_smooth": p + "intermediate/ffn_smooth",
+        "out_smooth": p + "output/out_smooth",
     }
 
 
@@ -104,8 +125,10 @@ def expected_shapes(cfg: BertConfig) -> dict[str, tuple[int, ...]]:
         EMBEDDING_NAMES["word"]: (cfg.vocab_size, H),
         EMBEDDING_NAMES["position"]: (cfg.max_position, H),
         EMBEDDING_NAMES["type"]: (cfg.type_vocab_size, H),
-        EMBEDDING_NAMES["ln_g"]: (H,), EMBEDDING_NAMES["ln_b"]: (H,),
-        POOLER_NAMES["w"]: (H, H), POOLER_NAMES["b"]: (H,),
+        EMBEDDING_NAMES["ln_g"]: (H,),
+        EMBEDDING_NAMES["ln_b"]: (H,),
+        POOLER_NAMES["w"]: (H, H),
+        POOLER_NAMES["b"]: (H,),
     }
     for i in range(cfg.num_layers):
         n = layer_names(i)

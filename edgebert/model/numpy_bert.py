@@ -18,9 +18,10 @@ def _layer_norm(x, g, b, eps):
 def _act(x, kind):
     if kind == "gelu_erf":
         from scipy.special import erf  # scipy ships with the export extra
+
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
     if kind == "gelu_tanh":
-        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     return np.maximum(x, 0.0)
 
 
@@ -31,8 +32,7 @@ def _observe(x, name, w, mask, record):
     return x * w[name] if name in w else x
 
 
-def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None = None,
-            dtype=np.float64) -> dict:
+def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None = None, dtype=np.float64) -> dict:
     """Returns ``sequence_output``, ``pooled_output``, ``encoder_outputs`` in ``dtype``.
 
     With ``record`` (a dict), stores the per-channel max-abs over real tokens of the
@@ -67,8 +67,7 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None =
         x = _layer_norm(a + x, w[n["ln1_g"]], w[n["ln1_b"]], cfg.layer_norm_eps)
         h = _act(_observe(x, n["ffn_smooth"], w, mask, record) @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
         h = _observe(h, n["out_smooth"], w, mask, record)
-        x = _layer_norm(h @ w[n["out_w"]] + w[n["out_b"]] + x, w[n["ln2_g"]], w[n["ln2_b"]],
-                        cfg.layer_norm_eps)
+        x = _layer_norm(h @ w[n["out_w"]] + w[n["out_b"]] + x, w[n["ln2_g"]], w[n["ln2_b"]], cfg.layer_norm_eps)
         outs.append(x)
     pooled = np.tanh(x[:, 0] @ w[POOLER_NAMES["w"]] + w[POOLER_NAMES["b"]])
     return {"sequence_output": x, "pooled_output": pooled, "encoder_outputs": outs}

@@ -11,6 +11,7 @@ import numpy as np
 from edgebert.errors import SourceError
 from edgebert.model.config import BertConfig, check_weights
 
+
 @dataclasses.dataclass
 class SourceModel:
     """A BERT read from any supported format.
@@ -43,13 +44,13 @@ class SourceModel:
             raise SourceError(str(e), "the checkpoint does not match its config") from None
         for name, w in self.weights.items():
             if not np.all(np.isfinite(w)):
-                raise SourceError(f"{self.path}: weight '{name}' holds NaN or Inf",
-                                  "the checkpoint is corrupt")
+                raise SourceError(f"{self.path}: weight '{name}' holds NaN or Inf", "the checkpoint is corrupt")
         vocab = read_vocab(self.vocab_file)
         if len(vocab) != self.config.vocab_size:
             raise SourceError(
-                f"{self.vocab_file} has {len(vocab)} tokens but the model has "
-                f"{self.config.vocab_size} word embeddings", "use the vocab.txt that came with the model")
+                f"{self.vocab_file} has {len(vocab)} tokens but the model has {self.config.vocab_size} word embeddings",
+                "use the vocab.txt that came with the model",
+            )
 
 
 def read_vocab(path: Path) -> list[str]:

@@ -68,5 +68,8 @@ def summary(cost: dict) -> str:
 
 def totals(steps: list[StepCost]) -> dict:
     """The manifest's ``export_cost``: every step, the total time and the peak."""
-    return {"steps": [s.to_json() for s in steps], "seconds": round(sum(s.seconds for s in steps), 1),
-            "peak_rss_gb": round(max(s.peak_rss_gb for s in steps), 3)}
+    return {
+        "steps": [s.to_json() for s in steps],
+        "seconds": round(sum(s.seconds for s in steps), 1),
+        "peak_rss_gb": round(max(s.peak_rss_gb for s in steps), 3),
+    }

@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgebert.backends import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
-from edgebert.model.config import (EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes,
-                                            layer_names)
+from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes, layer_names
 
 # Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
 # value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
@@ -55,8 +54,11 @@ def activation_fn(kind: str, target: str = "tflite"):
 def graph_weights(cfg: BertConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The weights the encoder graph reads, in its dtypes (int8 tables, float32 elsewhere)."""
     wanted = expected_shapes(cfg)
-    return {k: np.asarray(v, np.int8 if k.endswith("_int8") else np.float32) for k, v in weights.items()
-            if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))}
+    return {
+        k: np.asarray(v, np.int8 if k.endswith("_int8") else np.float32)
+        for k, v in weights.items()
+        if k in wanted or k.endswith(("_smooth", "_int8", "_scale"))
+    }
 
 
 class BertEncoderModule(tf.Module):
@@ -67,8 +69,15 @@ class BertEncoderModule(tf.Module):
     ``encoder_outputs`` (a list), like a TF Hub BERT encoder.
     """
 
-    def __init__(self, cfg: BertConfig, weights: dict[str, np.ndarray], name: str = "bert",
-                 target: str = "tflite", graph_form: str = "gpu", trainable: bool = False):
+    def __init__(
+        self,
+        cfg: BertConfig,
+        weights: dict[str, np.ndarray],
+        name: str = "bert",
+        target: str = "tflite",
+        graph_form: str = "gpu",
+        trainable: bool = False,
+    ):
         super().__init__(name=name)
         if graph_form not in GRAPH_FORMS:
             raise ValueError(f"graph_form must be one of {GRAPH_FORMS}, got {graph_form!r}")
@@ -76,8 +85,9 @@ class BertEncoderModule(tf.Module):
         self.cfg = cfg
         # Variables keep the canonical names, so a reference reads back by name.
         self.weights = {
-            k: tf.Variable(v, trainable=trainable and not k.endswith(("_int8", "_scale", "_smooth")),
-                           name=k.replace("/", "__"))
+            k: tf.Variable(
+                v, trainable=trainable and not k.endswith(("_int8", "_scale", "_smooth")), name=k.replace("/", "__")
+            )
             for k, v in graph_weights(cfg, weights).items()
         }
         self._act = activation_fn(cfg.activation, target)
@@ -144,8 +154,9 @@ class BertEncoderModule(tf.Module):
             if e["word"] in W:
                 word = tf.gather(W[e["word"]], flat_ids)
             else:  # int8 rows and per-row scales (edgebert.quantize.embedding)
-                word = tf.cast(tf.gather(W[e["word"] + "_int8"], flat_ids), tf.float32) \
-                    * tf.gather(W[e["word"] + "_scale"], flat_ids)
+                word = tf.cast(tf.gather(W[e["word"] + "_int8"], flat_ids), tf.float32) * tf.gather(
+                    W[e["word"] + "_scale"], flat_ids
+                )
             word = tf.reshape(word, [B, S, H])
         types = self._type_embeddings(type_ids)
         pos = self._positions(ids, S)
@@ -166,19 +177,18 @@ class BertEncoderModule(tf.Module):
             scores = tf.matmul(q * scale, k, transpose_b=True) + mask_bias
             probs = tf.nn.softmax(scores, axis=-1)
             ctx = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [B, S, H])
-            x = self._ln(self._dense(self._smooth(ctx, n["o_smooth"]), n["o_w"], n["o_b"]) + x,
-                         n["ln1_g"], n["ln1_b"])
+            x = self._ln(self._dense(self._smooth(ctx, n["o_smooth"]), n["o_w"], n["o_b"]) + x, n["ln1_g"], n["ln1_b"])
             h = self._act(self._dense(self._smooth(x, n["ffn_smooth"]), n["i_w"], n["i_b"]))
-            x = self._ln(self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"]) + x,
-                         n["ln2_g"], n["ln2_b"])
+            x = self._ln(
+                self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"]) + x, n["ln2_g"], n["ln2_b"]
+            )
             outputs.append(x)
         if self.graph_form == "classic":
             cls = x[:, 0, :]
         else:
             cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
         pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))
-        return {"sequence_output": x, "pooled_output": pooled, "default": pooled,
-                "encoder_outputs": outputs}
+        return {"sequence_output": x, "pooled_output": pooled, "default": pooled, "encoder_outputs": outputs}
 
     def bind(self, weights: dict) -> None:
         """Reads the weights from ``weights`` (tensors, e.g. a traced function's inputs) instead
@@ -216,8 +226,9 @@ def head_outputs(out: dict, mask, head: dict) -> dict:
     if head["task"] == "embedder":
         return {"embedding": feats}
     with tf.name_scope("classifier"):
-        logits = tf.matmul(feats, tf.constant(np.asarray(head["kernel"], np.float32))) \
-            + tf.constant(np.asarray(head["bias"], np.float32))
+        logits = tf.matmul(feats, tf.constant(np.asarray(head["kernel"], np.float32))) + tf.constant(
+            np.asarray(head["bias"], np.float32)
+        )
     act = head.get("activation", "softmax")
     scores = tf.sigmoid(logits) if act == "sigmoid" else logits if act == "none" else tf.nn.softmax(logits, axis=-1)
     return {head.get("output", "probability"): scores}

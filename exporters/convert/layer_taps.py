@@ -24,12 +24,27 @@ from edgebert.errors import EdgebertError
 TAP_PREFIX = "layer_tap_"
 # Ops between a layer's output and the next layer's query matmul that do not change its value
 # (beyond re-encoding): SmoothQuant's per-channel scale and the quantizers.
-_PASS_THROUGH = {"QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast",
-                 "CAST"}
+_PASS_THROUGH = {
+    "QUANTIZE",
+    "DEQUANTIZE",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "Cast",
+    "CAST",
+}
 
 # The projection itself (weight dequantize ops carry the same name scope).
-_MATMULS = {"FULLY_CONNECTED", "BATCH_MATMUL", "MatMul", "MatMulNBits", "MatMulInteger", "QLinearMatMul", "Gemm",
-            "DynamicQuantizeMatMul"}
+_MATMULS = {
+    "FULLY_CONNECTED",
+    "BATCH_MATMUL",
+    "MatMul",
+    "MatMulNBits",
+    "MatMulInteger",
+    "QLinearMatMul",
+    "Gemm",
+    "DynamicQuantizeMatMul",
+}
 
 
 @dataclasses.dataclass
@@ -56,8 +71,10 @@ def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:
         pat = _query_pattern(layer)
         query = next((op for op in ops if op.type in _MATMULS and pat.search(op.name)), None)
         if query is None:
-            raise EdgebertError(f"no query projection of layer {layer} in the graph",
-                                "per-layer drift needs a model exported by edgebert")
+            raise EdgebertError(
+                f"no query projection of layer {layer} in the graph",
+                "per-layer drift needs a model exported by edgebert",
+            )
         tensor = query.inputs[0]
         # The TFLite converter folds the preceding LayerNorm's gamma/beta into the projection's
         # weights when nothing sits between them, and names the fused op after the folded ops
@@ -66,11 +83,16 @@ def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:
         # residual branch still computes.
         folded = [n for n in query.name.split(";") if n and not pat.search(n)]
         if folded:
-            before = ops[:ops.index(query)]
+            before = ops[: ops.index(query)]
             # The ADD itself, not the sibling projections (key, value) fused with the same names.
             owner = next((op for op in reversed(before) if op.name == folded[-1]), None) or next(
-                (op for op in reversed(before)
-                 if folded[-1] in op.name.split(";") and not re.search(r"layer_\d+/", op.name)), None)
+                (
+                    op
+                    for op in reversed(before)
+                    if folded[-1] in op.name.split(";") and not re.search(r"layer_\d+/", op.name)
+                ),
+                None,
+            )
             if owner is not None:
                 tensor = owner.outputs[0]
         while tensor in producer:
@@ -99,8 +121,11 @@ def _tflite_ops(model, subgraph: int = 0) -> tuple[list[Op], set]:
         kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
         outs = list(op.outputs)
         ops.append(Op(tensor_names[outs[0]] if outs else "", kind, [int(i) for i in op.inputs], outs))
-    constants = {i for i, t in enumerate(sg.tensors)
-                 if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
+    constants = {
+        i
+        for i, t in enumerate(sg.tensors)
+        if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)
+    }
     return ops, constants
 
 
@@ -134,7 +159,9 @@ def tap_tflite(path: Path, num_layers: int, out: Path) -> dict[str, tuple[float,
             signature.outputs.append(entry)
             q = sg.tensors[t].quantization
             is_int = sg.tensors[t].type in (schema.TensorType.INT8, schema.TensorType.UINT8)
-            quant[name] = (float(q.scale[0]), int(q.zeroPoint[0])) if is_int and q is not None and len(q.scale) else None
+            quant[name] = (
+                (float(q.scale[0]), int(q.zeroPoint[0])) if is_int and q is not None and len(q.scale) else None
+            )
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     Path(out).write_bytes(bytes(builder.Output()))

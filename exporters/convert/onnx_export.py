@@ -8,16 +8,25 @@ from pathlib import Path
 
 from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
 from edgebert.files import atomic_write_bytes
-from edgebert.model.source_model import SourceModel
 from edgebert.metrics import FLOAT_TOLERANCE
+from edgebert.model.source_model import SourceModel
 
 OPSET = 17
 OUTPUTS = ("pooled_output", "sequence_output")
 
 
-def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
-            calibration: list[dict] | None = None, optimize: bool = False, report: dict | None = None,
-            head: dict | None = None, release: bool = False) -> Path:
+def convert(
+    src: SourceModel,
+    out_path: Path,
+    *,
+    seq_length: int | None = 128,
+    recipe=None,
+    calibration: list[dict] | None = None,
+    optimize: bool = False,
+    report: dict | None = None,
+    head: dict | None = None,
+    release: bool = False,
+) -> Path:
     """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS`` and the ``head``'s, dynamic
     batch), atomically. ``head`` and ``release`` are as in ``tflite.convert``.
 
@@ -43,8 +52,13 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
     return out_path
 
 
-def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | None = None,
-                head: dict | None = None, release: bool = False):
+def _fp32_model(
+    src: SourceModel,
+    seq_length: int | None,
+    mask_bias: float | None = None,
+    head: dict | None = None,
+    release: bool = False,
+):
     """The encoder graph as ONNX, with the weights attached as initializers afterwards.
 
     tf2onnx converts a function whose weights are *inputs*, not frozen constants: it then
@@ -66,8 +80,9 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     if mask_bias is not None:
         module.mask_bias = mask_bias
     spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
-    weight_spec = [tf.TensorSpec(weights[k].shape, tf.as_dtype(weights[k].dtype), name=f"weight_{i}")
-                   for i, k in enumerate(names)]
+    weight_spec = [
+        tf.TensorSpec(weights[k].shape, tf.as_dtype(weights[k].dtype), name=f"weight_{i}") for i, k in enumerate(names)
+    ]
 
     @tf.function(input_signature=spec + weight_spec)
     def serving(input_word_ids, input_mask, input_type_ids, *weight_inputs):
@@ -93,8 +108,6 @@ def _fp32_model(src: SourceModel, seq_length: int | None, mask_bias: float | Non
     return proto
 
 
-
-
 def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report: dict):
     import numpy as np
     import onnxruntime as ort
@@ -104,8 +117,9 @@ def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report:
 
     candidate = type(proto)()
     candidate.CopyFrom(proto)  # the optimizer edits its input in place; keep the original to compare
-    fused = optimize_model(candidate, model_type="bert_tf", num_heads=src.config.num_heads,
-                           hidden_size=src.config.hidden_size, opt_level=0).model  # 0: python fusions only (the ORT pass imports torch)
+    fused = optimize_model(
+        candidate, model_type="bert_tf", num_heads=src.config.num_heads, hidden_size=src.config.hidden_size, opt_level=0
+    ).model  # 0: python fusions only (the ORT pass imports torch)
     ids, mask, types = probe_inputs(src.config, batch=2, seq=seq_length or 16)
     feeds = dict(zip(INPUT_NAMES, (ids, mask, types)))
 
@@ -115,6 +129,9 @@ def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report:
 
     err = output_max_abs(run(fused), run(proto), mask)
     fused_ops = sorted({n.op_type for n in fused.graph.node} - {n.op_type for n in proto.graph.node})
-    report["onnx_optimizer"] = {"max_abs_vs_unfused": err, "new_ops": fused_ops,
-                                "kept": bool(err <= FLOAT_TOLERANCE and np.isfinite(err))}
+    report["onnx_optimizer"] = {
+        "max_abs_vs_unfused": err,
+        "new_ops": fused_ops,
+        "kept": bool(err <= FLOAT_TOLERANCE and np.isfinite(err)),
+    }
     return fused if report["onnx_optimizer"]["kept"] else proto

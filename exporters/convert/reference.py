@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 
 from edgebert.errors import EdgebertError
-from edgebert.model import numpy_bert
-from edgebert.files import atomic_write_bytes, replace_dir, tree_sha256
-from edgebert.model.config import BertConfig
 from edgebert.exporters.sources import probe, tf1_hub
-from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
+from edgebert.files import atomic_write_bytes, replace_dir, tree_sha256
 from edgebert.metrics import FLOAT_TOLERANCE
+from edgebert.model import numpy_bert
+from edgebert.model.config import BertConfig
+from edgebert.model.source_model import SourceModel
 
 # Raised whenever ``BertEncoderModule`` or ``save_reference`` write a different SavedModel: a
 # cached reference written by another format version is rebuilt, not reused.
@@ -70,8 +70,10 @@ def save_reference(src: SourceModel, out_dir: Path, trainable: bool = False) -> 
         module.edgebert_config = tf.saved_model.Asset(str(extras / EDGEBERT_CONFIG))
         module.do_lower_case = tf.Variable(src.do_lower_case, trainable=False, name="do_lower_case")
         spec = {n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}
-        serving = tf.function(lambda **kw: flat_outputs(module.encode(
-            kw["input_word_ids"], kw["input_mask"], kw["input_type_ids"])), input_signature=None)
+        serving = tf.function(
+            lambda **kw: flat_outputs(module.encode(kw["input_word_ids"], kw["input_mask"], kw["input_type_ids"])),
+            input_signature=None,
+        )
         concrete = serving.get_concrete_function(**spec)
         root = module
         if trainable:
@@ -102,8 +104,9 @@ def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> R
     from edgebert.exporters.sources.saved_model_util import load_saved_model
 
     if src.saved_model is not None:
-        return Reference(src.saved_model, src.config, src.do_lower_case, src.vocab_file,
-                         tree_sha256(src.saved_model), src.kind, None)
+        return Reference(
+            src.saved_model, src.config, src.do_lower_case, src.vocab_file, tree_sha256(src.saved_model), src.kind, None
+        )
     cached = cached_reference(src, out_dir)
     if cached is not None:
         if release:
@@ -120,11 +123,15 @@ def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> R
     max_abs = probe.output_max_abs(got, expected, inputs[1])
     if max_abs > FLOAT_TOLERANCE:
         shutil.rmtree(path, ignore_errors=True)
-        raise EdgebertError(f"the reference written from {src.path} differs from the source by "
-                            f"max-abs {max_abs:.3g} (> {FLOAT_TOLERANCE})", "please report this model")
+        raise EdgebertError(
+            f"the reference written from {src.path} differs from the source by "
+            f"max-abs {max_abs:.3g} (> {FLOAT_TOLERANCE})",
+            "please report this model",
+        )
     sha = tree_sha256(path)
-    atomic_write_bytes(_record(path), json.dumps({"format": REFERENCE_FORMAT, "sha256": sha,
-                                                  "max_abs_vs_source": max_abs}).encode())
+    atomic_write_bytes(
+        _record(path), json.dumps({"format": REFERENCE_FORMAT, "sha256": sha, "max_abs_vs_source": max_abs}).encode()
+    )
     return Reference(path, src.config, src.do_lower_case, path / "assets" / "vocab.txt", sha, src.kind, max_abs, model)
 
 
@@ -154,5 +161,12 @@ def cached_reference(src: SourceModel, out_dir: Path) -> Reference | None:
     sha = tree_sha256(out_dir)
     if sha != note.get("sha256"):
         return None  # changed or damaged since it was checked: write it again
-    return Reference(out_dir, src.config, src.do_lower_case, out_dir / "assets" / "vocab.txt", sha, src.kind,
-                     note["max_abs_vs_source"])
+    return Reference(
+        out_dir,
+        src.config,
+        src.do_lower_case,
+        out_dir / "assets" / "vocab.txt",
+        sha,
+        src.kind,
+        note["max_abs_vs_source"],
+    )

@@ -18,10 +18,19 @@ from edgebert.files import atomic_write_bytes
 from edgebert.model.source_model import SourceModel
 
 
-def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, recipe=None,
-            calibration: list[dict] | None = None, batch_size: int | None = None,
-            graph_form: str = "gpu", head: dict | None = None, release: bool = False,
-            buckets: tuple[int, ...] | None = None) -> Path:
+def convert(
+    src: SourceModel,
+    out_path: Path,
+    *,
+    seq_length: int | None = 128,
+    recipe=None,
+    calibration: list[dict] | None = None,
+    batch_size: int | None = None,
+    graph_form: str = "gpu",
+    head: dict | None = None,
+    release: bool = False,
+    buckets: tuple[int, ...] | None = None,
+) -> Path:
     """Writes a ``.tflite``, atomically.
 
     Args:
@@ -73,9 +82,11 @@ def convert(src: SourceModel, out_path: Path, *, seq_length: int | None = 128, r
             converter._experimental_disable_fuse_mul_and_fc = True
         representative = None
         if calibration:
+
             def representative():
                 for feeds in calibration:  # by input name: the signature orders its inputs itself
                     yield {n: feeds[n][:batch_size] if batch_size else feeds[n] for n in INPUT_NAMES}
+
         tflite_quant.configure(converter, recipe, representative)
         flat = converter.convert()
     return atomic_write_bytes(out_path, tflite_quant.after_conversion(flat, recipe, calibration))

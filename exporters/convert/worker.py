@@ -44,7 +44,7 @@ def task_reference(t: ReferenceTask) -> dict:
     model = ref.model or load_saved_model(ref.path)
     parts: dict[str, list] = {}
     for i in range(0, len(t.texts), 16):
-        batch = [feeds[k][i:i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
+        batch = [feeds[k][i : i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
         out = run_encoder(model, *batch)
         parts.setdefault("pooled_output", []).append(out["pooled_output"])
         parts.setdefault("sequence_output", []).append(out["sequence_output"])
@@ -54,9 +54,16 @@ def task_reference(t: ReferenceTask) -> dict:
             for j, x in enumerate(out["encoder_outputs"]):
                 parts.setdefault(f"layer_{j}", []).append(x[real])
     outputs = {k: np.concatenate(v) for k, v in parts.items()}
-    result = {"kind": src.kind, "source_path": str(src.path), "reference": str(ref.path), "sha256": ref.sha256,
-              "max_abs_vs_source": ref.max_abs_vs_source, "config": json.loads(ref.config.to_json()),
-              "do_lower_case": ref.do_lower_case, "vocab_file": str(ref.vocab_file)}
+    result = {
+        "kind": src.kind,
+        "source_path": str(src.path),
+        "reference": str(ref.path),
+        "sha256": ref.sha256,
+        "max_abs_vs_source": ref.max_abs_vs_source,
+        "config": json.loads(ref.config.to_json()),
+        "do_lower_case": ref.do_lower_case,
+        "vocab_file": str(ref.vocab_file),
+    }
     if head is not None:
         from edgebert.exporters.sources import classifier
 
@@ -91,7 +98,7 @@ def task_convert(t: ConvertTask) -> dict:
         n = min(len(texts), recipe.calibration["sentences"])
         _log(f"calibrating activation ranges ({recipe.calibration['method']}) on {n} sentences")
         enc = tok(texts[:n], seq_length=_seq_length(t.seq_length, src.config))
-        calibration = [{k: v[i:i + 1] for k, v in enc.items()} for i in range(n)]
+        calibration = [{k: v[i : i + 1] for k, v in enc.items()} for i in range(n)]
         info["calibration"] = {**recipe.calibration, "sentences": n}
     if recipe.for_format(t.format).get("embedding") == "int8_per_row":
         src = embedding.int8_rows(src)
@@ -108,12 +115,13 @@ def task_convert(t: ConvertTask) -> dict:
         onnx_export.convert(src, Path(t.out), optimize=t.onnx_optimize, report=info, **kw)
         if "onnx_optimizer" in info:
             o = info["onnx_optimizer"]
-            _log(f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
-                 f"vs the unfused graph, new ops {o['new_ops']}")
+            _log(
+                f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
+                f"vs the unfused graph, new ops {o['new_ops']}"
+            )
     else:
         buckets = tuple(t.buckets) if t.buckets else None
-        tflite.convert(src, Path(t.out), batch_size=t.batch_size, graph_form=t.graph_form,
-                       buckets=buckets, **kw)
+        tflite.convert(src, Path(t.out), batch_size=t.batch_size, graph_form=t.graph_form, buckets=buckets, **kw)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return info
 
@@ -134,8 +142,9 @@ def _smoothing_ranges(src, tok, texts: list[str], seq_length: int | None, cache:
     # matter, and each batch is padded only to its own longest sentence.
     order = np.argsort(tok(texts, seq_length=length)["input_mask"].sum(1), kind="stable")
     texts = [texts[i] for i in order]
-    batches = [_tuple(tok(texts[i:i + 32], seq_length=length, dynamic_padding=True))
-               for i in range(0, len(texts), 32)]
+    batches = [
+        _tuple(tok(texts[i : i + 32], seq_length=length, dynamic_padding=True)) for i in range(0, len(texts), 32)
+    ]
     ranges = smoothing.activation_ranges(src, batches)
     if cache:
         import io
@@ -151,8 +160,10 @@ def _seq_length(requested: int | None, cfg) -> int:
     if requested is None:
         return min(128, cfg.max_position)
     if requested > cfg.max_position:
-        raise EdgebertError(f"--seq-len {requested} exceeds the model's {cfg.max_position} positions",
-                            f"use --seq-len {cfg.max_position} or less")
+        raise EdgebertError(
+            f"--seq-len {requested} exceeds the model's {cfg.max_position} positions",
+            f"use --seq-len {cfg.max_position} or less",
+        )
     return requested
 
 
@@ -172,12 +183,16 @@ def run_task(task_path: str, result_path: str) -> int:
     except EdgebertError as e:
         result, code = {"ok": False, "error": str(e)}, 1
     except Exception as e:  # report, with the trace for a bug report
-        result = {"ok": False, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:500] if str(e).strip() else ''}",
-                  "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:500] if str(e).strip() else ''}",
+            "traceback": traceback.format_exc(),
+        }
         code = 1
     # The peak of this process's own memory map: wait4's ru_maxrss would also count the
     # exporting process's pages at the moment it forked this one.
     from edgebert.exporters.convert import costs
+
     result["own_peak_rss_gb"] = round(costs.peak_gb(), 3)
     Path(result_path).write_text(json.dumps(result))
     return code
@@ -187,6 +202,7 @@ def serve(done_fd: int) -> int:
     """Runs ``TASK<TAB>RESULT`` lines from stdin one after another (a shared ``workers.session``),
     writing a line to ``done_fd`` after each; each task's peak is measured from its start."""
     from edgebert.exporters.convert import costs
+
     with os.fdopen(done_fd, "w") as done:
         for line in sys.stdin:
             task_path, result_path = line.rstrip("\n").split("\t")

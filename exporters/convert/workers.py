@@ -22,8 +22,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, tasks
@@ -41,8 +41,13 @@ class _Server:
 
     def __init__(self) -> None:
         done_r, done_w = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.convert.worker", "--serve", str(done_w)],
-                                     stdin=subprocess.PIPE, text=True, env=_env(), pass_fds=(done_w,))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgebert.exporters.convert.worker", "--serve", str(done_w)],
+            stdin=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            pass_fds=(done_w,),
+        )
         os.close(done_w)
         self._done = os.fdopen(done_r)
 
@@ -101,8 +106,11 @@ def session(source_path: Path | None = None) -> Iterator[None]:
     ``None``: each call in its own process."""
     size = source_bytes(source_path, SHARED_MAX_SOURCE_BYTES) if source_path is not None else math.inf
     warm_ = _WARM.get()
-    s = warm_.session if warm_ is not None and size <= warm_.max_source_bytes else _Session(
-        size <= SHARED_MAX_SOURCE_BYTES)
+    s = (
+        warm_.session
+        if warm_ is not None and size <= warm_.max_source_bytes
+        else _Session(size <= SHARED_MAX_SOURCE_BYTES)
+    )
     token = _SESSION.set(s)
     try:
         yield
@@ -152,15 +160,18 @@ def run(task: ReferenceTask | ConvertTask, work: Path) -> dict:
     if server is not None:
         exit_code = server.run(task_file, result_file)
     else:
-        proc = subprocess.Popen([sys.executable, "-m", "edgebert.exporters.convert.worker", str(task_file), str(result_file)],
-                                env=_env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edgebert.exporters.convert.worker", str(task_file), str(result_file)], env=_env()
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         exit_code, usage_gb = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024 / 1e9
     seconds = time.perf_counter() - t0
     if not result_file.exists():
         peak = f", peak {usage_gb:.1f} GB" if usage_gb is not None else ""
-        raise EdgebertError(f"the {name} step died (exit {exit_code}{peak})",
-                            "if it ran out of memory, close other programs or use a machine with more RAM")
+        raise EdgebertError(
+            f"the {name} step died (exit {exit_code}{peak})",
+            "if it ran out of memory, close other programs or use a machine with more RAM",
+        )
     result = json.loads(result_file.read_text())
     if not result.pop("ok"):
         if "traceback" in result:
@@ -169,9 +180,12 @@ def run(task: ReferenceTask | ConvertTask, work: Path) -> dict:
     own = result.pop("own_peak_rss_gb", None)  # the worker's VmHWM; ru_maxrss is the fallback
     worker_gb = own if own is not None else (usage_gb or 0.0)
     result["peak_rss_gb"] = round(worker_gb, 2)
-    result["step"] = costs.StepCost(getattr(task, "format", "import"), round(seconds, 1),
-                                    round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
-                                    round(worker_gb, 3)).to_json()
+    result["step"] = costs.StepCost(
+        getattr(task, "format", "import"),
+        round(seconds, 1),
+        round(worker_gb + max(parent_gb, costs.rss_gb()), 3),
+        round(worker_gb, 3),
+    ).to_json()
     return result
 
 

@@ -21,22 +21,24 @@ from edgebert import gpu_compat, linear_probe, metrics
 from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
-from edgebert.text_files import label_warnings, read_labelled
-from edgebert.exporters.pipelines import android_metadata as amd
 from edgebert.exporters.convert import workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.pipelines import android_metadata as amd
 from edgebert.exporters.pipelines.export import default_labels, reference_dir_for
 from edgebert.exporters.pipelines.progress import say as _progress
-from edgebert.files import replace_dir
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
+from edgebert.files import replace_dir
 from edgebert.quantize import calibration as calib
 from edgebert.quantize import recipes
+from edgebert.text_files import label_warnings, read_labelled
 
 TASKS = ("embedder", "classifier")
 MAX_TASK_LIBRARY_SEQ = 512  # BertNLClassifier / MediaPipe read the length from the fixed input shape
-HEAD_FORMAT = ("A head file is an .npz with 'kernel' [features, labels] and 'bias' [labels] (float32), and "
-               "optionally 'labels' (strings), 'pooling' ('cls' or 'mean') and 'activation' ('softmax' or 'sigmoid').")
+HEAD_FORMAT = (
+    "A head file is an .npz with 'kernel' [features, labels] and 'bias' [labels] (float32), and "
+    "optionally 'labels' (strings), 'pooling' ('cls' or 'mean') and 'activation' ('softmax' or 'sigmoid')."
+)
 
 
 @dataclasses.dataclass
@@ -61,9 +63,14 @@ def train_head(features: np.ndarray, labels: list[int]) -> dict:
     y = np.asarray(labels)
     fitted = linear_probe.select_and_fit(features, y)
     kernel, bias = linear_probe.fit(features, y, fitted["l2"])
-    return {"kernel": kernel, "bias": bias, "l2": fitted["l2"], "held_out": int(len(fitted["held"])),
-            "held_out_accuracy": fitted["held_out_accuracy"],
-            "train_accuracy": float((linear_probe.predict(kernel, bias, features) == y).mean())}
+    return {
+        "kernel": kernel,
+        "bias": bias,
+        "l2": fitted["l2"],
+        "held_out": int(len(fitted["held"])),
+        "held_out_accuracy": fitted["held_out_accuracy"],
+        "train_accuracy": float((linear_probe.predict(kernel, bias, features) == y).mean()),
+    }
 
 
 def _features(ref: dict, pooling: str) -> np.ndarray:
@@ -87,10 +94,15 @@ def build(req: AndroidRequest) -> Manifest:
     if req.task not in TASKS:
         raise EdgebertError(f"unknown task {req.task!r}", f"use --task {' or --task '.join(TASKS)}")
     if not 3 <= req.seq_length <= MAX_TASK_LIBRARY_SEQ:
-        raise EdgebertError(f"--seq-len {req.seq_length} is outside what MediaPipe and the Task Library take "
-                            f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})", "use --seq-len 128")
+        raise EdgebertError(
+            f"--seq-len {req.seq_length} is outside what MediaPipe and the Task Library take "
+            f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})",
+            "use --seq-len 128",
+        )
     if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
-        raise EdgebertError("--head, --train and --labels are for --task classifier", "drop them, or use --task classifier")
+        raise EdgebertError(
+            "--head, --train and --labels are for --task classifier", "drop them, or use --task classifier"
+        )
     head_data = _read_head(req.head_file) if req.head_file else None
     train = read_labelled(Path(req.train_file)) if req.train_file else None  # its errors before any work
     if req.pooling not in (None, "cls", "mean"):
@@ -108,24 +120,37 @@ def build(req: AndroidRequest) -> Manifest:
             work.mkdir()
             steps = 4 if req.train_file else 3
             _progress(f"[1/{steps}] importing {req.source_label}")
-            ref = workers.run(ReferenceTask(source=str(source_path), reference_dir=str(reference_dir_for(source_path)),
-                                            texts=held_out, seq_length=req.seq_length,
-                                            outputs_npz=str(work / "reference.npz")), work)
+            ref = workers.run(
+                ReferenceTask(
+                    source=str(source_path),
+                    reference_dir=str(reference_dir_for(source_path)),
+                    texts=held_out,
+                    seq_length=req.seq_length,
+                    outputs_npz=str(work / "reference.npz"),
+                ),
+                work,
+            )
             _check_source(ref, req)
             expected = dict(np.load(work / "reference.npz"))
             head, labels, training = None, None, None
             if req.task == "classifier" and not (head_data or req.train_file):
                 if not ref.get("head"):
-                    raise EdgebertError("a classifier asset needs a head",
-                                        "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
-                                        f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}")
+                    raise EdgebertError(
+                        "a classifier asset needs a head",
+                        "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
+                        f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}",
+                    )
                 head_data = fine_tuned_head(ref["head"])
-                _progress(f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
-                          f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)")
+                _progress(
+                    f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
+                    f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)"
+                )
             pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
             if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
-                raise EdgebertError(f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
-                                    f"drop --pooling (or pass --pooling {head_data['pooling']})")
+                raise EdgebertError(
+                    f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
+                    f"drop --pooling (or pass --pooling {head_data['pooling']})",
+                )
             if req.task == "classifier":
                 if req.train_file:
                     _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
@@ -133,36 +158,70 @@ def build(req: AndroidRequest) -> Manifest:
                     for warning in label_warnings(train_y, labels, req.train_file):
                         _progress(f"  warning: {warning}")
                     (work / "train").mkdir()
-                    workers.run(ReferenceTask(source=ref["reference"], reference_dir=ref["reference"],
-                                              texts=train_texts, seq_length=req.seq_length,
-                                              outputs_npz=str(work / "train" / "train.npz")), work / "train")
+                    workers.run(
+                        ReferenceTask(
+                            source=ref["reference"],
+                            reference_dir=ref["reference"],
+                            texts=train_texts,
+                            seq_length=req.seq_length,
+                            outputs_npz=str(work / "train" / "train.npz"),
+                        ),
+                        work / "train",
+                    )
                     train_ref = dict(np.load(work / "train" / "train.npz"))
                     trained = train_head(_features(train_ref, pooling), train_y)
                     head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
-                    training = {"file": str(req.train_file), "sentences": len(train_texts), "pooling": pooling,
-                                "train_accuracy": trained["train_accuracy"],
-                                "held_out_accuracy": trained["held_out_accuracy"], "held_out": trained["held_out"],
-                                "l2": trained["l2"]}
-                    _progress(f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
-                              f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences")
+                    training = {
+                        "file": str(req.train_file),
+                        "sentences": len(train_texts),
+                        "pooling": pooling,
+                        "train_accuracy": trained["train_accuracy"],
+                        "held_out_accuracy": trained["held_out_accuracy"],
+                        "held_out": trained["held_out"],
+                        "l2": trained["l2"],
+                    }
+                    _progress(
+                        f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
+                        f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences"
+                    )
                 labels = _labels(req, head_data, labels)
                 np.savez(work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
-                head = {"task": "classifier", "pooling": pooling, "npz": str(work / "head.npz"),
-                        "activation": head_data.get("activation", "softmax")}
+                head = {
+                    "task": "classifier",
+                    "pooling": pooling,
+                    "npz": str(work / "head.npz"),
+                    "activation": head_data.get("activation", "softmax"),
+                }
             else:
                 head = {"task": "embedder", "pooling": pooling}
             _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
             raw = work / "model.tflite"
-            workers.run(ConvertTask(format="tflite", recipe=recipe.name, reference=ref["reference"], out=str(raw),
-                                    seq_length=req.seq_length, calibration=cal_texts, batch_size=1, head=head), work)
+            workers.run(
+                ConvertTask(
+                    format="tflite",
+                    recipe=recipe.name,
+                    reference=ref["reference"],
+                    out=str(raw),
+                    seq_length=req.seq_length,
+                    calibration=cal_texts,
+                    batch_size=1,
+                    head=head,
+                ),
+                work,
+            )
             model_buf = raw.read_bytes()
             output_name = "probability" if req.task == "classifier" else "embedding"
-            meta = amd.build_metadata(model_buf, name=f"{Path(str(req.source_label)).name} {req.task}",
-                                      description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
-                                                  f"{pooling} pooling, seq {req.seq_length}).",
-                                      task=req.task, vocab_name="vocab.txt",
-                                      labels_name="labels.txt" if labels else None,
-                                      num_labels=len(labels) if labels else None, version=recipe.name)
+            meta = amd.build_metadata(
+                model_buf,
+                name=f"{Path(str(req.source_label)).name} {req.task}",
+                description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
+                f"{pooling} pooling, seq {req.seq_length}).",
+                task=req.task,
+                vocab_name="vocab.txt",
+                labels_name="labels.txt" if labels else None,
+                num_labels=len(labels) if labels else None,
+                version=recipe.name,
+            )
             vocab = Path(ref["vocab_file"]).read_bytes()
             files = {"vocab.txt": vocab}
             if labels:
@@ -177,11 +236,14 @@ def build(req: AndroidRequest) -> Manifest:
             _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
             _progress(f"  {gpu_compat.summary(gpu)}")
             if gate and not req.allow_accuracy_loss:
-                raise EdgebertError(f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
-                                    "use fp32 (drop --int8), or --allow-accuracy-loss")
+                raise EdgebertError(
+                    f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
+                    "use fp32 (drop --int8), or --allow-accuracy-loss",
+                )
             shutil.rmtree(work)
-            manifest = _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training,
-                                 staging / "model.tflite")
+            manifest = _manifest(
+                req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, staging / "model.tflite"
+            )
             manifest = write_manifest(staging, Manifest.from_json(manifest))
             (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
             replace_dir(staging, out)
@@ -208,10 +270,20 @@ def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
             for i, n in enumerate(lengths, start=1):
                 _progress(f"== asset {i}/{len(lengths)}: [1, {n}]")
                 assets[n] = build(dataclasses.replace(req, seq_length=n, output=staging / f"seq_{n}"))
-        index = {"format_version": FORMAT_VERSION, "kind": "android-asset-buckets", "task": req.task, "buckets": list(lengths),
-                 "assets": {str(n): {"dir": f"seq_{n}", "bytes": m.models["tflite"].bytes,
-                                     "gate_passed": m.models["tflite"].gate["passed"]}
-                            for n, m in assets.items()}}
+        index = {
+            "format_version": FORMAT_VERSION,
+            "kind": "android-asset-buckets",
+            "task": req.task,
+            "buckets": list(lengths),
+            "assets": {
+                str(n): {
+                    "dir": f"seq_{n}",
+                    "bytes": m.models["tflite"].bytes,
+                    "gate_passed": m.models["tflite"].gate["passed"],
+                }
+                for n, m in assets.items()
+            },
+        }
         (staging / "buckets.json").write_text(json.dumps(index, indent=1))
         (staging / "README.md").write_text(_buckets_readme(req.task, lengths))
         replace_dir(staging, out)
@@ -233,7 +305,7 @@ is cut to fit the fixed input. A WordPiece token count is at least the word coun
 can load the asset for a text's expected size, e.g. the first N >= 1.5 x its words.
 
 On LiteRT's CompiledModel (Android, without MediaPipe, tokenizing in the app), one
-`edgebert export --format tflite --seq-len {','.join(map(str, lengths))}` file holds every
+`edgebert export --format tflite --seq-len {",".join(map(str, lengths))}` file holds every
 length as its own static signature (`seq_N`, int32 inputs `input_word_ids`, `input_mask`,
 `input_type_ids` of shape [1, N]) with the weights stored once. Pad the ids to the shortest N
 that holds them and run that signature by name:
@@ -264,22 +336,35 @@ def fine_tuned_head(meta: dict) -> dict:
     elif activation == "none":
         activation = "softmax"
     labels = meta.get("labels") or default_labels(meta["units"])
-    return {"kernel": kernel, "bias": bias, "activation": activation, "pooling": meta["pooling"], "labels": labels,
-            "fine_tuned": True}
+    return {
+        "kernel": kernel,
+        "bias": bias,
+        "activation": activation,
+        "pooling": meta["pooling"],
+        "labels": labels,
+        "fine_tuned": True,
+    }
 
 
 def _check_source(ref: dict, req: AndroidRequest) -> None:
     if not ref["do_lower_case"]:
-        raise EdgebertError("the model is cased, but MediaPipe's BertTokenizer always lower-cases: the app would "
-                            "feed it wrong token ids without any error", "use an uncased model for Android assets")
+        raise EdgebertError(
+            "the model is cased, but MediaPipe's BertTokenizer always lower-cases: the app would "
+            "feed it wrong token ids without any error",
+            "use an uncased model for Android assets",
+        )
     if req.seq_length > ref["config"]["max_position"]:
-        raise EdgebertError(f"--seq-len {req.seq_length} exceeds the model's {ref['config']['max_position']} positions",
-                            f"use --seq-len {ref['config']['max_position']} or less")
+        raise EdgebertError(
+            f"--seq-len {req.seq_length} exceeds the model's {ref['config']['max_position']} positions",
+            f"use --seq-len {ref['config']['max_position']} or less",
+        )
     tokens = set(Path(ref["vocab_file"]).read_text(encoding="utf-8").splitlines())
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in tokens]
     if missing:
-        raise EdgebertError(f"the vocab lacks {', '.join(missing)}: MediaPipe would pack inputs without them",
-                            "use the model's original BERT vocab")
+        raise EdgebertError(
+            f"the vocab lacks {', '.join(missing)}: MediaPipe would pack inputs without them",
+            "use the model's original BERT vocab",
+        )
 
 
 def _read_head(path: Path) -> dict:
@@ -291,8 +376,9 @@ def _read_head(path: Path) -> dict:
     except (ValueError, OSError) as e:
         raise EdgebertError(f"head file {path} is not a readable .npz ({e})", HEAD_FORMAT) from None
     if "kernel" not in data or "bias" not in data:
-        raise EdgebertError(f"head file {path} lacks 'kernel' or 'bias' (it has {', '.join(data) or 'nothing'})",
-                            HEAD_FORMAT)
+        raise EdgebertError(
+            f"head file {path} lacks 'kernel' or 'bias' (it has {', '.join(data) or 'nothing'})", HEAD_FORMAT
+        )
     k, b = np.asarray(data["kernel"], np.float32), np.asarray(data["bias"], np.float32)
     if k.ndim != 2 or b.shape != (k.shape[1],):
         raise EdgebertError(f"head kernel {k.shape} and bias {b.shape} do not fit", HEAD_FORMAT)
@@ -317,8 +403,10 @@ def _labels(req: AndroidRequest, head: dict, trained_names: list[str] | None) ->
     if not names:
         raise EdgebertError("the classifier has no label names", "pass --labels FILE (one label a line)")
     if len(names) != width:
-        raise EdgebertError(f"{len(names)} labels for a head with {width} outputs: MediaPipe would name the "
-                            "scores wrongly", "pass one label per head output, in order")
+        raise EdgebertError(
+            f"{len(names)} labels for a head with {width} outputs: MediaPipe would name the scores wrongly",
+            "pass one label per head output, in order",
+        )
     if len(set(names)) != len(names):
         raise EdgebertError("the labels contain duplicates", "give each output its own label")
     return names
@@ -328,8 +416,12 @@ def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: 
     from edgebert.backends import INPUT_NAMES, TFLiteRunner
 
     runner = TFLiteRunner(path, num_threads=2)
-    got = np.concatenate([runner.run({k: expected[k][i:i + 1] for k in INPUT_NAMES})[output]
-                          for i in range(len(expected["input_word_ids"]))])
+    got = np.concatenate(
+        [
+            runner.run({k: expected[k][i : i + 1] for k in INPUT_NAMES})[output]
+            for i in range(len(expected["input_word_ids"]))
+        ]
+    )
     feats = _features(expected, pooling)
     if task == "embedder":  # the one comparison and gate of export and verify (edgebert.metrics)
         return {"embedding": metrics.error_stats(got, feats), "n": len(got)}
@@ -347,8 +439,10 @@ def _gate(acc: dict, recipe, task: str) -> list[str]:
 def accuracy_line(acc: dict) -> str:
     if "embedding" in acc:
         e = acc["embedding"]
-        return (f"embedding vs reference: cosine mean {e['cosine']['mean']:.5f} (min {e['cosine']['min']:.5f}), "
-                f"max-abs {e['max_abs']:.2e}")
+        return (
+            f"embedding vs reference: cosine mean {e['cosine']['mean']:.5f} (min {e['cosine']['min']:.5f}), "
+            f"max-abs {e['max_abs']:.2e}"
+        )
     p = acc["probability"]
     return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
@@ -357,30 +451,51 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gp
     from edgebert.files import file_sha256
 
     return {
-        "kind": "android-assets", "task": req.task,
+        "kind": "android-assets",
+        "task": req.task,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"spec": req.source_label, "kind": ref["kind"]},
         "reference": {"path": ref["reference"], "sha256": ref["sha256"]},
         "architecture": ref["config"],
         "tokenizer": {"vocab": "vocab.txt", "do_lower_case": True, "casing": "uncased"},
-        "seq_length": req.seq_length, "graph_form": "gpu", "pooling": pooling,
-        "labels": labels, "recipe": recipe.to_json(), "head_training": training,
-        "models": {"tflite": {
-            "file": "model.tflite", "bytes": model_path.stat().st_size, "sha256": file_sha256(model_path),
-            "inputs": [{"name": n, "dtype": "int32", "shape": [1, req.seq_length], "metadata_name": m}
-                       for n, m in amd.BERT_INPUTS.items()],
-            "outputs": [{"name": output_name, "dtype": "float32",
-                         "shape": [1, len(labels) if labels else ref["config"]["hidden_size"]]}],
-            "accuracy": accuracy, "gate": {"passed": not gate, "misses": gate},
-            "gpu_compatibility": gpu}},
+        "seq_length": req.seq_length,
+        "graph_form": "gpu",
+        "pooling": pooling,
+        "labels": labels,
+        "recipe": recipe.to_json(),
+        "head_training": training,
+        "models": {
+            "tflite": {
+                "file": "model.tflite",
+                "bytes": model_path.stat().st_size,
+                "sha256": file_sha256(model_path),
+                "inputs": [
+                    {"name": n, "dtype": "int32", "shape": [1, req.seq_length], "metadata_name": m}
+                    for n, m in amd.BERT_INPUTS.items()
+                ],
+                "outputs": [
+                    {
+                        "name": output_name,
+                        "dtype": "float32",
+                        "shape": [1, len(labels) if labels else ref["config"]["hidden_size"]],
+                    }
+                ],
+                "accuracy": accuracy,
+                "gate": {"passed": not gate, "misses": gate},
+                "gpu_compatibility": gpu,
+            }
+        },
     }
 
 
 def _readme(task: str, output: str, labels, seq: int, gpu: dict) -> str:
-    gpu_line = ("The static check found every op supported by the GPU delegate."
-                if gpu["gpu_ready"] else f"GPU delegate: {gpu_compat.summary(gpu)}.")
+    gpu_line = (
+        "The static check found every op supported by the GPU delegate."
+        if gpu["gpu_ready"]
+        else f"GPU delegate: {gpu_compat.summary(gpu)}."
+    )
     kotlin = {
-        "embedder": '''```kotlin
+        "embedder": """```kotlin
 import com.google.mediapipe.tasks.core.BaseOptions
 import com.google.mediapipe.tasks.text.textembedder.TextEmbedder
 
@@ -391,8 +506,8 @@ val embedder = TextEmbedder.createFromOptions(context, options)
 val vector = embedder.embed("The movie was great").embeddingResult().embeddings()[0].floatEmbedding()
 val similarity = TextEmbedder.cosineSimilarity(
     embedder.embed("a").embeddingResult().embeddings()[0], embedder.embed("b").embeddingResult().embeddings()[0])
-```''',
-        "classifier": '''```kotlin
+```""",
+        "classifier": """```kotlin
 import com.google.mediapipe.tasks.core.BaseOptions
 import com.google.mediapipe.tasks.text.textclassifier.TextClassifier
 
@@ -413,17 +528,19 @@ val classifier = BertNLClassifier.createFromFile(context, "model.tflite")
 val categories = classifier.classify("The movie was great")   // label and score per output
 ```
 Note: Task Library 0.4.4's runtime cannot run TF 2.21 dynamic-range int8 ops
-(`FULLY_CONNECTED version 12`); use the fp32 asset with it, or MediaPipe for int8.''',
+(`FULLY_CONNECTED version 12`); use the fp32 asset with it, or MediaPipe for int8.""",
     }[task]
-    deps = {"embedder": "com.google.mediapipe:tasks-text:0.10.21",
-            "classifier": "com.google.mediapipe:tasks-text:0.10.21\")\n    // Task Library alternative:\n"
-                          "    // implementation(\"org.tensorflow:tensorflow-lite-task-text:0.4.4"}[task]
+    deps = {
+        "embedder": "com.google.mediapipe:tasks-text:0.10.21",
+        "classifier": 'com.google.mediapipe:tasks-text:0.10.21")\n    // Task Library alternative:\n'
+        '    // implementation("org.tensorflow:tensorflow-lite-task-text:0.4.4',
+    }[task]
     return f"""# Android assets ({task})
 
 Copy this folder's files into `app/src/main/assets/`. `model.tflite` carries TFLite Metadata:
 a BertTokenizer process unit with `vocab.txt` packed in, inputs `ids`, `mask`,
-`segment_ids` (int32 [1, {seq}]), output `{output}`{' with `labels.txt` packed in' if labels else ''}.
-`vocab.txt`{' and `labels.txt`' if labels else ''} are here as plain files too. {gpu_line}
+`segment_ids` (int32 [1, {seq}]), output `{output}`{" with `labels.txt` packed in" if labels else ""}.
+`vocab.txt`{" and `labels.txt`" if labels else ""} are here as plain files too. {gpu_line}
 
 `app/build.gradle.kts`:
 

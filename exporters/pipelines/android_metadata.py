@@ -20,9 +20,11 @@ METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.1.0"  # BertTokenizerOptions appeared in metadata schema 1.1.0
 # The model's input names -> the metadata names MediaPipe / Task Library look for.
 BERT_INPUTS = {"input_word_ids": "ids", "input_mask": "mask", "input_type_ids": "segment_ids"}
-INPUT_DESCRIPTIONS = {"ids": "Tokenized ids of the input text.",
-                      "mask": "Mask with 1 for real tokens and 0 for padding tokens.",
-                      "segment_ids": "0 for the first sequence, 1 for the second sequence if exists."}
+INPUT_DESCRIPTIONS = {
+    "ids": "Tokenized ids of the input text.",
+    "mask": "Mask with 1 for real tokens and 0 for padding tokens.",
+    "segment_ids": "0 for the first sequence, 1 for the second sequence if exists.",
+}
 
 
 def _schemas():
@@ -30,8 +32,9 @@ def _schemas():
         from mediapipe.tasks.metadata import metadata_schema_py_generated as md
         from mediapipe.tasks.metadata import schema_py_generated as tfl
     except ImportError:
-        raise EdgebertError("writing Android assets needs mediapipe (for the TFLite Metadata schema)",
-                            "pip install 'edgebert[android]'") from None
+        raise EdgebertError(
+            "writing Android assets needs mediapipe (for the TFLite Metadata schema)", "pip install 'edgebert[android]'"
+        ) from None
     return md, tfl
 
 
@@ -40,7 +43,9 @@ def model_inputs(model_buf: bytes) -> list[tuple[str, int]]:
     _, tfl = _schemas()
     model = tfl.Model.GetRootAsModel(model_buf, 0)
     sg = model.Subgraphs(0)
-    return [(sg.Tensors(sg.Inputs(i)).Name().decode(), sg.Tensors(sg.Inputs(i)).Type()) for i in range(sg.InputsLength())]
+    return [
+        (sg.Tensors(sg.Inputs(i)).Name().decode(), sg.Tensors(sg.Inputs(i)).Type()) for i in range(sg.InputsLength())
+    ]
 
 
 def bert_input_names(model_buf: bytes) -> list[str]:
@@ -50,20 +55,36 @@ def bert_input_names(model_buf: bytes) -> list[str]:
     for name, ttype in model_inputs(model_buf):
         key = next((k for k in BERT_INPUTS if k in name), None)
         if key is None:
-            raise EdgebertError(f"model input {name!r} is not one of {', '.join(BERT_INPUTS)}",
-                                "export the model with edgebert (three int32 BERT inputs)")
+            raise EdgebertError(
+                f"model input {name!r} is not one of {', '.join(BERT_INPUTS)}",
+                "export the model with edgebert (three int32 BERT inputs)",
+            )
         if ttype != tfl.TensorType.INT32:
-            raise EdgebertError(f"model input {name!r} is not int32 (MediaPipe and the Task Library feed int32 "
-                                "ids, mask and segment ids)", "export the model with int32 inputs")
+            raise EdgebertError(
+                f"model input {name!r} is not int32 (MediaPipe and the Task Library feed int32 "
+                "ids, mask and segment ids)",
+                "export the model with int32 inputs",
+            )
         names.append(BERT_INPUTS[key])
     if sorted(names) != sorted(BERT_INPUTS.values()):
-        raise EdgebertError(f"the model has inputs {names}; a BERT asset needs exactly ids, mask and segment_ids",
-                            "export the model with edgebert")
+        raise EdgebertError(
+            f"the model has inputs {names}; a BERT asset needs exactly ids, mask and segment_ids",
+            "export the model with edgebert",
+        )
     return names
 
 
-def build_metadata(model_buf: bytes, *, name: str, description: str, task: str, vocab_name: str,
-                   labels_name: str | None, num_labels: int | None, version: str) -> bytes:
+def build_metadata(
+    model_buf: bytes,
+    *,
+    name: str,
+    description: str,
+    task: str,
+    vocab_name: str,
+    labels_name: str | None,
+    num_labels: int | None,
+    version: str,
+) -> bytes:
     """The ``ModelMetadata`` flatbuffer for an embedder or classifier."""
     import flatbuffers
 
@@ -154,9 +175,13 @@ def read_metadata(model_buf: bytes) -> dict:
             units.append({"type": "BertTokenizer", "vocab": [f.name.decode() for f in u.options.vocabFile]})
     with zipfile.ZipFile(io.BytesIO(model_buf)) as zf:
         packed = {n: zf.read(n) for n in zf.namelist()}
-    return {"name": meta.name.decode(), "version": meta.version.decode() if meta.version else None,
-            "min_parser_version": meta.minParserVersion.decode(),
-            "inputs": [t.name.decode() for t in sub.inputTensorMetadata],
-            "outputs": [t.name.decode() for t in sub.outputTensorMetadata],
-            "output_files": [f.name.decode() for t in sub.outputTensorMetadata for f in (t.associatedFiles or [])],
-            "process_units": units, "packed_files": packed}
+    return {
+        "name": meta.name.decode(),
+        "version": meta.version.decode() if meta.version else None,
+        "min_parser_version": meta.minParserVersion.decode(),
+        "inputs": [t.name.decode() for t in sub.inputTensorMetadata],
+        "outputs": [t.name.decode() for t in sub.outputTensorMetadata],
+        "output_files": [f.name.decode() for t in sub.outputTensorMetadata for f in (t.associatedFiles or [])],
+        "process_units": units,
+        "packed_files": packed,
+    }

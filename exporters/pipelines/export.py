@@ -23,13 +23,12 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.pipelines.progress import say as _progress
-from edgebert.files import file_sha256, replace_dir, tree_sha256
 from edgebert.exporters.sources.resolve import resolve_source
+from edgebert.files import file_sha256, replace_dir, tree_sha256
 from edgebert.quantize import calibration as calib
 from edgebert.quantize.recipes import Recipe
 
-TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-         "numpy")
+TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
 
 @dataclasses.dataclass
@@ -62,8 +61,9 @@ def export(req: ExportRequest) -> Manifest:
     """Runs the export; returns the manifest written to ``req.output``."""
     for fmt in req.formats:
         if fmt not in req.recipe.formats:
-            raise EdgebertError(f"recipe {req.recipe.name} has no {fmt} form",
-                                f"it supports {', '.join(req.recipe.formats)}")
+            raise EdgebertError(
+                f"recipe {req.recipe.name} has no {fmt} form", f"it supports {', '.join(req.recipe.formats)}"
+            )
     if req.buckets:
         _check_buckets(req)
     texts = calib.read_texts(req.calibration_file)
@@ -80,35 +80,57 @@ def export(req: ExportRequest) -> Manifest:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal_texts: list[str],
-            held_out: list[str]) -> dict:
+def _export(
+    req: ExportRequest, source_path: Path, out: Path, staging: Path, cal_texts: list[str], held_out: list[str]
+) -> dict:
     """The export's steps, building the bundle in ``staging``; renames it to ``out`` when it passed."""
     work = staging / ".work"
     work.mkdir()
     n_steps = 2 + len(req.formats)
     _progress(f"[1/{n_steps}] importing {req.source_label}")
-    ref = workers.run(ReferenceTask(source=str(source_path), reference_dir=str(reference_dir_for(source_path)),
-                                    texts=held_out, seq_length=max(req.buckets) if req.buckets else req.seq_length,
-                                    outputs_npz=str(work / "reference.npz")), work)
+    ref = workers.run(
+        ReferenceTask(
+            source=str(source_path),
+            reference_dir=str(reference_dir_for(source_path)),
+            texts=held_out,
+            seq_length=max(req.buckets) if req.buckets else req.seq_length,
+            outputs_npz=str(work / "reference.npz"),
+        ),
+        work,
+    )
     steps = [costs.StepCost(**ref.pop("step"))]
     expected = dict(np.load(work / "reference.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
     head = ref.get("head")
     if head:
-        _progress(f"  fine-tuned classifier: {head['units']}-unit head ({head['activation']}) on the "
-                  f"{'pooled' if head['pooling'] == 'cls' else 'mean-pooled'} output, "
-                  f"{head['inputs']} in" + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
-                  + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}")
+        _progress(
+            f"  fine-tuned classifier: {head['units']}-unit head ({head['activation']}) on the "
+            f"{'pooled' if head['pooling'] == 'cls' else 'mean-pooled'} output, "
+            f"{head['inputs']} in"
+            + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
+            + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}"
+        )
     models = {}
     for i, fmt in enumerate(req.formats, start=2):
         _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
         path = staging / MODEL_FILES[fmt]
-        conv = workers.run(ConvertTask(format=fmt, recipe=req.recipe.name, reference=ref["reference"], out=str(path),
-                                       seq_length=req.seq_length, calibration=cal_texts,
-                                       smoothing_cache=str(work / "smoothing-ranges.npz"),
-                                       onnx_optimize=req.onnx_optimize, batch_size=req.batch_size,
-                                       buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
-                                       graph_form=req.graph_form, head=_bundle_head(head)), work)
+        conv = workers.run(
+            ConvertTask(
+                format=fmt,
+                recipe=req.recipe.name,
+                reference=ref["reference"],
+                out=str(path),
+                seq_length=req.seq_length,
+                calibration=cal_texts,
+                smoothing_cache=str(work / "smoothing-ranges.npz"),
+                onnx_optimize=req.onnx_optimize,
+                batch_size=req.batch_size,
+                buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
+                graph_form=req.graph_form,
+                head=_bundle_head(head),
+            ),
+            work,
+        )
         steps.append(costs.StepCost(**conv.pop("step")))
         models[fmt] = {"file": path.name, "conversion": conv}
     _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")
@@ -130,25 +152,40 @@ def _export(req: ExportRequest, source_path: Path, out: Path, staging: Path, cal
         if fmt == "tflite":
             entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
             _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
-        entry.update(_file_entry(path, runner, req.seq_length, head), accuracy=result,
-                     gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses})
+        entry.update(
+            _file_entry(path, runner, req.seq_length, head),
+            accuracy=result,
+            gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses},
+        )
         p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
-        _progress(f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
-                  f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
-                  f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
-                  + (f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
-                     f"{result['scores']['decision_agreement']:.4f}" if head else "")
-                  + ("" if not misses else "  FAILS: " + "; ".join(misses)))
+        _progress(
+            f"  {fmt}: {path.stat().st_size / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
+            f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
+            f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
+            + (
+                f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
+                f"{result['scores']['decision_agreement']:.4f}"
+                if head
+                else ""
+            )
+            + ("" if not misses else "  FAILS: " + "; ".join(misses))
+        )
         failed += [f"{fmt}: {x}" for x in misses]
     steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
     _progress(f"  cost: {costs.summary(costs.totals(steps))}")
     if failed and not req.allow_accuracy_loss:
-        raise EdgebertError(f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); "
-                            "no bundle written", "use another recipe, or --allow-accuracy-loss to keep it")
+        raise EdgebertError(
+            f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); no bundle written",
+            "use another recipe, or --allow-accuracy-loss to keep it",
+        )
     shutil.copyfile(ref["vocab_file"], staging / VOCAB)
     shutil.rmtree(work)
-    manifest = write_manifest(staging, Manifest.from_json({**_manifest(req, ref, models, len(cal_texts), len(held_out)),
-                                                           "export_cost": costs.totals(steps)}))
+    manifest = write_manifest(
+        staging,
+        Manifest.from_json(
+            {**_manifest(req, ref, models, len(cal_texts), len(held_out)), "export_cost": costs.totals(steps)}
+        ),
+    )
     replace_dir(staging, out)
     return manifest
 
@@ -159,7 +196,7 @@ def _batches(feeds: dict, size: int, trim: bool = False):
     gate took 28 s at 128 positions). The comparison reads real tokens only."""
     n = len(feeds["input_word_ids"])
     for i in range(0, n, size):
-        batch = {k: v[i:i + size] for k, v in feeds.items()}
+        batch = {k: v[i : i + size] for k, v in feeds.items()}
         if trim:
             width = max(int(batch["input_mask"].sum(1).max()), 1)
             batch = {k: v[:, :width] for k, v in batch.items()}
@@ -169,13 +206,20 @@ def _batches(feeds: dict, size: int, trim: bool = False):
 def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dict:
     shape = [runner.batch_size or -1, seq_length if seq_length else -1]
     buckets = getattr(runner, "buckets", None)  # a bucketed .tflite: [batch, n] for each n listed
-    outputs = [{"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
-               {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]}]
+    outputs = [
+        {"name": "pooled_output", "dtype": "float32", "shape": [-1, "hidden"]},
+        {"name": "sequence_output", "dtype": "float32", "shape": shape + ["hidden"]},
+    ]
     if head:
         outputs.append({"name": "scores", "dtype": "float32", "shape": [-1, head["units"]]})
-    return {"sha256": file_sha256(path), "bytes": path.stat().st_size, "runtime": runner.runtime,
-            "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
-            "outputs": outputs, **({"buckets": list(buckets)} if buckets else {})}
+    return {
+        "sha256": file_sha256(path),
+        "bytes": path.stat().st_size,
+        "runtime": runner.runtime,
+        "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
+        "outputs": outputs,
+        **({"buckets": list(buckets)} if buckets else {}),
+    }
 
 
 # Activation ranges calibrated per signature are not wired for several signatures, and
@@ -186,8 +230,10 @@ def _check_buckets(req: ExportRequest) -> None:
         raise EdgebertError("length buckets replace a fixed --seq-len", "pass the lengths as --seq-len 16,32,64,128")
     rec = req.recipe
     if rec.calibration or rec.for_format("tflite").get("method") == "ai_edge_quantizer":
-        raise EdgebertError(f"recipe {rec.name} calibrates activations per graph, which length buckets do not "
-                            "support yet", "use a weight-only recipe (--int8 picks wi8_afp32), or one --seq-len")
+        raise EdgebertError(
+            f"recipe {rec.name} calibrates activations per graph, which length buckets do not support yet",
+            "use a weight-only recipe (--int8 picks wi8_afp32), or one --seq-len",
+        )
 
 
 def _bundle_head(head: dict | None) -> dict | None:
@@ -195,8 +241,14 @@ def _bundle_head(head: dict | None) -> dict | None:
     returns them (``scores``), next to the encoder outputs."""
     if not head:
         return None
-    return {"task": "classifier", "pooling": head["pooling"], "activation": head["activation"],
-            "npz": head["npz"], "output": "scores", "keep_encoder": True}
+    return {
+        "task": "classifier",
+        "pooling": head["pooling"],
+        "activation": head["activation"],
+        "npz": head["npz"],
+        "output": "scores",
+        "keep_encoder": True,
+    }
 
 
 def default_labels(units: int) -> list[str]:
@@ -208,18 +260,23 @@ def _manifest(req: ExportRequest, ref: dict, models: dict, n_cal: int, n_held: i
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"spec": req.source_label, "kind": ref["kind"], "path": ref["source_path"]},
-        "reference": {"path": ref["reference"], "sha256": ref["sha256"],
-                      "max_abs_vs_source": ref["max_abs_vs_source"]},
+        "reference": {"path": ref["reference"], "sha256": ref["sha256"], "max_abs_vs_source": ref["max_abs_vs_source"]},
         "architecture": ref["config"],
-        "tokenizer": {"vocab": VOCAB, "do_lower_case": ref["do_lower_case"],
-                      "casing": "uncased" if ref["do_lower_case"] else "cased"},
+        "tokenizer": {
+            "vocab": VOCAB,
+            "do_lower_case": ref["do_lower_case"],
+            "casing": "uncased" if ref["do_lower_case"] else "cased",
+        },
         "seq_length": req.seq_length,
         **({"buckets": list(req.buckets), "max_seq_length": max(req.buckets)} if req.buckets else {}),
         **_classifier_manifest(req, ref.get("head")),
         "graph_form": req.graph_form,
         "recipe": req.recipe.to_json(),
-        "calibration": {"source": str(req.calibration_file) if req.calibration_file else "default corpus",
-                        "sentences": n_cal, "held_out": n_held},
+        "calibration": {
+            "source": str(req.calibration_file) if req.calibration_file else "default corpus",
+            "sentences": n_cal,
+            "held_out": n_held,
+        },
         "models": models,
         "tools": {t: _version(t) for t in TOOLS},
     }

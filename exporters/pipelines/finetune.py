@@ -26,9 +26,9 @@ import numpy as np
 from edgebert import linear_probe
 from edgebert.errors import EdgebertError
 from edgebert.exporters.pipelines.progress import say as _progress
-from edgebert.text_files import label_warnings, read_labelled
 from edgebert.files import replace_dir
 from edgebert.metrics import FLOAT_TOLERANCE
+from edgebert.text_files import label_warnings, read_labelled
 
 REPORT = "edgebert_finetune.json"
 EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
@@ -65,19 +65,22 @@ def _split(texts, labels, names, req: FinetuneRequest):
         ev_texts, ev_labels, ev_names = read_labelled(Path(req.eval_file))
         unknown = sorted(set(ev_names[i] for i in ev_labels) - set(names))
         if unknown:
-            raise EdgebertError(f"{req.eval_file} has labels not in {req.train_file}: {', '.join(unknown)}",
-                                "use the same label names in both files")
+            raise EdgebertError(
+                f"{req.eval_file} has labels not in {req.train_file}: {', '.join(unknown)}",
+                "use the same label names in both files",
+            )
         return texts, labels, ev_texts, [names.index(ev_names[i]) for i in ev_labels]
     train, held = linear_probe.split(len(texts), req.seed)
-    return ([texts[i] for i in train], [labels[i] for i in train],
-            [texts[i] for i in held], [labels[i] for i in held])
+    return ([texts[i] for i in train], [labels[i] for i in train], [texts[i] for i in held], [labels[i] for i in held])
 
 
 def _pack_length(tok, texts: list[str], max_position: int, requested: int | None) -> int:
     if requested:
         if requested > max_position:
-            raise EdgebertError(f"--seq-len {requested} exceeds the model's {max_position} positions",
-                                f"use --seq-len {max_position} or less")
+            raise EdgebertError(
+                f"--seq-len {requested} exceeds the model's {max_position} positions",
+                f"use --seq-len {max_position} or less",
+            )
         return requested
     longest = int(tok(texts, seq_length=512, dynamic_padding=True)["input_mask"].sum(1).max())
     fits = [n for n in TRAIN_LENGTHS if n >= longest and n <= min(128, max_position)]
@@ -92,9 +95,9 @@ def _batches(feeds: dict, labels: np.ndarray, size: int, rng: np.random.Generato
     chunk = size * 50  # sort within chunks: batches of similar length, still shuffled
     groups = []
     for i in range(0, n, chunk):
-        part = order[i:i + chunk]
+        part = order[i : i + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
-        groups += [part[j:j + size] for j in range(0, len(part), size)]
+        groups += [part[j : j + size] for j in range(0, len(part), size)]
     if rng is not None:
         groups = [groups[i] for i in rng.permutation(len(groups))]
     for idx in groups:
@@ -155,9 +158,11 @@ def finetune(req: FinetuneRequest) -> dict:
     try:  # TF Hub's preprocessing is written by the code that wrote bert_*_preprocess
         from official.nlp.tools import export_tfhub_lib
     except ImportError as e:
-        raise EdgebertError(f"edgebert finetune writes the TF Hub preprocessing with tf-models-official ({e.name} "
-                            "is missing)", "pip install --no-deps tf-models-official==2.20.0 gin-config pyyaml scipy "
-                            "(--no-deps: it pins tensorflow~=2.20; `make` does this)") from None
+        raise EdgebertError(
+            f"edgebert finetune writes the TF Hub preprocessing with tf-models-official ({e.name} is missing)",
+            "pip install --no-deps tf-models-official==2.20.0 gin-config pyyaml scipy "
+            "(--no-deps: it pins tensorflow~=2.20; `make` does this)",
+        ) from None
 
     from edgebert.exporters.convert.reference import save_reference
     from edgebert.exporters.sources import load_source
@@ -170,8 +175,10 @@ def finetune(req: FinetuneRequest) -> dict:
     for warning in label_warnings(labels, names, req.train_file):
         _progress(f"warning: {warning}")
     if len(set(labels)) < 2:
-        raise EdgebertError(f"{req.train_file} has only one label ({names[labels[0]] if labels else 'none'})",
-                            "a classifier needs examples of at least two labels")
+        raise EdgebertError(
+            f"{req.train_file} has only one label ({names[labels[0]] if labels else 'none'})",
+            "a classifier needs examples of at least two labels",
+        )
     train_texts, train_y, eval_texts, eval_y = _split(texts, labels, names, req)
     if len(eval_texts) < 10:
         raise EdgebertError(f"only {len(eval_texts)} held-out sentences", "pass more data or --eval FILE")
@@ -182,17 +189,23 @@ def finetune(req: FinetuneRequest) -> dict:
     tf.keras.utils.set_random_seed(req.seed)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        _progress(f"[1/4] preparing {req.source_label}: {len(train_texts)} training, {len(eval_texts)} "
-                  f"held-out sentences, labels {', '.join(names)}")
+        _progress(
+            f"[1/4] preparing {req.source_label}: {len(train_texts)} training, {len(eval_texts)} "
+            f"held-out sentences, labels {', '.join(names)}"
+        )
         src = load_source(req.source)
         work = staging / ".work"
         encoder_dir = save_reference(src, work / "encoder", trainable=True)
         tok = BertTokenizer(src.vocab_file, src.do_lower_case)
         seq = _pack_length(tok, train_texts, src.config.max_position, req.seq_length)
         preprocess_dir = work / "preprocess"
-        export_tfhub_lib.export_preprocessing(str(preprocess_dir), vocab_file=str(src.vocab_file),
-                                              do_lower_case=src.do_lower_case, default_seq_length=seq,
-                                              tokenize_with_offsets=False)
+        export_tfhub_lib.export_preprocessing(
+            str(preprocess_dir),
+            vocab_file=str(src.vocab_file),
+            do_lower_case=src.do_lower_case,
+            default_seq_length=seq,
+            tokenize_with_offsets=False,
+        )
         train_feeds, eval_feeds = tok(train_texts, seq_length=seq), tok(eval_texts, seq_length=seq)
         ty, ey = np.asarray(train_y, np.int32), np.asarray(eval_y, np.int32)
 
@@ -207,18 +220,25 @@ def finetune(req: FinetuneRequest) -> dict:
         if req.baseline:
             _progress("[2/4] frozen-embedding baseline: logistic regression on the untrained encoder's outputs")
             spec = {k: tf.TensorSpec([None, None], tf.int32) for k in train_feeds}
-            enc_fn = tf.function(lambda f: encoder(f), input_signature=[spec], autograph=False)  # one trace for every width
+            enc_fn = tf.function(
+                lambda f: encoder(f), input_signature=[spec], autograph=False
+            )  # one trace for every width
             tp, tm = _embeddings(enc_fn, train_feeds)
             ep, em = _embeddings(enc_fn, eval_feeds)
-            baseline = {"cls": _probe_baseline(tp, train_y, ep, eval_y),
-                        "mean": _probe_baseline(tm, train_y, em, eval_y)}
-            _progress(f"  probe accuracy on the held-out sentences: pooled {baseline['cls']['accuracy']:.4f}, "
-                      f"mean-pooled {baseline['mean']['accuracy']:.4f}")
+            baseline = {
+                "cls": _probe_baseline(tp, train_y, ep, eval_y),
+                "mean": _probe_baseline(tm, train_y, em, eval_y),
+            }
+            _progress(
+                f"  probe accuracy on the held-out sentences: pooled {baseline['cls']['accuracy']:.4f}, "
+                f"mean-pooled {baseline['mean']['accuracy']:.4f}"
+            )
 
         steps_per_epoch = math.ceil(len(ty) / req.batch_size)
         total = steps_per_epoch * req.epochs
-        opt = tf_keras.optimizers.AdamW(learning_rate=_schedule(tf_keras, req.learning_rate, total,
-                                                                 int(req.warmup * total)), weight_decay=0.01)
+        opt = tf_keras.optimizers.AdamW(
+            learning_rate=_schedule(tf_keras, req.learning_rate, total, int(req.warmup * total)), weight_decay=0.01
+        )
         spec = {k: tf.TensorSpec([None, None], tf.int32) for k in train_feeds}
 
         @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32)])
@@ -239,9 +259,11 @@ def finetune(req: FinetuneRequest) -> dict:
             return float((pred == ey).mean())
 
         n_params = sum(int(np.prod(v.shape)) for v in token_model.trainable_variables)
-        _progress(f"[3/4] fine-tuning all {n_params:,} "
-                  f"parameters: {req.epochs} epoch(s) x {steps_per_epoch} steps, batch {req.batch_size}, "
-                  f"lr {req.learning_rate:g}, packing length {seq}")
+        _progress(
+            f"[3/4] fine-tuning all {n_params:,} "
+            f"parameters: {req.epochs} epoch(s) x {steps_per_epoch} steps, batch {req.batch_size}, "
+            f"lr {req.learning_rate:g}, packing length {seq}"
+        )
         rng = np.random.default_rng(req.seed)
         history, best, best_weights, stale = [], -1.0, None, 0
         t0 = time.perf_counter()
@@ -253,11 +275,19 @@ def finetune(req: FinetuneRequest) -> dict:
                 if step % 20 == 0 or step == steps_per_epoch:
                     rate = seen / (time.perf_counter() - te)
                     eta = (len(ty) - seen) / rate
-                    _progress(f"  epoch {epoch}/{req.epochs} step {step}/{steps_per_epoch} loss "
-                              f"{np.mean(losses[-20:]):.4f} ({rate:.1f} sentences/s, epoch ETA {eta:.0f} s)")
+                    _progress(
+                        f"  epoch {epoch}/{req.epochs} step {step}/{steps_per_epoch} loss "
+                        f"{np.mean(losses[-20:]):.4f} ({rate:.1f} sentences/s, epoch ETA {eta:.0f} s)"
+                    )
             acc = accuracy()
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "held_out_accuracy": acc,
-                            "seconds": round(time.perf_counter() - te, 1)})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)),
+                    "held_out_accuracy": acc,
+                    "seconds": round(time.perf_counter() - te, 1),
+                }
+            )
             _progress(f"  epoch {epoch}: held-out accuracy {acc:.4f} (best so far {max(best, acc):.4f})")
             if acc > best:
                 best, stale = acc, 0
@@ -281,20 +311,34 @@ def finetune(req: FinetuneRequest) -> dict:
         check = model(tf.constant(eval_texts[:8])).numpy()
         want = predict({k: v[:8] for k, v in eval_feeds.items()}).numpy()
         if np.abs(check - want).max() > FLOAT_TOLERANCE:
-            raise EdgebertError(f"the strings-in model differs from the trained token model by "
-                                f"{np.abs(check - want).max():.2g}", "please report this")
-        report = {"source": req.source_label, "train_file": str(req.train_file),
-                  "eval_file": str(req.eval_file) if req.eval_file else None, "labels": names,
-                  "train_sentences": len(ty), "held_out_sentences": len(ey), "seq_length": seq,
-                  "trainable_parameters": n_params,
-                  "epochs_run": len(history), "best_epoch": 1 + int(np.argmax([h["held_out_accuracy"] for h in history])),
-                  "held_out_accuracy": best, "frozen_probe": baseline, "history": history,
-                  "hyperparameters": {k: getattr(req, k) for k in ("epochs", "batch_size", "learning_rate", "warmup",
-                                                                     "dropout", "patience", "seed")},
-                  "train_seconds": round(time.perf_counter() - t0, 1)}
+            raise EdgebertError(
+                f"the strings-in model differs from the trained token model by {np.abs(check - want).max():.2g}",
+                "please report this",
+            )
+        report = {
+            "source": req.source_label,
+            "train_file": str(req.train_file),
+            "eval_file": str(req.eval_file) if req.eval_file else None,
+            "labels": names,
+            "train_sentences": len(ty),
+            "held_out_sentences": len(ey),
+            "seq_length": seq,
+            "trainable_parameters": n_params,
+            "epochs_run": len(history),
+            "best_epoch": 1 + int(np.argmax([h["held_out_accuracy"] for h in history])),
+            "held_out_accuracy": best,
+            "frozen_probe": baseline,
+            "history": history,
+            "hyperparameters": {
+                k: getattr(req, k)
+                for k in ("epochs", "batch_size", "learning_rate", "warmup", "dropout", "patience", "seed")
+            },
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
         (saved / REPORT).write_text(json.dumps(report, indent=1))
-        (saved / EVAL_SPLIT).write_text("".join(f"{names[y]}\t{' '.join(t.split())}\n"
-                                                for t, y in zip(eval_texts, eval_y)), encoding="utf-8")
+        (saved / EVAL_SPLIT).write_text(
+            "".join(f"{names[y]}\t{' '.join(t.split())}\n" for t, y in zip(eval_texts, eval_y)), encoding="utf-8"
+        )
         replace_dir(saved, out)
         return report
     finally:

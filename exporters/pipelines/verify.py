@@ -23,17 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import backends, linear_probe, metrics
+from edgebert.bundle import Manifest, read_manifest, write_manifest
 from edgebert.download import cache_dir
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import workers
+from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
 from edgebert.exporters.pipelines.progress import say as _progress
-from edgebert.exporters.convert import layer_taps
 from edgebert.files import atomic_write_bytes
-from edgebert.bundle import Manifest, read_manifest, write_manifest
 from edgebert.runtime import load
-
-
 
 
 @dataclasses.dataclass
@@ -64,9 +61,17 @@ def reference_outputs(reference: Path, manifest: Manifest, req: VerifyRequest, p
     with tempfile.TemporaryDirectory(prefix="edgebert-verify-") as work:
         progress(f"[1/{steps}] running the reference SavedModel on {len(req.texts)} sentences")
         with workers.session(reference):
-            workers.run(ReferenceTask(source=str(reference), reference_dir=str(reference), texts=req.texts,
-                                      seq_length=req.seq_length, encoder_outputs=True,
-                                      outputs_npz=str(Path(work) / "ref.npz")), Path(work))
+            workers.run(
+                ReferenceTask(
+                    source=str(reference),
+                    reference_dir=str(reference),
+                    texts=req.texts,
+                    seq_length=req.seq_length,
+                    encoder_outputs=True,
+                    outputs_npz=str(Path(work) / "ref.npz"),
+                ),
+                Path(work),
+            )
         cached.parent.mkdir(parents=True, exist_ok=True)
         # Renamed into place whole: an interrupted run leaves no half file the next one would trust.
         partial = cached.with_suffix(f".partial-{os.getpid()}")
@@ -97,18 +102,21 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
         try:
             runner = backends.open_runner(path)
             for idx, batch in m.batches(feeds):
-                out = {k: v[:len(idx)] for k, v in runner.run(batch).items()}
+                out = {k: v[: len(idx)] for k, v in runner.run(batch).items()}
                 for i in range(num_layers):
                     name = f"{layer_taps.TAP_PREFIX}{i}"
                     x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
                     for row, j in enumerate(idx):
-                        got[i][offsets[j]:offsets[j + 1]] = x[row, :lengths[j]]
+                        got[i][offsets[j] : offsets[j + 1]] = x[row, : lengths[j]]
         except EdgebertError as e:  # the bundle's own verdict stands without the drift
             return {"available": False, "reason": f"the tapped copy did not run: {e.problem}"}
         finally:
             runner = None
-    return {"available": True, "tokens": int(lengths.sum()),
-            "layers": [metrics.error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)]}
+    return {
+        "available": True,
+        "tokens": int(lengths.sum()),
+        "layers": [metrics.error_stats(got[i], ref[f"layer_{i}"]) for i in range(num_layers)],
+    }
 
 
 def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
@@ -119,9 +127,16 @@ def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
     pr = linear_probe.predict(fitted["kernel"], fitted["bias"], ref_emb[te])
     pg = linear_probe.predict(fitted["kernel"], fitted["bias"], got_emb[te])
     agreement = float((pr == pg).mean())
-    return {"train": int(len(fitted["train"])), "test": int(len(te)), "embedding": "mean_pooled", "l2": fitted["l2"],
-            "reference_accuracy": float((pr == y[te]).mean()), "bundle_accuracy": float((pg == y[te]).mean()),
-            "agreement": agreement, "agreement_upper95": linear_probe.wilson_upper(agreement, len(te))}
+    return {
+        "train": int(len(fitted["train"])),
+        "test": int(len(te)),
+        "embedding": "mean_pooled",
+        "l2": fitted["l2"],
+        "reference_accuracy": float((pr == y[te]).mean()),
+        "bundle_accuracy": float((pg == y[te]).mean()),
+        "agreement": agreement,
+        "agreement_upper95": linear_probe.wilson_upper(agreement, len(te)),
+    }
 
 
 def verify(req: VerifyRequest, progress=_progress) -> dict:
@@ -131,17 +146,24 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
         raise EdgebertError(f"{req.bundle}'s manifest names no reference SavedModel", "pass --reference PATH")
     reference = Path(recorded)
     if not reference.exists():
-        raise EdgebertError(f"reference SavedModel {reference} not found (the manifest records where export wrote it)",
-                            "pass --reference PATH, or export the bundle again on this machine")
+        raise EdgebertError(
+            f"reference SavedModel {reference} not found (the manifest records where export wrote it)",
+            "pass --reference PATH, or export the bundle again on this machine",
+        )
     if not req.texts:
         raise EdgebertError("no texts to verify on", "pass --texts FILE")
     formats = req.formats or tuple(manifest.models)
     thresholds = manifest.recipe["thresholds"]
     ref = reference_outputs(reference, manifest, req, progress, steps=len(formats) + 1)
-    report = {"bundle": str(req.bundle), "reference": str(reference), "texts": len(req.texts),
-              "seq_length": req.seq_length, "thresholds": thresholds,
-              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "formats": {}}
+    report = {
+        "bundle": str(req.bundle),
+        "reference": str(reference),
+        "texts": len(req.texts),
+        "seq_length": req.seq_length,
+        "thresholds": thresholds,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "formats": {},
+    }
     curves = {}
     for i, fmt in enumerate(formats, start=2):
         progress(f"[{i}/{len(formats) + 1}] running the bundle's {fmt} model")
@@ -155,10 +177,14 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
         got = m.encode(req.texts, seq_length=req.seq_length)
         stats = metrics.compare(got, ref, ref["input_mask"])
         per_sentence = metrics.sentence_cosines(got, ref, ref["input_mask"])
-        stats["token_ids_match_reference"] = bool(np.array_equal(feeds["input_word_ids"],
-                                                                 ref["input_word_ids"][:, :width]))
-        stats["per_layer"] = layer_drift(m, feeds, ref) if stats["token_ids_match_reference"] else \
-            {"available": False, "reason": "token ids differ from the reference's"}
+        stats["token_ids_match_reference"] = bool(
+            np.array_equal(feeds["input_word_ids"], ref["input_word_ids"][:, :width])
+        )
+        stats["per_layer"] = (
+            layer_drift(m, feeds, ref)
+            if stats["token_ids_match_reference"]
+            else {"available": False, "reason": "token ids differ from the reference's"}
+        )
         if req.labels is not None:
             mask = ref["input_mask"].astype(bool)
             ref_m = metrics.mean_pool(ref["sequence_output"], mask)
@@ -172,8 +198,10 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
         line = f"  {fmt}: cosine pooled mean {c['mean']:.5f} min {c['min']:.5f}"
         if "probe" in stats:
             p = stats["probe"]
-            line += (f", probe accuracy {p['reference_accuracy']:.3f} (reference) / {p['bundle_accuracy']:.3f} "
-                     f"(bundle), agreement {p['agreement']:.4f}")
+            line += (
+                f", probe accuracy {p['reference_accuracy']:.3f} (reference) / {p['bundle_accuracy']:.3f} "
+                f"(bundle), agreement {p['agreement']:.4f}"
+            )
         progress(line + ("" if stats["passed"] else "  FAILS: " + "; ".join(stats["misses"])))
     report["passed"] = all(f["passed"] for f in report["formats"].values())
     if req.output is not None:
@@ -188,8 +216,10 @@ def misses(stats: dict, thresholds: dict) -> list[str]:
     # confidence (its Wilson upper bound is under it), not on one unlucky flip in 100.
     p = stats.get("probe")
     if p and p["agreement_upper95"] < thresholds.get("agreement_min", 0.0):
-        out.append(f"probe agreement {p['agreement']:.4f} (95% upper bound {p['agreement_upper95']:.4f}) "
-                   f"< {thresholds['agreement_min']}")
+        out.append(
+            f"probe agreement {p['agreement']:.4f} (95% upper bound {p['agreement_upper95']:.4f}) "
+            f"< {thresholds['agreement_min']}"
+        )
     if not stats.get("token_ids_match_reference", True):
         out.append("token ids differ from the reference's (vocab or casing mismatch)")
     return out
@@ -198,26 +228,39 @@ def misses(stats: dict, thresholds: dict) -> list[str]:
 def write_report(report: dict, curves: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "verify.json", json.dumps(report, indent=1).encode())
-    lines = [f"# verify {report['bundle']}", "",
-             f"{report['texts']} sentences, seq {report['seq_length']}, reference `{report['reference']}`, "
-             f"thresholds {report['thresholds']}", "",
-             "| format | output | cos mean | cos min | cos p1 | max-abs | rel. err mean |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# verify {report['bundle']}",
+        "",
+        f"{report['texts']} sentences, seq {report['seq_length']}, reference `{report['reference']}`, "
+        f"thresholds {report['thresholds']}",
+        "",
+        "| format | output | cos mean | cos min | cos p1 | max-abs | rel. err mean |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for fmt, s in report["formats"].items():
         for o in ("pooled_output", "mean_pooled", "sequence_output"):
             c = s[o]["cosine"]
-            lines.append(f"| {fmt} | {o} | {c['mean']:.5f} | {c['min']:.5f} | {c['p1']:.5f} | {s[o]['max_abs']:.2e} | "
-                         f"{s[o]['relative_error']['mean']:.2e} |")
+            lines.append(
+                f"| {fmt} | {o} | {c['mean']:.5f} | {c['min']:.5f} | {c['p1']:.5f} | {s[o]['max_abs']:.2e} | "
+                f"{s[o]['relative_error']['mean']:.2e} |"
+            )
     for fmt, s in report["formats"].items():
         if "probe" in s:
             p = s["probe"]
-            lines.append(f"\n{fmt} probe ({p['train']} train / {p['test']} test, logistic regression on reference "
-                         f"mean-pooled embeddings): reference {p['reference_accuracy']:.4f}, bundle "
-                         f"{p['bundle_accuracy']:.4f}, agreement {p['agreement']:.4f}")
+            lines.append(
+                f"\n{fmt} probe ({p['train']} train / {p['test']} test, logistic regression on reference "
+                f"mean-pooled embeddings): reference {p['reference_accuracy']:.4f}, bundle "
+                f"{p['bundle_accuracy']:.4f}, agreement {p['agreement']:.4f}"
+            )
         lines.append(f"\n{fmt}: {'PASSED' if s['passed'] else 'FAILED: ' + '; '.join(s['misses'])}")
-    lines += ["", "Per-layer drift (each layer's output at the real tokens vs the reference's; the model run with its "
-              "layer outputs tapped, same kernels):", "",
-              "| format | layer | token cos mean | cos p1 | cos min | rel. err mean |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Per-layer drift (each layer's output at the real tokens vs the reference's; the model run with its "
+        "layer outputs tapped, same kernels):",
+        "",
+        "| format | layer | token cos mean | cos p1 | cos min | rel. err mean |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for fmt, s in report["formats"].items():
         drift = s.get("per_layer") or {}
         if not drift.get("available"):
@@ -225,8 +268,10 @@ def write_report(report: dict, curves: dict, out: Path) -> None:
             continue
         for i, layer in enumerate(drift["layers"]):
             c = layer["cosine"]
-            lines.append(f"| {fmt} | {i} | {c['mean']:.6f} | {c['p1']:.6f} | {c['min']:.6f} | "
-                         f"{layer['relative_error']['mean']:.2e} |")
+            lines.append(
+                f"| {fmt} | {i} | {c['mean']:.6f} | {c['p1']:.6f} | {c['min']:.6f} | "
+                f"{layer['relative_error']['mean']:.2e} |"
+            )
     atomic_write_bytes(out / "verify.md", ("\n".join(lines) + "\n").encode())
     _plot(curves, report, out / "verify.png")
 
@@ -252,9 +297,15 @@ def _plot(curves: dict, report: dict, path: Path) -> None:
             layers = np.arange(len(drift["layers"]))
             mean = [1.0 - d["cosine"]["mean"] for d in drift["layers"]]
             low = [1.0 - d["cosine"]["p1"] for d in drift["layers"]]
-            line, = ax.plot(layers, np.maximum(mean, 1e-9), marker="o", label=f"{fmt} mean")
-            ax.plot(layers, np.maximum(low, 1e-9), marker=".", linestyle=":", color=line.get_color(),
-                    label=f"{fmt} 1st percentile")
+            (line,) = ax.plot(layers, np.maximum(mean, 1e-9), marker="o", label=f"{fmt} mean")
+            ax.plot(
+                layers,
+                np.maximum(low, 1e-9),
+                marker=".",
+                linestyle=":",
+                color=line.get_color(),
+                label=f"{fmt} 1st percentile",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("layer")
     ax.set_ylabel("1 - token cosine vs reference")
@@ -273,15 +324,21 @@ def record_in_manifest(bundle: Path, report: dict) -> None:
     """Adds the verify summary to ``edgebert.json`` (rewritten atomically)."""
     manifest = read_manifest(bundle)
     manifest.verify = {
-        "created": report["created"], "texts": report["texts"], "passed": report["passed"],
-        "formats": {fmt: {"cosine_pooled_mean": s["pooled_output"]["cosine"]["mean"],
-                          "cosine_pooled_min": s["pooled_output"]["cosine"]["min"],
-                          "cosine_mean_pooled_mean": s["mean_pooled"]["cosine"]["mean"],
-                          "agreement": s.get("probe", {}).get("agreement"),
-                          "layer_cosine_mean": [round(d["cosine"]["mean"], 6) for d in s["per_layer"]["layers"]]
-                          if (s.get("per_layer") or {}).get("available") else None,
-                          "passed": s["passed"]}
-                    for fmt, s in report["formats"].items()}}
+        "created": report["created"],
+        "texts": report["texts"],
+        "passed": report["passed"],
+        "formats": {
+            fmt: {
+                "cosine_pooled_mean": s["pooled_output"]["cosine"]["mean"],
+                "cosine_pooled_min": s["pooled_output"]["cosine"]["min"],
+                "cosine_mean_pooled_mean": s["mean_pooled"]["cosine"]["mean"],
+                "agreement": s.get("probe", {}).get("agreement"),
+                "layer_cosine_mean": [round(d["cosine"]["mean"], 6) for d in s["per_layer"]["layers"]]
+                if (s.get("per_layer") or {}).get("available")
+                else None,
+                "passed": s["passed"],
+            }
+            for fmt, s in report["formats"].items()
+        },
+    }
     write_manifest(bundle, manifest)
-
-

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from edgebert.errors import SourceError
 from edgebert.exporters.sources import classifier, hf, tf1_checkpoint, tf1_hub, tf2_saved_model
-from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.resolve import resolve_source
+from edgebert.model.source_model import SourceModel
 
 # Order matters: a TF1 Hub module also has a saved_model.pb, and a fine-tuned classifier
 # is a TF2 SavedModel that takes text (or token ids with one output).
@@ -34,7 +34,8 @@ def load_source(spec: str | Path) -> SourceModel:
             f"{path} is not a model edgebert can read",
             "expected a TF2 SavedModel (saved_model.pb: a TF Hub encoder or a fine-tuned classifier), a TF1 Hub module (tfhub_module.pb), a "
             "google-research checkpoint (bert_config.json + bert_model.ckpt.*) or a Hugging Face "
-            "directory (config.json + model.safetensors + vocab.txt)")
+            "directory (config.json + model.safetensors + vocab.txt)",
+        )
     src = reader.load(path)
     src.validate()
     return src

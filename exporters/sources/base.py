@@ -22,5 +22,6 @@ def guess_lower_case(vocab_file: Path) -> bool:
 def require_files(path: Path, names: list[str], kind: str) -> None:
     missing = [n for n in names if not (path / n).exists()]
     if missing:
-        raise SourceError(f"{path} looks like a {kind} but lacks {', '.join(missing)}",
-                          "copy the complete model directory")
+        raise SourceError(
+            f"{path} looks like a {kind} but lacks {', '.join(missing)}", "copy the complete model directory"
+        )

@@ -22,13 +22,13 @@ import numpy as np
 
 from edgebert import metrics
 from edgebert.errors import SourceError
-from edgebert.model import numpy_bert
-from edgebert.model.config import ACTIVATIONS, BertConfig, expected_shapes
 from edgebert.exporters.sources.base import guess_lower_case
-from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, config_from_shapes, model_garden_weights
 from edgebert.metrics import FLOAT_TOLERANCE
+from edgebert.model import numpy_bert
+from edgebert.model.config import ACTIVATIONS, BertConfig, expected_shapes
+from edgebert.model.source_model import SourceModel
 
 KIND = "tf2_classifier"
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
@@ -39,9 +39,14 @@ POOLINGS = ("cls", "mean")  # cls: the pooled output, as in the tutorial
 PROBED_PACK_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 LABELS_FILE = "labels.txt"
 # Mixed case, accents and punctuation: a casing or vocab mismatch changes their ids.
-PROBE_TEXTS = ("The movie was GOOD, and I loved it!", "it is not very fun ; the plot is boring .",
-               "Straße, café and naïve résumé: a quick brown fox jumps over the lazy dog?",
-               "UNBELIEVABLE acting", "bad", "a great story , a great film")
+PROBE_TEXTS = (
+    "The movie was GOOD, and I loved it!",
+    "it is not very fun ; the plot is boring .",
+    "Straße, café and naïve résumé: a quick brown fox jumps over the lazy dog?",
+    "UNBELIEVABLE acting",
+    "bad",
+    "a great story , a great film",
+)
 
 
 @dataclasses.dataclass
@@ -136,8 +141,20 @@ def _encoder_weights(variables: dict, path: Path) -> tuple[dict, BertConfig | No
     """Canonical encoder weights, the config when recorded, the head count, and the names used."""
     if "word_embeddings/embeddings" in variables:  # a TF Hub (Model Garden) encoder inside
         weights, heads = model_garden_weights(variables, path)
-        used = {k for k in variables if k.startswith(("transformer/", "word_embeddings/", "position_embedding/",
-                                                      "type_embeddings/", "embeddings/", "pooler_transform/"))}
+        used = {
+            k
+            for k in variables
+            if k.startswith(
+                (
+                    "transformer/",
+                    "word_embeddings/",
+                    "position_embedding/",
+                    "type_embeddings/",
+                    "embeddings/",
+                    "pooler_transform/",
+                )
+            )
+        }
         return weights, None, heads, used
     config_file = _asset(path, EDGEBERT_CONFIG)
     if config_file is not None:  # an edgebert reference inside (what `edgebert finetune` writes)
@@ -145,13 +162,17 @@ def _encoder_weights(variables: dict, path: Path) -> tuple[dict, BertConfig | No
         names = {k.replace("/", "__"): k for k in expected_shapes(cfg)}
         missing = [n for n in names if n not in variables]
         if missing:
-            raise SourceError(f"{path}: the encoder lacks {len(missing)} weights (first: {names[missing[0]]})",
-                              "the SavedModel is incomplete; save the classifier again")
+            raise SourceError(
+                f"{path}: the encoder lacks {len(missing)} weights (first: {names[missing[0]]})",
+                "the SavedModel is incomplete; save the classifier again",
+            )
         weights = {names[n]: np.asarray(variables[n].numpy(), np.float32) for n in names}
         return weights, cfg, cfg.num_heads, set(names)
-    raise SourceError(f"{path} takes text but holds no BERT encoder edgebert knows (no TF Hub encoder "
-                      "variables such as word_embeddings/embeddings)",
-                      "build it with hub.KerasLayer on a TF Hub BERT encoder, or with `edgebert finetune`")
+    raise SourceError(
+        f"{path} takes text but holds no BERT encoder edgebert knows (no TF Hub encoder "
+        "variables such as word_embeddings/embeddings)",
+        "build it with hub.KerasLayer on a TF Hub BERT encoder, or with `edgebert finetune`",
+    )
 
 
 def _head(variables: dict, used: set[str], hidden: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -166,11 +187,14 @@ def _head(variables: dict, used: set[str], hidden: int, path: Path) -> tuple[np.
         raise SourceError(
             f"{path}: unsupported classifier head; found {found or 'no variables besides the encoder'}",
             f"edgebert exports an encoder followed by one dense layer on its {hidden}-wide output "
-            "(optionally with sigmoid or softmax), as in the TF 'Classify text with BERT' tutorial")
+            "(optionally with sigmoid or softmax), as in the TF 'Classify text with BERT' tutorial",
+        )
     d = dense[0][1]
     if d["bias"].shape != (d["kernel"].shape[1],):
-        raise SourceError(f"{path}: head kernel {list(d['kernel'].shape)} and bias {list(d['bias'].shape)} do not fit",
-                          "the SavedModel is inconsistent; save it again")
+        raise SourceError(
+            f"{path}: head kernel {list(d['kernel'].shape)} and bias {list(d['bias'].shape)} do not fit",
+            "the SavedModel is inconsistent; save it again",
+        )
     return d["kernel"], d["bias"]
 
 
@@ -193,13 +217,16 @@ def _vocab(path: Path, vocab_size: int) -> Path:
             found.append((p, lines))
     fitting = [(p, lines) for p, lines in found if len(lines) == vocab_size]
     if not fitting:
-        raise SourceError(f"{path}/assets holds no vocab of {vocab_size} tokens "
-                          f"(found: {', '.join(f'{p.name} ({len(l)})' for p, l in found) or 'none'})",
-                          "the classifier must be saved with its preprocessing model's vocab.txt")
+        raise SourceError(
+            f"{path}/assets holds no vocab of {vocab_size} tokens "
+            f"(found: {', '.join(f'{p.name} ({len(l)})' for p, l in found) or 'none'})",
+            "the classifier must be saved with its preprocessing model's vocab.txt",
+        )
     if any(lines != fitting[0][1] for _, lines in fitting[1:]):
-        raise SourceError(f"{path}/assets holds different vocabs of the same size "
-                          f"({', '.join(p.name for p, _ in fitting)})",
-                          "the preprocessing and the encoder must come from the same model")
+        raise SourceError(
+            f"{path}/assets holds different vocabs of the same size ({', '.join(p.name for p, _ in fitting)})",
+            "the preprocessing and the encoder must come from the same model",
+        )
     return fitting[0][0]
 
 
@@ -210,8 +237,10 @@ def _labels(path: Path, units: int) -> list[str] | None:
     names = [x for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
     want = 2 if units == 1 else units
     if len(names) != want:
-        raise SourceError(f"{f} names {len(names)} labels for a head with {units} output(s) ({want} classes)",
-                          "one label a line, in the head's output order (negative first for one output)")
+        raise SourceError(
+            f"{f} names {len(names)} labels for a head with {units} output(s) ({want} classes)",
+            "one label a line, in the head's output order (negative first for one output)",
+        )
     return names
 
 
@@ -255,9 +284,11 @@ def _identify(cfg: BertConfig, weights: dict, kernel, bias, tok, run: _Runner, w
                     best = (err, act, pooling, head_act)
     if best[0] > FLOAT_TOLERANCE * scale:
         closest = ", ".join(f"{name} max-abs {e:.2g}" for e, name in sorted(tried)[:3])
-        raise SourceError(f"{where}: no encoder + dense computation reproduces its scores (closest: {closest})",
-                          "edgebert supports TF Hub BERT preprocessing + encoder + one dense layer on the pooled "
-                          "or mean-pooled output; a custom preprocessing or head is not recognised")
+        raise SourceError(
+            f"{where}: no encoder + dense computation reproduces its scores (closest: {closest})",
+            "edgebert supports TF Hub BERT preprocessing + encoder + one dense layer on the pooled "
+            "or mean-pooled output; a custom preprocessing or head is not recognised",
+        )
     return best
 
 
@@ -275,8 +306,11 @@ def _pack_length(cfg: BertConfig, weights: dict, kernel, bias, head_act, pooling
         errors.append(f"{n}: {err:.2g}")
         if err <= FLOAT_TOLERANCE * max(1.0, float(np.abs(got).max())):
             return n
-    raise SourceError(f"{run.path}: cannot tell the preprocessing's sequence length (scores of a long text vs "
-                      f"truncation at {'; '.join(errors)})", "pack with TF Hub's bert_pack_inputs to 16..512 tokens")
+    raise SourceError(
+        f"{run.path}: cannot tell the preprocessing's sequence length (scores of a long text vs "
+        f"truncation at {'; '.join(errors)})",
+        "pack with TF Hub's bert_pack_inputs to 16..512 tokens",
+    )
 
 
 def load(path: Path) -> SourceModel:
@@ -301,6 +335,14 @@ def load(path: Path) -> SourceModel:
     err, act, pooling, head_act = _identify(cfg, weights, kernel, bias, tok, run, str(path))
     cfg = dataclasses.replace(cfg, activation=act)
     seq = _pack_length(cfg, weights, kernel, bias, head_act, pooling, tok, run) if run.strings else None
-    head = ClassifierHead(kernel, bias, head_act, pooling, "strings" if run.strings else "tokens", seq,
-                          _labels(path, kernel.shape[1]), err)
+    head = ClassifierHead(
+        kernel,
+        bias,
+        head_act,
+        pooling,
+        "strings" if run.strings else "tokens",
+        seq,
+        _labels(path, kernel.shape[1]),
+        err,
+    )
     return SourceModel(KIND, path, cfg, weights, vocab, lower, head=head)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 from edgebert.exporters.sources.base import guess_lower_case, require_files
+from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 from edgebert.model.source_model import SourceModel
 
 KIND = "hf"
@@ -33,9 +33,14 @@ def _hf_names(cfg: BertConfig) -> dict[str, tuple[str, bool]]:
     }
     for i in range(cfg.num_layers):
         n, p = layer_names(i), f"encoder.layer.{i}."
-        for key, hf in [("q", "attention.self.query"), ("k", "attention.self.key"),
-                        ("v", "attention.self.value"), ("o", "attention.output.dense"),
-                        ("i", "intermediate.dense"), ("out", "output.dense")]:
+        for key, hf in [
+            ("q", "attention.self.query"),
+            ("k", "attention.self.key"),
+            ("v", "attention.self.value"),
+            ("o", "attention.output.dense"),
+            ("i", "intermediate.dense"),
+            ("out", "output.dense"),
+        ]:
             m[n[key + "_w"]] = (p + hf + ".weight", True)  # torch Linear stores [out, in]
             m[n[key + "_b"]] = (p + hf + ".bias", False)
         for key, hf in [("ln1", "attention.output.LayerNorm"), ("ln2", "output.LayerNorm")]:
@@ -52,10 +57,13 @@ def load(path: Path) -> SourceModel:
     try:
         raw = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
-        raise SourceError(f"{path / 'config.json'} is not valid JSON ({e})", "restore the model's config.json") from None
+        raise SourceError(
+            f"{path / 'config.json'} is not valid JSON ({e})", "restore the model's config.json"
+        ) from None
     if raw.get("model_type", "bert") != "bert":
-        raise SourceError(f"{path} is a '{raw.get('model_type')}' model, not BERT",
-                          "edgebert exports BERT-architecture models")
+        raise SourceError(
+            f"{path} is a '{raw.get('model_type')}' model, not BERT", "edgebert exports BERT-architecture models"
+        )
     try:
         cfg = BertConfig.from_hf_json(path / "config.json")
     except (KeyError, ValueError) as e:
@@ -63,8 +71,9 @@ def load(path: Path) -> SourceModel:
     try:
         tensors = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:
-        raise SourceError(f"{path / 'model.safetensors'} is corrupt or truncated ({e})",
-                          "download the model again") from None
+        raise SourceError(
+            f"{path / 'model.safetensors'} is corrupt or truncated ({e})", "download the model again"
+        ) from None
     # BertModel checkpoints have no prefix, BertFor* checkpoints prefix "bert.".
     prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
     weights = {}
@@ -75,8 +84,10 @@ def load(path: Path) -> SourceModel:
         if t is None and name.endswith("LayerNorm.bias"):
             t = tensors.get(prefix + name.replace(".bias", ".beta"))
         if t is None:
-            raise SourceError(f"{path / 'model.safetensors'} has no tensor '{prefix + name}'",
-                              "edgebert needs the full BertModel weights, pooler included")
+            raise SourceError(
+                f"{path / 'model.safetensors'} has no tensor '{prefix + name}'",
+                "edgebert needs the full BertModel weights, pooler included",
+            )
         t = np.asarray(t, np.float32)
         weights[canon] = np.ascontiguousarray(t.T) if transpose else t
     lower = None

@@ -8,15 +8,14 @@ on probe ids and compared with the source's own outputs; exactly one must match.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from edgebert.errors import SourceError
+from edgebert.metrics import FLOAT_TOLERANCE
 from edgebert.model import numpy_bert
 from edgebert.model.config import ACTIVATIONS, BertConfig
-from edgebert.metrics import FLOAT_TOLERANCE
-
 
 
 def probe_inputs(cfg: BertConfig, batch: int = 2, seq: int = 12, seed: int = 0):
@@ -25,9 +24,9 @@ def probe_inputs(cfg: BertConfig, batch: int = 2, seq: int = 12, seed: int = 0):
     seq = min(seq, cfg.max_position)
     ids = rng.integers(0, cfg.vocab_size, (batch, seq)).astype(np.int32)
     mask = np.ones((batch, seq), np.int32)
-    mask[1:, seq * 2 // 3:] = 0
+    mask[1:, seq * 2 // 3 :] = 0
     type_ids = np.zeros((batch, seq), np.int32)
-    type_ids[:, seq // 2:] = 1
+    type_ids[:, seq // 2 :] = 1
     return ids, mask, type_ids
 
 
@@ -43,8 +42,9 @@ def max_abs_vs_numpy(cfg: BertConfig, weights: dict, source_out: dict, inputs) -
     return output_max_abs(numpy_bert.forward(cfg, weights, *inputs), source_out, inputs[1])
 
 
-def identify(base: BertConfig, weights: dict, run_source: Callable, heads: list[int] | None = None,
-             where: str = "source") -> BertConfig:
+def identify(
+    base: BertConfig, weights: dict, run_source: Callable, heads: list[int] | None = None, where: str = "source"
+) -> BertConfig:
     """Returns ``base`` with the head count and activation that reproduce ``run_source``."""
     inputs = probe_inputs(base)
     out = run_source(*inputs)
@@ -57,8 +57,9 @@ def identify(base: BertConfig, weights: dict, run_source: Callable, heads: list[
             tried.append(f"heads={h} {act}: {err:.2g}")
             if err <= FLOAT_TOLERANCE:
                 return cfg
-    raise SourceError(f"{where}: no standard BERT computation reproduces its outputs "
-                      f"({'; '.join(tried)})", "is it a BERT encoder?")
+    raise SourceError(
+        f"{where}: no standard BERT computation reproduces its outputs ({'; '.join(tried)})", "is it a BERT encoder?"
+    )
 
 
 def head_candidates(hidden: int) -> list[int]:

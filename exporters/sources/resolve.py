@@ -23,9 +23,13 @@ def resolve_source(spec: str | Path) -> Path:
     if archive.is_archive(path):
         path = download.unpack_archive(path)
     if not path.exists():
-        raise SourceError(f"model source '{spec}' not found",
-                          "pass a model directory, a model archive (.tar.gz) or a catalog handle (see `edgebert models`)")
+        raise SourceError(
+            f"model source '{spec}' not found",
+            "pass a model directory, a model archive (.tar.gz) or a catalog handle (see `edgebert models`)",
+        )
     if not path.is_dir():
-        raise SourceError(f"model source '{spec}' is a file, not a model directory or archive",
-                          "pass the directory that holds the model files, or its .tar.gz")
+        raise SourceError(
+            f"model source '{spec}' is a file, not a model directory or archive",
+            "pass the directory that holds the model files, or its .tar.gz",
+        )
     return path

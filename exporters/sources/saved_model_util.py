@@ -14,8 +14,10 @@ def load_saved_model(path: Path, tags=None):
         return tf.saved_model.load(str(path), tags=tags)
     except Exception as e:  # TF raises many types here; all mean "cannot load it"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise SourceError(f"cannot load the SavedModel in {path}: {first}",
-                          "the model files are corrupt or incomplete; download them again") from None
+        raise SourceError(
+            f"cannot load the SavedModel in {path}: {first}",
+            "the model files are corrupt or incomplete; download them again",
+        ) from None
 
 
 def variables_by_name(obj) -> dict:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.model.config import EMBEDDING_NAMES, BertConfig
 from edgebert.exporters.sources import probe
-from edgebert.model.source_model import SourceModel
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
+from edgebert.model.config import EMBEDDING_NAMES, BertConfig
+from edgebert.model.source_model import SourceModel
 
 KIND = "tf1_hub_module"
 
@@ -23,8 +23,10 @@ def load_module(path: Path):
     obj = load_saved_model(path, tags=[])
     for sig in ("tokens", "tokenization_info"):
         if sig not in obj.signatures:
-            raise SourceError(f"TF1 Hub module {path} has no '{sig}' signature "
-                              f"(it has {sorted(obj.signatures)})", "is it a BERT module?")
+            raise SourceError(
+                f"TF1 Hub module {path} has no '{sig}' signature (it has {sorted(obj.signatures)})",
+                "is it a BERT module?",
+            )
     return obj
 
 
@@ -32,19 +34,29 @@ def run_tokens(obj, ids, mask, type_ids) -> dict:
     """The module's own outputs for token ids."""
     import tensorflow as tf
 
-    out = obj.signatures["tokens"](input_ids=tf.constant(ids, tf.int32),
-                                   input_mask=tf.constant(mask, tf.int32),
-                                   segment_ids=tf.constant(type_ids, tf.int32))
+    out = obj.signatures["tokens"](
+        input_ids=tf.constant(ids, tf.int32),
+        input_mask=tf.constant(mask, tf.int32),
+        segment_ids=tf.constant(type_ids, tf.int32),
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
 def load(path: Path) -> SourceModel:
     obj = load_module(path)
     variables = variables_by_name(obj)
-    weights = {name[len("bert/"):]: np.asarray(v.numpy(), np.float32)
-               for name, v in variables.items() if name.startswith("bert/")}
-    cfg = probe.identify(infer_config(weights, path), weights, lambda *a: run_tokens(obj, *a),
-                         heads=probe.head_candidates(weights[EMBEDDING_NAMES["word"]].shape[1]), where=str(path))
+    weights = {
+        name[len("bert/") :]: np.asarray(v.numpy(), np.float32)
+        for name, v in variables.items()
+        if name.startswith("bert/")
+    }
+    cfg = probe.identify(
+        infer_config(weights, path),
+        weights,
+        lambda *a: run_tokens(obj, *a),
+        heads=probe.head_candidates(weights[EMBEDDING_NAMES["word"]].shape[1]),
+        where=str(path),
+    )
     info = obj.signatures["tokenization_info"]()
     vocab = Path(info["vocab_file"].numpy().decode())
     if not vocab.is_absolute() or not vocab.exists():
@@ -63,5 +75,13 @@ def infer_config(weights: dict, path: Path, activation: str = "gelu_tanh") -> Be
     except KeyError as e:
         raise SourceError(f"{path} has no BERT weight {e}", "is it a BERT module?") from None
     # A TF1 graph does not record the head count; Google's BERTs all use 64-wide heads.
-    return BertConfig(vocab_size=V, hidden_size=H, num_layers=L, num_heads=max(1, H // 64),
-                      intermediate_size=I, max_position=P, type_vocab_size=T, activation=activation)
+    return BertConfig(
+        vocab_size=V,
+        hidden_size=H,
+        num_layers=L,
+        num_heads=max(1, H // 64),
+        intermediate_size=I,
+        max_position=P,
+        type_vocab_size=T,
+        activation=activation,
+    )

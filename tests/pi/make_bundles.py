@@ -29,14 +29,33 @@ def main() -> int:
         for name, recipe in RECIPES.items():
             out = HERE / "bundles" / name
             shutil.rmtree(out, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "edgebert", "export", str(src), "--recipe", recipe,
-                            "--seq-len", "dynamic", "--allow-accuracy-loss", "-o", str(out)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "edgebert",
+                    "export",
+                    str(src),
+                    "--recipe",
+                    recipe,
+                    "--seq-len",
+                    "dynamic",
+                    "--allow-accuracy-loss",
+                    "-o",
+                    str(out),
+                ],
+                check=True,
+            )
             manifest = json.loads((out / "edgebert.json").read_text())
             manifest["reference"]["path"] = "(not shipped)"  # the test runs the bundle, not the reference
             (out / "edgebert.json").write_text(json.dumps(manifest, indent=1))
             for fmt in manifest["models"]:
-                p = subprocess.run([sys.executable, "-m", "edgebert", "run", str(out), *TEXTS, "--backend", fmt,
-                                    "--json"], check=True, capture_output=True, text=True)
+                p = subprocess.run(
+                    [sys.executable, "-m", "edgebert", "run", str(out), *TEXTS, "--backend", fmt, "--json"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 expected[f"{name}/{fmt}"] = json.loads(p.stdout)["embeddings"]
     (HERE / "expected.json").write_text(json.dumps({"texts": TEXTS, "embeddings": expected}, indent=1))
     return 0

@@ -20,9 +20,12 @@ from pathlib import Path
 SUITES = {"bookworm": "3.11", "trixie": "3.13"}  # Raspberry Pi OS 12 / 13 and their Pythons
 # The device install, exactly as the README's "Raspberry Pi" section gives it.
 DEVICE_REQUIREMENTS = ("numpy<2.5", "ai-edge-litert", "onnxruntime")
-CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
-                  f"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
-                  f"CPU revision\t: 3\n\n" for i in range(4))  # a Cortex-A72 (Pi 4)
+CPUINFO = "".join(
+    f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+    f"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
+    f"CPU revision\t: 3\n\n"
+    for i in range(4)
+)  # a Cortex-A72 (Pi 4)
 
 
 def unsupported_reason() -> str | None:
@@ -57,7 +60,7 @@ class PiRoot:
         key = hashlib.sha256(" ".join((suite,) + DEVICE_REQUIREMENTS).encode()).hexdigest()[:12]
         self.path = cache_root() / f"{suite}-{key}"
 
-    def ensure(self) -> "PiRoot":
+    def ensure(self) -> PiRoot:
         if (self.path / "opt" / "venv" / ".complete").exists():
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,9 +81,19 @@ class PiRoot:
         partial = self.path.with_name(self.path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mmdebstrap", "--arch=arm64", "--variant=extract", "--quiet",
-                        "--include=python3,python3-venv,libstdc++6,libgcc-s1,ca-certificates",
-                        self.suite, str(partial)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "mmdebstrap",
+                "--arch=arm64",
+                "--variant=extract",
+                "--quiet",
+                "--include=python3,python3-venv,libstdc++6,libgcc-s1,ca-certificates",
+                self.suite,
+                str(partial),
+            ],
+            check=True,
+            capture_output=True,
+        )
         for d in ("bin", "sbin", "lib"):  # the extract variant does not make the usr-merge links
             top = partial / d
             if top.is_dir() and not top.is_symlink():  # bookworm still ships some files there
@@ -89,8 +102,11 @@ class PiRoot:
             if not top.is_symlink():
                 top.symlink_to(f"usr/{d}")
         self.run(["/usr/bin/python3", "-m", "venv", "/opt/venv"], timeout=600, root=partial)
-        self.run(["/opt/venv/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  *DEVICE_REQUIREMENTS], timeout=1800, root=partial)
+        self.run(
+            ["/opt/venv/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check", *DEVICE_REQUIREMENTS],
+            timeout=1800,
+            root=partial,
+        )
         (partial / "opt" / "venv" / ".complete").write_text("ok\n")
         shutil.rmtree(self.path, ignore_errors=True)
         partial.rename(self.path)
@@ -105,23 +121,31 @@ class PiRoot:
         (root / "opt").mkdir(exist_ok=True)
         (root / "opt" / "cpuinfo").write_text(CPUINFO)
 
-    def run(self, argv: list[str], timeout: int = 600, check: bool = True,
-            root: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, argv: list[str], timeout: int = 600, check: bool = True, root: Path | None = None
+    ) -> subprocess.CompletedProcess:
         """Runs ``argv`` inside the root under qemu (with /proc and the fake cpuinfo mounted)."""
         root = root or self.path
         self._prepare(root)
-        env = {"PATH": "/opt/venv/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "QEMU_CPU": self.cpu,
-               "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt"}
+        env = {
+            "PATH": "/opt/venv/bin:/usr/bin:/bin",
+            "HOME": "/root",
+            "LANG": "C.UTF-8",
+            "QEMU_CPU": self.cpu,
+            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+        }
         mounted = []
         try:
             subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
             mounted.append(root / "proc")
-            subprocess.run(["mount", "--bind", str(root / "opt" / "cpuinfo"), str(root / "proc" / "cpuinfo")],
-                           check=True)
+            subprocess.run(
+                ["mount", "--bind", str(root / "opt" / "cpuinfo"), str(root / "proc" / "cpuinfo")], check=True
+            )
             mounted.append(root / "proc" / "cpuinfo")
             chroot = shutil.which("chroot") or "/usr/sbin/chroot"  # env's PATH is the root's, not the host's
-            return subprocess.run([chroot, str(root), *argv], env=env, capture_output=True, text=True,
-                                  timeout=timeout, check=check)
+            return subprocess.run(
+                [chroot, str(root), *argv], env=env, capture_output=True, text=True, timeout=timeout, check=check
+            )
         finally:
             for m in reversed(mounted):
                 subprocess.run(["umount", "-l", str(m)], capture_output=True)

@@ -31,10 +31,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 # Fields a second run of unchanged code writes differently.
-VOLATILE = {"created", "seconds", "peak_rss_gb", "worker_peak_rss_gb", "path", "spec", "file", "reference",
-            "sha256", "bytes"}
-TINY_TRAIN = ["1\tgood fun movie", "0\tboring bad plot", "1\ti love this film", "0\ti hate this story",
-              "1\tgreat actor", "0\tbad acting", "1\tvery good", "0\tnot good"] * 4
+VOLATILE = {
+    "created",
+    "seconds",
+    "peak_rss_gb",
+    "worker_peak_rss_gb",
+    "path",
+    "spec",
+    "file",
+    "reference",
+    "sha256",
+    "bytes",
+}
+TINY_TRAIN = [
+    "1\tgood fun movie",
+    "0\tboring bad plot",
+    "1\ti love this film",
+    "0\ti hate this story",
+    "1\tgreat actor",
+    "0\tbad acting",
+    "1\tvery good",
+    "0\tnot good",
+] * 4
 
 # (name, source fixture, extra CLI arguments): each a command a user runs.
 EXPORTS = [
@@ -45,8 +63,7 @@ EXPORTS = [
     ("tf1_checkpoint", "tf1_checkpoint", ["export"]),
     ("tf1_hub", "tf1_hub", ["export", "--format", "tflite"]),
     ("tf2_hub", "tf2_hub", ["export", "--format", "onnx"]),
-    ("android_classifier", "hf", ["android", "--task", "classifier", "--seq-len", "16",
-                                  "--train", "{train}"]),
+    ("android_classifier", "hf", ["android", "--task", "classifier", "--seq-len", "16", "--train", "{train}"]),
 ]
 
 
@@ -66,7 +83,7 @@ def _tflite_digest(path: Path) -> str:
     except zipfile.BadZipFile:
         members = []
     if members:  # metadata's associated files: compare contents, not the dates they were zipped
-        h.update(data[:min(m.header_offset for m in members)])
+        h.update(data[: min(m.header_offset for m in members)])
         for m in members:
             h.update(f"{m.filename}:{m.CRC}:{m.file_size};".encode())
     else:
@@ -78,12 +95,14 @@ def _onnx_digest(path: Path) -> str:
     import numpy as np
     import onnx
     import onnxruntime as ort
+
     from fixtures import tiny_models
 
     model = onnx.load(str(path))
     h = hashlib.sha256()
-    for d in sorted(hashlib.sha256(onnx.numpy_helper.to_array(t).tobytes()).hexdigest()
-                    for t in model.graph.initializer):
+    for d in sorted(
+        hashlib.sha256(onnx.numpy_helper.to_array(t).tobytes()).hexdigest() for t in model.graph.initializer
+    ):
         h.update(d.encode())
     h.update(json.dumps(sorted(collections.Counter(n.op_type for n in model.graph.node).items())).encode())
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -114,10 +133,12 @@ def digest_tree(root: Path) -> dict[str, str]:
 def make_sources(root: Path) -> dict[str, Path]:
     from fixtures import tiny_models
 
-    return {"hf": tiny_models.make_hf(root / "hf"),
-            "tf1_checkpoint": tiny_models.make_tf1_checkpoint(root / "uncased_L-2_H-32_A-4")[0],
-            "tf1_hub": tiny_models.make_tf1_hub_module(root / "tf1_hub")[0],
-            "tf2_hub": tiny_models.make_tf2_hub_encoder(root / "tf2_hub")}
+    return {
+        "hf": tiny_models.make_hf(root / "hf"),
+        "tf1_checkpoint": tiny_models.make_tf1_checkpoint(root / "uncased_L-2_H-32_A-4")[0],
+        "tf1_hub": tiny_models.make_tf1_hub_module(root / "tf1_hub")[0],
+        "tf2_hub": tiny_models.make_tf2_hub_encoder(root / "tf2_hub"),
+    }
 
 
 def run_all(work: Path) -> dict[str, dict[str, str]]:
@@ -147,7 +168,9 @@ def main() -> int:
     ap.add_argument("--compare", type=Path, help="digests written before: report every difference")
     args = ap.parse_args()
     if args.rehash:
-        digests = {d.name: digest_tree(d) for d in sorted(args.rehash.iterdir()) if d.name in dict((e[0], 1) for e in EXPORTS)}
+        digests = {
+            d.name: digest_tree(d) for d in sorted(args.rehash.iterdir()) if d.name in dict((e[0], 1) for e in EXPORTS)
+        }
     elif args.keep:
         digests = run_all(args.keep)
     else:
@@ -158,10 +181,12 @@ def main() -> int:
     if not args.compare:
         return 0
     before = json.loads(args.compare.read_text())
-    changed = [f"{b}/{f}: {before.get(b, {}).get(f, 'absent')[:12]} -> {digests.get(b, {}).get(f, 'absent')[:12]}"
-               for b in sorted(set(before) | set(digests))
-               for f in sorted(set(before.get(b, {})) | set(digests.get(b, {})))
-               if before.get(b, {}).get(f) != digests.get(b, {}).get(f)]
+    changed = [
+        f"{b}/{f}: {before.get(b, {}).get(f, 'absent')[:12]} -> {digests.get(b, {}).get(f, 'absent')[:12]}"
+        for b in sorted(set(before) | set(digests))
+        for f in sorted(set(before.get(b, {})) | set(digests.get(b, {})))
+        if before.get(b, {}).get(f) != digests.get(b, {}).get(f)
+    ]
     files = sum(len(v) for v in digests.values())
     print("\n".join(changed) if changed else f"all {files} files of {len(digests)} bundles identical")
     return 1 if changed else 0
