@@ -40,10 +40,10 @@ class ModelEntry:
     sha256: str | None = None
     bytes: int | None = None
     runtime: str | None = None
+    conversion: dict | None = None
     inputs: list[dict] = dataclasses.field(default_factory=list)
     outputs: list[dict] = dataclasses.field(default_factory=list)
     buckets: list[int] | None = None
-    conversion: dict | None = None
     accuracy: dict | None = None
     gate: dict | None = None
     gpu_compatibility: dict | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -18,14 +19,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     from edgebert import catalog
 
-    rows = catalog.filter_models(
-        layers=args.layers,
-        hidden=args.hidden,
-        casing=args.casing,
-        language=args.language,
-        fmt=args.format,
-        contains=args.grep,
-    )
+    filters = {"layers": "layers", "hidden": "hidden", "casing": "casing", "language": "language", "fmt": "format"}
+    rows = catalog.filter_models(contains=args.grep, **{k: getattr(args, flag) for k, flag in filters.items()})
     if args.json:
         print(json.dumps([dataclasses.asdict(m) for m in rows], indent=1))
         return 0
@@ -60,6 +55,17 @@ def _missing_extra(e: ImportError, purpose: str, extras: str) -> EdgebertError:
     )
 
 
+@contextlib.contextmanager
+def _export_side(purpose: str, extras: str = "export"):
+    """Imports of the export side (TensorFlow's logs quieted first); a missing extra becomes an
+    error that names the one to install."""
+    _quiet_tensorflow()
+    try:
+        yield
+    except ImportError as e:
+        raise _missing_extra(e, purpose, extras) from None
+
+
 def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
     """The SOURCE argument, or the embedded default model, and how to name it."""
     from edgebert import default_model
@@ -70,12 +76,9 @@ def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    try:
+    with _export_side("exporting"):
         from edgebert.exporters.pipelines.export import ExportRequest, export
         from edgebert.quantize import recipes
-    except ImportError as e:
-        raise _missing_extra(e, "exporting", "export") from None
 
     if args.recipe and args.int8 and not recipes.get(args.recipe).int8:
         raise EdgebertError(
@@ -152,11 +155,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    try:
+    with _export_side("fine-tuning"):
         from edgebert.exporters.pipelines.finetune import FinetuneRequest, finetune
-    except ImportError as e:
-        raise _missing_extra(e, "fine-tuning", "export") from None
 
     source, label = _source_and_label(args)
     req = FinetuneRequest(
@@ -212,15 +212,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         inputs = [tuple(t.split("\t", 1)) for t in texts]
     else:
         inputs = texts
-    m = load(
-        args.bundle,
-        backend=args.backend,
-        delegate=args.delegate,
-        num_threads=args.threads,
-        fallback=args.fallback,
-        delegate_library=args.delegate_library,
-        weight_cache=args.weight_cache,
-    )
+    device = dict(backend=args.backend, delegate=args.delegate, fallback=args.fallback, num_threads=args.threads)
+    m = load(args.bundle, delegate_library=args.delegate_library, weight_cache=args.weight_cache, **device)
     emb = m.embed(inputs, pooling=args.pooling, normalize=args.normalize)
     if args.json:
         json.dump(
@@ -252,11 +245,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_android(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    try:
+    with _export_side("writing android assets", "export,android"):
         from edgebert.exporters.pipelines.android import AndroidRequest, accuracy_line, build
-    except ImportError as e:
-        raise _missing_extra(e, "writing android assets", "export,android") from None
     source, label = _source_and_label(args)
     if args.seq_len == "dynamic":
         raise EdgebertError(
@@ -309,12 +299,9 @@ def _cmd_android(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    try:
+    with _export_side("verify (it runs the reference SavedModel)"):
         from edgebert.exporters.pipelines.verify import VerifyRequest, verify
         from edgebert.text_files import read_texts
-    except ImportError as e:
-        raise _missing_extra(e, "verify (it runs the reference SavedModel)", "export") from None
     from edgebert.quantize import calibration
 
     if args.texts:

@@ -422,21 +422,13 @@ def _gunzip_in_place(path: Path, final: str) -> None:
     os.replace(tmp, path)
 
 
-def fetch(
-    url: str,
-    dest: Path,
-    *,
-    sha256: str | None = None,
-    label: str = "download",
-    timeout: float = 30.0,
-    manual: str | None = None,
-) -> Path:
-    """Downloads ``url`` to ``dest``; the arguments and errors are ``fetch_final``'s.
+def fetch(url: str, dest: Path, **options) -> Path:
+    """Downloads ``url`` to ``dest``; the keyword options and errors are ``fetch_final``'s.
 
     Returns:
         ``dest``.
     """
-    return fetch_final(url, dest, sha256=sha256, label=label, timeout=timeout, manual=manual)[0]
+    return fetch_final(url, dest, **options)[0]
 
 
 def fetch_final(

@@ -73,14 +73,15 @@ def gate(result: dict, thresholds: dict, outputs: tuple[str, ...] = ("pooled_out
     """Threshold misses as sentences (empty when the recipe's thresholds hold) for ``outputs``:
     cosine mean and min, and the largest difference where the recipe sets ``max_abs`` (fp32)."""
     misses = []
-    for output in outputs:
-        if "max_abs" in thresholds and result[output]["max_abs"] > thresholds["max_abs"]:
-            misses.append(f"{output} max-abs {result[output]['max_abs']:.2e} > {thresholds['max_abs']:g}")
+    for output in outputs:  # cosine first: the primary check, and the first reason a report names
         c = result[output]["cosine"]
         if c["mean"] < thresholds["cosine_mean"]:
             misses.append(f"{output} mean cosine {c['mean']:.5f} < {thresholds['cosine_mean']}")
         if c["min"] < thresholds["cosine_min"]:
             misses.append(f"{output} min cosine {c['min']:.5f} < {thresholds['cosine_min']}")
+    for output in outputs:
+        if "max_abs" in thresholds and result[output]["max_abs"] > thresholds["max_abs"]:
+            misses.append(f"{output} max-abs {result[output]['max_abs']:.2e} > {thresholds['max_abs']:g}")
     return misses
 
 

@@ -47,16 +47,7 @@ class BertConfig:
         act = {"gelu": "gelu_tanh", "relu": "relu"}.get(c.get("hidden_act", "gelu"))
         if act is None:
             raise ValueError(f"unsupported hidden_act {c.get('hidden_act')!r} in {path}")
-        return cls(
-            vocab_size=c["vocab_size"],
-            hidden_size=c["hidden_size"],
-            num_layers=c["num_hidden_layers"],
-            num_heads=c["num_attention_heads"],
-            intermediate_size=c["intermediate_size"],
-            max_position=c.get("max_position_embeddings", 512),
-            type_vocab_size=c.get("type_vocab_size", 2),
-            activation=act,
-        )
+        return cls._from_keys(c, act)
 
     @classmethod
     def from_hf_json(cls, path: Path) -> BertConfig:
@@ -67,6 +58,11 @@ class BertConfig:
         )
         if act is None:
             raise ValueError(f"unsupported hidden_act {c.get('hidden_act')!r} in {path}")
+        return cls._from_keys(c, act, layer_norm_eps=c.get("layer_norm_eps", 1e-12))
+
+    @classmethod
+    def _from_keys(cls, c: dict, activation: str, **extra) -> BertConfig:
+        """From the key names google-research's and Hugging Face's configs share."""
         return cls(
             vocab_size=c["vocab_size"],
             hidden_size=c["hidden_size"],
@@ -75,8 +71,8 @@ class BertConfig:
             intermediate_size=c["intermediate_size"],
             max_position=c.get("max_position_embeddings", 512),
             type_vocab_size=c.get("type_vocab_size", 2),
-            activation=act,
-            layer_norm_eps=c.get("layer_norm_eps", 1e-12),
+            activation=activation,
+            **extra,
         )
 
 

@@ -24,7 +24,7 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.pipelines import android_metadata as amd
-from edgebert.exporters.pipelines.export import default_labels, reference_dir_for
+from edgebert.exporters.pipelines.export import default_labels, import_reference
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
@@ -120,18 +120,8 @@ def build(req: AndroidRequest) -> Manifest:
             work.mkdir()
             steps = 4 if req.train_file else 3
             _progress(f"[1/{steps}] importing {req.source_label}")
-            ref = workers.run(
-                ReferenceTask(
-                    source=str(source_path),
-                    reference_dir=str(reference_dir_for(source_path)),
-                    texts=held_out,
-                    seq_length=req.seq_length,
-                    outputs_npz=str(work / "reference.npz"),
-                ),
-                work,
-            )
+            ref, expected = import_reference(source_path, held_out, req.seq_length, work)
             _check_source(ref, req)
-            expected = dict(np.load(work / "reference.npz"))
             head, labels, training = None, None, None
             if req.task == "classifier" and not (head_data or req.train_file):
                 if not ref.get("head"):

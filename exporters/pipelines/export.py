@@ -80,6 +80,21 @@ def export(req: ExportRequest) -> Manifest:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def import_reference(source_path: Path, texts: list[str], seq_length: int | None, work: Path) -> tuple[dict, dict]:
+    """The first step of every pipeline: the checked reference SavedModel of ``source_path``
+    (written once, then reused from the cache) and its outputs on ``texts``, in a worker
+    process. Returns the worker's result and the outputs (with the inputs) by name."""
+    task = ReferenceTask(
+        source=str(source_path),
+        reference_dir=str(reference_dir_for(source_path)),
+        texts=texts,
+        seq_length=seq_length,
+        outputs_npz=str(work / "reference.npz"),
+    )
+    ref = workers.run(task, work)
+    return ref, dict(np.load(work / "reference.npz"))
+
+
 def _export(
     req: ExportRequest, source_path: Path, out: Path, staging: Path, cal_texts: list[str], held_out: list[str]
 ) -> dict:
@@ -88,18 +103,8 @@ def _export(
     work.mkdir()
     n_steps = 2 + len(req.formats)
     _progress(f"[1/{n_steps}] importing {req.source_label}")
-    ref = workers.run(
-        ReferenceTask(
-            source=str(source_path),
-            reference_dir=str(reference_dir_for(source_path)),
-            texts=held_out,
-            seq_length=max(req.buckets) if req.buckets else req.seq_length,
-            outputs_npz=str(work / "reference.npz"),
-        ),
-        work,
-    )
+    ref, expected = import_reference(source_path, held_out, max(req.buckets) if req.buckets else req.seq_length, work)
     steps = [costs.StepCost(**ref.pop("step"))]
-    expected = dict(np.load(work / "reference.npz"))
     feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
     head = ref.get("head")
     if head:
