@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebert.backends import INPUT_NAMES
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import tasks
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
@@ -44,7 +45,7 @@ def task_reference(t: ReferenceTask) -> dict:
     model = ref.model or load_saved_model(ref.path)
     parts: dict[str, list] = {}
     for i in range(0, len(t.texts), 16):
-        batch = [feeds[k][i : i + 16] for k in ("input_word_ids", "input_mask", "input_type_ids")]
+        batch = [feeds[k][i : i + 16] for k in INPUT_NAMES]
         out = run_encoder(model, *batch)
         parts.setdefault("pooled_output", []).append(out["pooled_output"])
         parts.setdefault("sequence_output", []).append(out["sequence_output"])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert import metrics
+from edgebert.backends import INPUT_NAMES
 from edgebert.errors import SourceError
 from edgebert.exporters.sources.base import guess_lower_case
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
@@ -31,7 +32,6 @@ from edgebert.model.config import ACTIVATIONS, BertConfig, expected_shapes
 from edgebert.model.source_model import SourceModel
 
 KIND = "tf2_classifier"
-ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 HEAD_ACTIVATIONS = ("none", "sigmoid", "softmax")
 POOLINGS = ("cls", "mean")  # cls: the pooled output, as in the tutorial
 # Packing lengths TF Hub preprocessing is used with; the probe finds which one a model has.
@@ -126,7 +126,7 @@ def matches(path: Path) -> bool:
     inputs, n_out, _ = sig
     if len(inputs) == 1 and next(iter(inputs.values())) == 7:  # DT_STRING
         return True
-    return set(ENCODER_INPUTS) <= set(inputs) and n_out == 1
+    return set(INPUT_NAMES) <= set(inputs) and n_out == 1
 
 
 def _graph_ops(path: Path) -> set[str]:
@@ -259,7 +259,7 @@ class _Runner:
         if self.strings:
             out = self.sig(**{self.inputs[0]: tf.constant(list(texts))})
         else:
-            out = self.sig(**{k: tf.constant(feeds[k], tf.int32) for k in ENCODER_INPUTS})
+            out = self.sig(**{k: tf.constant(feeds[k], tf.int32) for k in INPUT_NAMES})
         (value,) = out.values()
         value = np.asarray(value.numpy(), np.float64)
         return value.reshape(len(value), -1)

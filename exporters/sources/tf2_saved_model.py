@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebert.backends import INPUT_NAMES
 from edgebert.errors import SourceError
 from edgebert.exporters.sources import probe
 from edgebert.exporters.sources.base import guess_lower_case
@@ -106,7 +107,7 @@ def load(path: Path) -> SourceModel:
     sig = obj.signatures.get("serving_default")
     if sig is not None:
         names = set(sig.structured_input_signature[1])
-        want = {"input_word_ids", "input_mask", "input_type_ids"}
+        want = set(INPUT_NAMES)
         if not want <= names:
             raise SourceError(
                 f"SavedModel {path} takes {sorted(names)}, not the TF Hub encoder inputs {sorted(want)}",
