@@ -8,17 +8,10 @@ import numpy as np
 def build(vocab_file: Path, do_lower_case: bool, out_dir: Path, seq_length: int = 128):
     """Exports and loads the preprocessing SavedModel (as ``bert_*_preprocess`` were made)."""
     import tensorflow as tf
-    from official.nlp.tools import export_tfhub_lib
 
-    if not out_dir.exists():
-        export_tfhub_lib.export_preprocessing(
-            str(out_dir),
-            vocab_file=str(vocab_file),
-            do_lower_case=do_lower_case,
-            default_seq_length=seq_length,
-            tokenize_with_offsets=False,
-        )
-    return tf.saved_model.load(str(out_dir))
+    from fixtures.tutorial import preprocessing
+
+    return tf.saved_model.load(str(preprocessing(vocab_file, do_lower_case, out_dir, seq_length)))
 
 
 def run(pre, texts, pairs=None, seq_length=128) -> dict:

@@ -11,22 +11,17 @@ from edgebert import backends, gpu_compat, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import layer_taps
-from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.quantize import recipes
 from edgebert.runtime import load
-from fixtures import cache, tiny_models
+from fixtures import cache, exports, tiny_models
 
 TINY_BUCKETS = (8, 16, 40)
 DEFAULT_BUCKETS = (16, 32, 64, 128)
 
 
 def _export(source, out, recipe="fp32", formats=("tflite", "onnx"), **kw):
-    return export(
-        ExportRequest(
-            source=str(source), source_label="t", output=out, formats=formats, recipe=recipes.get(recipe), **kw
-        )
-    ).to_json()
+    return exports.export_json(source, out, recipe, label="t", formats=formats, **kw)
 
 
 def _feeds(width, batch=1, vocab=45, seed=0):

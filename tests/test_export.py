@@ -11,24 +11,16 @@ from edgebert.cli import main
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
-from edgebert.exporters.pipelines.export import ExportRequest, export
+from edgebert.exporters.pipelines.export import export
 from edgebert.exporters.sources import load_source
 from edgebert.files import file_sha256
 from edgebert.model import numpy_bert
 from edgebert.quantize import recipes
-from fixtures import tiny_models
+from fixtures import exports, tiny_models
 
 
 def _request(source, out, recipe="fp32", **kw):
-    return ExportRequest(
-        source=str(source),
-        source_label=str(source),
-        output=out,
-        formats=("tflite", "onnx"),
-        recipe=recipes.get(recipe) if isinstance(recipe, str) else recipe,
-        seq_length=16,
-        **kw,
-    )
+    return exports.request(source, out, recipe, seq_length=16, **kw)
 
 
 def _no_leftovers(parent):

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from edgebert.errors import EdgebertError, SourceError
-from edgebert.exporters.pipelines.export import ExportRequest, export
-from edgebert.quantize import recipes
 from edgebert.runtime import load
-from fixtures import tutorial
+from fixtures import exports, tutorial
 
 pytest.importorskip("tensorflow_hub", reason="the export extra (tensorflow-hub) is not installed")
 
@@ -82,17 +80,7 @@ def finetuned_real(default_model_dir, real_sentences, sentiment_dir, tmp_path_fa
 
 
 def _export(source, out, recipe="fp32", **kw):
-    return export(
-        ExportRequest(
-            source=str(source),
-            source_label="tutorial",
-            output=out,
-            formats=("tflite", "onnx"),
-            recipe=recipes.get(recipe),
-            seq_length=kw.pop("seq_length", None),
-            **kw,
-        )
-    ).to_json()
+    return exports.export_json(source, out, recipe, label="tutorial", seq_length=kw.pop("seq_length", None), **kw)
 
 
 def test_tutorial_model_is_recognised(tiny_tutorial):

@@ -15,6 +15,7 @@ from edgebert.exporters.sources import load_source
 from edgebert.files import file_sha256
 from edgebert.quantize import recipes
 from edgebert.text_files import read_texts
+from fixtures import exports
 
 N_REAL = 500
 
@@ -154,17 +155,7 @@ def _verify_recipe(recipe, default_model_dir, movie, tmp_path, capsys):
     """Exports the default model with ``recipe`` (both formats, dynamic length) and verifies it
     on the 500 real sentences: (CLI exit code, report)."""
     out = tmp_path / recipe
-    export(
-        ExportRequest(
-            source=str(default_model_dir),
-            source_label="default",
-            output=out,
-            formats=("tflite", "onnx"),
-            recipe=recipes.get(recipe),
-            seq_length=None,
-            allow_accuracy_loss=True,
-        )
-    )
+    exports.export_json(default_model_dir, out, recipe, label="default", seq_length=None, allow_accuracy_loss=True)
     texts, labels = movie
     tsv = tmp_path / "texts.tsv"
     tsv.write_text("".join(f"{i}\t{1 if y else -1}\t{t}\n" for i, (t, y) in enumerate(zip(texts, labels))))
