@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgebert.metrics import cosine
+from edgebert.runtime import load
 
 HERE = Path(__file__).resolve().parent / "pi"
 sys.path.insert(0, str(HERE))
@@ -98,6 +99,16 @@ def test_device_install_on_emulated_pi_matches_x86(suite, wheel):
         got = np.array(out["embeddings"])
         assert got.shape == np.array(EXPECTED["embeddings"][key]).shape
         assert _matches(key, got), (suite, key, np.abs(got - np.array(EXPECTED["embeddings"][key])).max())
+        if fmt == "tflite":  # the Pi gets XNNPACK's kernels, for the same ops as on x86
+            with load(HERE / "bundles" / bundle, backend="tflite") as x86:
+                x86.embed(EXPECTED["texts"])  # the counts are taken once the graph has run
+                want = x86.delegate
+            pi_delegate = out["delegate"]
+            assert pi_delegate["used"] == "xnnpack" and pi_delegate["nodes_delegated"] > 0, (suite, key, pi_delegate)
+            assert (pi_delegate["nodes_delegated"], pi_delegate["nodes_total"]) == (
+                want.nodes_delegated,
+                want.nodes_total,
+            ), (suite, key, pi_delegate, want)
 
 
 def test_corrupted_bundle_is_caught(wheel):

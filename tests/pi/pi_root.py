@@ -3,7 +3,9 @@
 Builds a Debian arm64 root with ``mmdebstrap --variant=extract`` (seconds), adds what the
 extract variant leaves out (usr-merge links, resolv.conf, the host's CA bundle, /proc with a
 fake ARM ``cpuinfo``: onnxruntime crashes under qemu 7.2 when /proc/cpuinfo shows the x86
-host), and runs commands in it with ``chroot`` under ``QEMU_CPU`` (cortex-a72 = Pi 4,
+host; the CPU lists a Pi's /sys has: without ``/sys/devices/system/cpu/possible`` and
+``present`` pytorch/cpuinfo counts no usable processor, so XNNPACK refuses to initialise and
+LiteRT runs its builtin kernels, 0 ops delegated, which no real Pi does), and runs commands in it with ``chroot`` under ``QEMU_CPU`` (cortex-a72 = Pi 4,
 cortex-a76 = Pi 5; qemu 7.2's default ``max`` CPU gives wrong int8 LiteRT results).
 Roots and their venvs are cached between runs.
 """
@@ -26,6 +28,8 @@ CPUINFO = "".join(
     f"CPU revision\t: 3\n\n"
     for i in range(4)
 )  # a Cortex-A72 (Pi 4)
+# What a Pi 4's sysfs says of its four cores (pytorch/cpuinfo reads these before /proc/cpuinfo).
+SYS_CPU = {"possible": "0-3\n", "present": "0-3\n", "online": "0-3\n", "kernel_max": "3\n"}
 
 
 def unsupported_reason() -> str | None:
@@ -120,6 +124,10 @@ class PiRoot:
         (root / "proc").mkdir(exist_ok=True)
         (root / "opt").mkdir(exist_ok=True)
         (root / "opt" / "cpuinfo").write_text(CPUINFO)
+        cpus = root / "sys" / "devices" / "system" / "cpu"  # /sys is not mounted: plain files
+        cpus.mkdir(parents=True, exist_ok=True)
+        for name, text in SYS_CPU.items():
+            (cpus / name).write_text(text)
 
     def run(
         self, argv: list[str], timeout: int = 600, check: bool = True, root: Path | None = None
