@@ -214,14 +214,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         inputs = texts
     device = dict(backend=args.backend, delegate=args.delegate, fallback=args.fallback, num_threads=args.threads)
     m = load(args.bundle, delegate_library=args.delegate_library, weight_cache=args.weight_cache, **device)
-    emb = m.embed(inputs, pooling=args.pooling, normalize=args.normalize)
+    # An embedder asset pools as it was built; an encoder bundle gives the pooled (cls) output.
+    pooling = args.pooling or (m.info.pooling if "embedding" in m.outputs else None) or "cls"
+    emb = m.embed(inputs, pooling=pooling, normalize=args.normalize)
     if args.json:
         json.dump(
             {
                 "bundle": str(m.bundle),
                 "backend": m.backend,
                 "delegate": m.delegate.to_json(),
-                "pooling": args.pooling,
+                "pooling": pooling,
                 "normalized": args.normalize,
                 "inputs": [list(t) if isinstance(t, tuple) else t for t in inputs],
                 "embeddings": np.round(emb.astype(np.float64), 7).tolist(),
@@ -230,7 +232,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         print()
         return 0
-    print(f"{m.backend} on {m.delegate.summary()}, {args.pooling} pooling, dim {emb.shape[1]}", file=sys.stderr)
+    print(f"{m.backend} on {m.delegate.summary()}, {pooling} pooling, dim {emb.shape[1]}", file=sys.stderr)
     for t, e in zip(inputs, emb):
         label = " || ".join(t) if isinstance(t, tuple) else t
         head = " ".join(f"{v:+.4f}" for v in e[:4])
@@ -512,7 +514,9 @@ def build_parser() -> _Parser:
         help="TFLite: keep XNNPACK's packed weights in a cache file (about half the peak memory of "
         "an int8 BERT-base; built on the first run)",
     )
-    r.add_argument("--pooling", default="cls", choices=["cls", "mean"])
+    r.add_argument(
+        "--pooling", choices=["cls", "mean"], help="default: the pooling an embedder asset was built with, else cls"
+    )
     r.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     r.add_argument("--json", action="store_true", help="print all embeddings as JSON")
     r.set_defaults(func=_cmd_run)

@@ -123,6 +123,20 @@ def test_mediapipe_classifier_matches_edgebert(assets, movie_sentences):
     assert training["held_out_accuracy"] > 0.7
 
 
+def test_edgebert_run_on_an_embedder_asset_pools_as_it_was_built(assets, capsys):
+    """``edgebert run ASSETS`` without --pooling uses the asset's own (mean) pooling; asking for
+    another one is the runtime's one-line error."""
+    from edgebert.cli import main
+
+    assert main(["run", str(assets["embedder_fp32"]), "a good movie", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    with load(assets["embedder_fp32"]) as m:
+        want = m.embed(["a good movie"])
+    assert out["pooling"] == "mean" and np.abs(np.array(out["embeddings"]) - want).max() <= 1e-6
+    assert main(["run", str(assets["embedder_fp32"]), "a good movie", "--pooling", "cls"]) == 1
+    assert "built with mean pooling" in capsys.readouterr().err
+
+
 def test_mediapipe_tokenizer_differs_from_tf_hub_on_case_folding(assets):
     """MediaPipe's BertTokenizer does not case-fold like TF Text (``ß`` -> ``ss``): such text
     gets other ids on the phone than in TF Hub preprocessing (what edgebert reproduces)."""
