@@ -1,6 +1,7 @@
 """Quantization for edgebert exports (installed as ``edgebert.quantize``).
 
-Recipes are data (``recipes.json``); ``recipes.get(name)`` reads one. The calibration
-text, the SmoothQuant pass and the per-format application of a recipe live in their
-own modules.
+Recipes are data (``recipes.json``); ``recipes.get(name)`` reads one. Each format applies a
+recipe through its method table (``tflite_quant.METHODS``, ``onnx_quant.METHODS``: method name
+-> the function and the keys it reads). The calibration text, SmoothQuant and the int8
+embedding rows live in their own modules. Imports only the device side (``edgebert``).
 """
