@@ -9,6 +9,9 @@ BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by lat
 ``export --int8`` time and peak memory per step, verify on 500 sentences, runtime RSS
 (``benchmarks/export_cost.py``).
 
+``python -m benchmarks profile [--models default,base] [--recipe R] [--seq N] [-o DIR]``: ONNX
+Runtime's own profile per op type and per layer (``benchmarks/profile.py``).
+
 ``python -m benchmarks buckets [--sentences N] [-o DIR]``: real-text throughput at batch 1 of a
 length-bucketed bundle vs one fixed at 128 (``benchmarks/buckets.py``).
 """
@@ -20,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import buckets, export_cost, report, suite
+from benchmarks import buckets, export_cost, profile, report, suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     bk.add_argument("--sentences", type=int, default=1000)
     bk.add_argument("--rounds", type=int, default=3)
     bk.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "buckets")
+    pf = sub.add_parser("profile", help="ONNX Runtime's profile per op type and per layer")
+    pf.add_argument("--models", default="default,base", help=f"comma-separated subset of {', '.join(suite.MODELS)}")
+    pf.add_argument("--recipe", default="wi8_afp32")
+    pf.add_argument("--seq", type=int, default=128)
+    pf.add_argument("--threads", type=int, default=2)
+    pf.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "profile")
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
@@ -64,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "buckets":
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         buckets.main(args.output, args.sentences, args.rounds, command=command)
+        return 0
+    if args.command == "profile":
+        command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        profile.main(models, args.recipe, args.seq, args.threads, args.output, command)
         return 0
     if args.command == "report":
         res = json.loads(args.json.read_text())

@@ -48,7 +48,7 @@ def _timed(call, reps: int, warmup: int = 3) -> dict:
     return _percentiles(times)
 
 
-def _exact_length_text(n_tokens: int) -> str:
+def exact_length_text(n_tokens: int) -> str:
     # "hello" is one WordPiece in every BERT vocab edgebert meets; [CLS] and [SEP] add two.
     return " ".join(["hello"] * (n_tokens - 2))
 
@@ -64,7 +64,7 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     for s in seqs:
         if s > m.max_seq_length:
             continue
-        text = _exact_length_text(s)
+        text = exact_length_text(s)
         assert int(m.tokenize(text)["input_mask"].sum()) == s
         out["latency"][s] = _timed(lambda text=text: m.encode(text), reps)
     texts = _texts(corpus, n_texts)
@@ -99,7 +99,7 @@ def rss_only(
     print("READY", flush=True)
     out = {"peak_rss_mb": _peak_rss_mb()}
     if m.max_seq_length >= 128:
-        text = _exact_length_text(128)
+        text = exact_length_text(128)
         m.encode(text)
         out["peak_rss_seq128_mb"] = _peak_rss_mb()
         out["p50_ms_seq128"] = _timed(lambda: m.encode(text), 20)["p50_ms"]
@@ -130,7 +130,7 @@ def tensorflow(
     print("READY", flush=True)
     out: dict = {"latency": {}}
     for s in seqs:
-        feeds = tok([_exact_length_text(s)], seq_length=s)
+        feeds = tok([exact_length_text(s)], seq_length=s)
         out["latency"][s] = _timed(lambda feeds=feeds: run(feeds), reps)
     texts = _texts(corpus, n_texts)
     for key, dynamic in (("fixed128_sentences_per_s", False), ("dynamic_sentences_per_s", True)):

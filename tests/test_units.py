@@ -128,3 +128,36 @@ def test_fixed_length_and_fixed_batch_graphs_get_full_width_and_empty_rows():
         for idx, b in _model(seq_length=32, model_batch=2).batches(feeds)
     ]
     assert got == [([1, 2], (2, 32), 0), ([0], (2, 32), 0)]  # the last batch filled with one empty row
+
+
+# ------------------------------------------------------------------ profile attribution
+def test_profile_puts_unscoped_nodes_in_the_layer_they_follow(tmp_path):
+    """ONNX Runtime's profile names nodes; the Keras graph leaves attention scores, GELU and
+    LayerNorm statistics unscoped, so they count for the layer whose nodes precede them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from benchmarks.profile import node_parts
+
+    names = [
+        "embeddings/add",
+        "layer_0/attention/self/query/MatMul",
+        "MatMul_7",
+        "Erf_4",
+        "layer_1/output/add",
+        "add_24",
+        "pooler/dense/MatMul",
+    ]
+    nodes = [helper.make_node("Identity", [f"t{i}"], [f"t{i + 1}"], name=n) for i, n in enumerate(names)]
+    io = [helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, [1]) for i in (0, len(names))]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", io[:1], io[1:])), str(tmp_path / "m.onnx"))
+    parts = node_parts(tmp_path / "m.onnx")
+    assert [parts[n] for n in names] == [
+        "embeddings",
+        "layer_00",
+        "layer_00",
+        "layer_00",
+        "layer_01",
+        "layer_01",
+        "pooler",
+    ]
