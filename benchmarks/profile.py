@@ -96,7 +96,7 @@ def main(models: list[str], recipe: str, seq: int, threads: int, out: Path, comm
     res = {"command": command, "machine": suite.machine(threads), "recipe": recipe, "seq_length": seq, "models": {}}
     for key in models:
         bundle = suite.export_bundle(key, recipe, ["onnx"], work)
-        path = work / "bundles" / key / recipe
+        path = bundle["path"]
         model_file = path / bundle["manifest"].models["onnx"].file
         res["models"][key] = {
             "name": suite.MODELS[key].name,

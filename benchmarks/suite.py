@@ -135,13 +135,13 @@ def model_source(key: str, work: Path) -> Path:
 
 
 def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict:
-    """Exports (or reuses) the bundle of ``key`` with ``recipe``; returns its manifest and export cost."""
+    """Exports (or reuses) the bundle of ``key`` with ``recipe``; returns its path, manifest and export cost."""
     out = work / "bundles" / key / recipe
     record = out.with_suffix(".export.json")
     if is_bundle(out) and record.exists():
         manifest = read_manifest(out)
         if set(formats) <= set(manifest.models):
-            return {"manifest": manifest, **json.loads(record.read_text())}
+            return {"path": out, "manifest": manifest, **json.loads(record.read_text())}
     source = model_source(key, work)
     _progress(f"exporting {key} with {recipe} ({', '.join(formats)})")
     cmd = [
@@ -163,7 +163,7 @@ def export_bundle(key: str, recipe: str, formats: list[str], work: Path) -> dict
         raise RuntimeError(f"export failed: {' '.join(cmd)}")
     cost = {"export_s": round(time.perf_counter() - t0, 1), "export_peak_rss_gb": round(usage.ru_maxrss / 1e6, 2)}
     record.write_text(json.dumps(cost))
-    return {"manifest": read_manifest(out), **cost}
+    return {"path": out, "manifest": read_manifest(out), **cost}
 
 
 # ---------------------------------------------------------------- fresh-process probes
@@ -270,10 +270,10 @@ def run(plan: Plan) -> dict:
                 )
                 if v.backend == "tensorflow":
                     tok = any_manifest.tokenizer
-                    vocab = str(work / "bundles" / key / next(iter(bundles)) / tok["vocab"])
+                    vocab = str(next(iter(bundles.values()))["path"] / tok["vocab"])
                     r = probe("tensorflow", saved_model=ref, vocab=vocab, lower=tok["do_lower_case"], **common)
                 else:
-                    path = str(work / "bundles" / key / v.recipe)
+                    path = str(bundles[v.recipe]["path"])
                     r = probe("runtime", bundle=path, backend=v.backend, **common)
                     plain = probe("rss_only", bundle=path, backend=v.backend, threads=plan.threads)
                     r.update(rss_only_mb=plain["peak_rss_mb"], rss_seq128_mb=plain.get("peak_rss_seq128_mb"))

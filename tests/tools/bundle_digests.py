@@ -169,7 +169,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.rehash:
         digests = {
-            d.name: digest_tree(d) for d in sorted(args.rehash.iterdir()) if d.name in dict((e[0], 1) for e in EXPORTS)
+            d.name: digest_tree(d) for d in sorted(args.rehash.iterdir()) if d.name in {name for name, _, _ in EXPORTS}
         }
     elif args.keep:
         digests = run_all(args.keep)
