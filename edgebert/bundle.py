@@ -33,6 +33,7 @@ class ModelEntry:
       accuracy: the export gate's comparison with the reference, per output.
       gate: ``{"passed", "misses"}``.
       gpu_compatibility: ``edgebert.gpu_compat``'s report (TFLite).
+      nnapi_compatibility: ``edgebert.nnapi_compat``'s report at the newest feature level (TFLite).
       extra: fields this version does not name, kept as read.
     """
 
@@ -47,6 +48,7 @@ class ModelEntry:
     accuracy: dict | None = None
     gate: dict | None = None
     gpu_compatibility: dict | None = None
+    nnapi_compatibility: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property

@@ -107,7 +107,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         buckets=buckets,
         calibration_file=Path(args.calibration) if args.calibration else None,
         allow_accuracy_loss=args.allow_accuracy_loss,
-        onnx_optimize=args.onnx_optimize,
+        onnx_graph=args.onnx_graph,
         batch_size=None if args.batch == "dynamic" else _positive_int(args.batch, "--batch", 1),
         graph_form=args.graph_form,
     )
@@ -416,10 +416,11 @@ def build_parser() -> _Parser:
         help="write the bundle even when the recipe's accuracy thresholds are missed",
     )
     e.add_argument(
-        "--onnx-optimize",
-        action="store_true",
-        help="fuse the ONNX graph with ONNX Runtime's transformer optimizer, kept only if it "
-        "reproduces the unfused graph to 1e-4",
+        "--onnx-graph",
+        choices=["fused", "standard"],
+        help="fused: ONNX Runtime's fused operators (MultiHeadAttention, SkipLayerNormalization, "
+        "BiasGelu/FastGelu), the default of every recipe but static QDQ; standard: standard "
+        "operators only (tf2onnx), for NPU execution providers such as NNAPI or QNN",
     )
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)

@@ -10,9 +10,8 @@ real GPU (shared NOTES.md, "GPU delegate on a real GPU", and ``benchmarks/gpu_ch
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from edgebert.errors import EdgebertError
+from edgebert import tflite_graph
 
 FALLS_BACK = "falls back to the CPU"
 WRONG = "runs on the GPU but gives wrong results"
@@ -43,60 +42,23 @@ def check_tflite(path: str | os.PathLike) -> dict:
       several signatures (length buckets) adds ``"signatures": {key: the same report}``, its
       findings name their ``signature``, and it is GPU-ready only when every signature is.
     """
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:  # tflite-runtime / TF ship the same generated schema
-        from tensorflow.lite.python import schema_py_generated as schema
-
-    buf = Path(path).read_bytes()
-    try:
-        model = schema.Model.GetRootAsModel(buf, 0)
-        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            c = model.OperatorCodes(i)
-            codes.append(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()))
-        signatures = {
-            model.SignatureDefs(i).SignatureKey().decode(): model.SignatureDefs(i).SubgraphIndex()
-            for i in range(model.SignatureDefsLength())
-        }
-        if len(signatures) <= 1:
-            return _check_subgraph(schema, model.Subgraphs(0), codes, names)
-        per = {
-            key: _check_subgraph(schema, model.Subgraphs(index), codes, names)
-            for key, index in sorted(signatures.items(), key=lambda kv: kv[1])
-        }
-    except EdgebertError:
-        raise
-    except Exception as e:  # a truncated flatbuffer fails anywhere inside the generated reader
-        raise EdgebertError(
-            f"{path} is not a readable TFLite flatbuffer ({type(e).__name__})", "export the model again"
-        ) from None
-    report = {
-        "ops": sum(r["ops"] for r in per.values()),
-        "refused": [{**f, "signature": k} for k, r in per.items() for f in r["refused"]],
-        "wrong": [{**f, "signature": k} for k, r in per.items() for f in r["wrong"]],
-        "gpu_ready": all(r["gpu_ready"] for r in per.values()),
-        "dynamic_inputs": any(r["dynamic_inputs"] for r in per.values()),
-    }
-    return {**report, "signatures": per}
+    per = tflite_graph.check_signatures(path, _check_subgraph)
+    return tflite_graph.combine(
+        per, sums=("ops",), lists=("refused", "wrong"), alls=("gpu_ready",), anys=("dynamic_inputs",)
+    )
 
 
-def _check_subgraph(schema, sg, codes: list[int], names: dict[int, str]) -> dict:
+def _check_subgraph(fb: tflite_graph.Flatbuffer, sg) -> dict:
     """The report of one subgraph (one signature)."""
+    schema = fb.schema
 
     def shape(t: int) -> list[int]:
-        if t < 0:
-            return []
-        tensor = sg.Tensors(t)
-        sig = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
-        return [int(d) for d in sig] if tensor.ShapeLength() or tensor.ShapeSignatureLength() else []
+        return tflite_graph.tensor_shape(sg, t)
 
     findings = []
     for i in range(sg.OperatorsLength()):
         op = sg.Operators(i)
-        code = codes[op.OpcodeIndex()]
-        name = names.get(code, f"CUSTOM_{code}") if code != schema.BuiltinOperator.CUSTOM else "CUSTOM"
+        name = fb.op_name(op)
         ins = [op.Inputs(j) for j in range(op.InputsLength())]
         why = effect = None
         if name in SHAPE_OPS:

@@ -200,11 +200,14 @@ class BertModel:
 
     def _open(self, delegate, opts, fallback):
         self._used_intent = delegate
+        nnapi = self._nnapi_check() if delegate == "nnapi" and self.backend == "tflite" else None
         try:
-            return backends.open_runner(self.model_path, delegate=delegate, **opts)
+            runner = backends.open_runner(self.model_path, delegate=delegate, **opts)
         except EdgebertError as e:
+            if nnapi:  # say what would fall back once the delegate is there
+                e = EdgebertError(f"{e.problem}; static check: {nnapi[1]}", e.fix)
             if not fallback or delegate in ("auto", "cpu", "xnnpack"):
-                raise
+                raise e from None
             warnings.warn(
                 f"edgebert: delegate={delegate!r} is not available ({e.problem}); running on the CPU",
                 RuntimeWarning,
@@ -215,6 +218,20 @@ class BertModel:
             runner = backends.open_runner(self.model_path, delegate="cpu", **opts)
             runner.report.requested, runner.report.fell_back, runner.report.reason = delegate, True, e.problem
             return runner
+        if nnapi and not nnapi[0]:
+            warnings.warn(f"edgebert: static check: {nnapi[1]}", RuntimeWarning, stacklevel=4)
+        return runner
+
+    def _nnapi_check(self) -> tuple[bool, str] | None:
+        """(ready, one line) of the static NNAPI check: the manifest's stored report, else the
+        file's (``edgebert.nnapi_compat`` at the newest feature level); None if neither reads."""
+        from edgebert import nnapi_compat
+
+        try:
+            report = self.info.models["tflite"].nnapi_compatibility or nnapi_compat.check_tflite(self.model_path)
+            return bool(report["nnapi_ready"]), nnapi_compat.summary(report)
+        except (EdgebertError, KeyError, TypeError):  # an unreadable file or a malformed stored report
+            return None
 
     # ------------------------------------------------------------------ public API
     def encode(

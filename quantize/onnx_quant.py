@@ -16,12 +16,25 @@ from edgebert.quantize.recipes import Method, Recipe, method_of
 
 MIN_ELEMENTS = 1024  # smaller tensors (biases, LayerNorm) stay float, as in TFLite
 
+# The encoder graphs a method can quantize (``exporters.convert``): ONNX Runtime's fused
+# operators with the Q/K/V projection as a MatMul before MultiHeadAttention (every MatMul
+# quantizer reaches it) or inside Attention (which quantize_dynamic turns into QAttention);
+# or tf2onnx's standard operators, which static QDQ tooling and NPU execution providers
+# (NNAPI, QNN) read.
+FUSED_MHA, FUSED_ATTENTION, STANDARD = "fused_mha", "fused_attention", "standard"
+GRAPHS = (FUSED_MHA, FUSED_ATTENTION, STANDARD)
+
 
 def apply(fp32_path: Path, out_path: Path, recipe: Recipe, calibration: list[dict] | None) -> Path:
     """Writes ``out_path`` quantized by ``recipe`` from ``fp32_path``."""
     method, params = method_of(recipe, "onnx", METHODS)
     method.apply(fp32_path, out_path, params, recipe.calibration or {}, calibration)
     return out_path
+
+
+def graph_of(recipe: Recipe) -> str:
+    """The encoder graph ``recipe``'s ONNX method quantizes (one of ``GRAPHS``)."""
+    return method_of(recipe, "onnx", METHODS)[0].graph or STANDARD
 
 
 def is_float(recipe: Recipe) -> bool:
@@ -57,10 +70,16 @@ def _float16_weights(fp32_path: Path, out_path: Path, params: dict, calibration_
 
 def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
     """ONNX Runtime's ``quantize_dynamic``: QInt8 weights, MatMulInteger / DynamicQuantizeMatMul."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
-        str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=params.get("per_channel", True)
+        str(fp32_path),
+        str(out_path),
+        weight_type=QuantType.QInt8,
+        per_channel=params.get("per_channel", True),
+        # Fused contrib ops carry no type information the quantizer can read.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
 
@@ -130,13 +149,16 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
 
 
 METHODS: dict[str, Method] = {
-    "float": Method(_copy),
-    "float16_weights": Method(_float16_weights),
-    "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",)),
+    "float": Method(_copy, graph=FUSED_MHA),
+    "float16_weights": Method(_float16_weights, graph=FUSED_MHA),
+    "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",), graph=FUSED_ATTENTION),
     "matmul_nbits": Method(
         _matmul_nbits,
         params=("bits", "block_size", "accuracy_level"),
         required=("bits", "block_size", "accuracy_level"),
+        graph=FUSED_MHA,
     ),
-    "qdq_static": Method(_qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",)),
+    "qdq_static": Method(
+        _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graph=STANDARD
+    ),
 }

@@ -42,12 +42,14 @@ class Method:
       params: the section keys it reads, besides ``FORMAT_KEYS``.
       required: those of ``params`` it cannot do without.
       after: TFLite only: a pass over the converted flatbuffer.
+      graph: ONNX only: the encoder graph the method quantizes (``onnx_quant.GRAPHS``).
     """
 
     apply: Callable
     params: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     after: Callable | None = None
+    graph: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

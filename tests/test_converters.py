@@ -88,29 +88,76 @@ def test_small_bert_architectures_export_both_formats(layers, hidden, tmp_path):
         assert err <= TOL, f"{fmt} L{layers} H{hidden}: max-abs {err}"
 
 
-def test_onnx_fusion_is_kept_only_when_it_reproduces_the_graph(long_tiny, monkeypatch, tmp_path):
-    """ORT's optimizer once swapped Q and K silently; a fused graph that differs is dropped."""
-    import onnxruntime.transformers.optimizer as ort_opt
+def _op_counts(path) -> dict:
+    import collections
 
+    import onnx
+
+    return collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(long_tiny, tmp_path):
+    """The directly written fused graph computes what tf2onnx's standard graph computes, with
+    one MultiHeadAttention, two SkipLayerNormalization and one BiasGelu (exact GELU) per layer."""
+    from edgebert.exporters.convert import onnx_graph
+
+    cfg = long_tiny.config
     report = {}
-    onnx_export.convert(long_tiny, tmp_path / "a.onnx", seq_length=16, optimize=True, report=report)
-    assert report["onnx_optimizer"]["kept"] and report["onnx_optimizer"]["max_abs_vs_unfused"] <= 1e-4
+    fused = onnx_export.convert(long_tiny, tmp_path / "fused.onnx", seq_length=None, report=report)
+    standard = onnx_export.convert(long_tiny, tmp_path / "standard.onnx", seq_length=None, graph="standard")
+    want_ops = onnx_graph.fused_op_counts(cfg)
+    assert want_ops == {"LayerNormalization": 1, "MultiHeadAttention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}
+    counts = _op_counts(fused)
+    assert {op: counts[op] for op in want_ops} == want_ops
+    assert report["onnx_graph"]["fused_ops"] == want_ops and report["onnx_graph"]["max_abs_vs_numpy"] <= TOL
+    assert not set(want_ops) & set(_op_counts(standard))  # tf2onnx writes standard operators only
+    inputs = tiny_models.token_inputs(batch=3, seq=40, vocab=cfg.vocab_size, seed=3)
+    a, b = open_runner(fused).run(_feeds(*inputs)), open_runner(standard).run(_feeds(*inputs))
+    assert _max_abs(a, b, inputs[1]) <= 1e-5
+    assert _max_abs(a, numpy_bert.forward(cfg, long_tiny.weights, *inputs), inputs[1]) <= TOL
 
-    class Broken:
-        def __init__(self, model):
-            # Swap the Q and K projections of layer 0, as the faulty fusion effectively did.
-            for node in model.graph.node:
-                if node.name.startswith("layer_0/attention/self/query/MatMul"):
-                    q = node
-                if node.name.startswith("layer_0/attention/self/key/MatMul"):
-                    k = node
-            q.input[1], k.input[1] = k.input[1], q.input[1]
-            self.model = model
 
-    monkeypatch.setattr(ort_opt, "optimize_model", lambda proto, **kw: Broken(proto))
-    report = {}
-    path = onnx_export.convert(long_tiny, tmp_path / "b.onnx", seq_length=16, optimize=True, report=report)
-    assert not report["onnx_optimizer"]["kept"] and report["onnx_optimizer"]["max_abs_vs_unfused"] > 1e-3
-    inputs = tiny_models.token_inputs(batch=2, seq=16, vocab=long_tiny.config.vocab_size)
+@pytest.mark.parametrize(
+    "recipe,fused",
+    [
+        ("wi8_afp32", {"MultiHeadAttention": 2, "SkipLayerNormalization": 4, "MatMulNBits": 9}),
+        ("wi8_afp32_naive", {"QAttention": 2, "SkipLayerNormalization": 4, "MatMulInteger": 7}),
+    ],
+)
+def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_path):
+    """Quantizing must not unfuse: every dense layer (2 layers x 4 + the pooler; Q/K/V packed)
+    becomes an int8 kernel and the fused attention and LayerNorms stay."""
+    from edgebert.quantize import recipes
+
+    path = onnx_export.convert(long_tiny, tmp_path / "q.onnx", seq_length=None, recipe=recipes.get(recipe))
+    counts = _op_counts(path)
+    assert {op: counts[op] for op in fused} == fused, counts
+    assert counts["MatMul"] == 0, counts  # no dense layer left in float
+    inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
     want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)
-    assert _max_abs(open_runner(path).run(_feeds(*inputs)), want, inputs[1]) <= TOL  # the unfused graph
+    out = open_runner(path).run(_feeds(*inputs))
+    cos = (out["pooled_output"] * want["pooled_output"]).sum(1) / (
+        np.linalg.norm(out["pooled_output"], axis=1) * np.linalg.norm(want["pooled_output"], axis=1)
+    )
+    assert cos.min() > 0.99, cos
+
+
+def test_a_fused_graph_that_differs_is_refused(long_tiny, monkeypatch, tmp_path):
+    """ORT's optimizer once swapped Q and K silently: a fused graph that does not reproduce the
+    numpy BERT is not written."""
+    from edgebert.errors import EdgebertError
+    from edgebert.exporters.convert import onnx_graph
+    from edgebert.model.config import layer_names
+
+    real = onnx_graph.encoder_model
+
+    def swapped(cfg, weights, **kw):
+        n = layer_names(0)
+        weights = {**weights, n["q_w"]: weights[n["k_w"]], n["k_w"]: weights[n["q_w"]]}
+        return real(cfg, weights, **kw)
+
+    monkeypatch.setattr(onnx_graph, "encoder_model", swapped)
+    with pytest.raises(EdgebertError, match="differs from the numpy BERT") as e:
+        onnx_export.convert(long_tiny, tmp_path / "b.onnx", seq_length=16)
+    assert "--onnx-graph standard" in e.value.fix
+    assert not (tmp_path / "b.onnx").exists()

@@ -142,7 +142,7 @@ def test_a_new_recipe_is_a_json_entry(tiny, tmp_path):
     new = _recipe(onnx={"method": "matmul_nbits", "bits": 8, "block_size": 32, "accuracy_level": 4})
     out = onnx_export.convert(tiny, tmp_path / "q.onnx", seq_length=None, recipe=new)
     nbits = [n for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulNBits"]
-    assert len(nbits) == 6 * tiny.config.num_layers + 1  # q, k, v, attention out, FFN in and out; the pooler
+    assert len(nbits) == 4 * tiny.config.num_layers + 1  # packed q/k/v, attention out, FFN in and out; the pooler
     assert {a.i for n in nbits for a in n.attribute if a.name == "block_size"} == {32}
     feeds = dict(zip(("input_word_ids", "input_mask", "input_type_ids"), tiny_models.token_inputs()))
     want, got = (ort.InferenceSession(str(p)).run(["pooled_output"], feeds)[0] for p in (fp32, out))

@@ -38,13 +38,18 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None =
     With ``record`` (a dict), stores the per-channel max-abs over real tokens of the
     inputs of each layer's dense kernels under the ``*_smooth`` names of
     ``bert_config.layer_names`` (what activation smoothing calibrates on), maximised
-    over calls.
+    over calls. SmoothQuant scales (``*_smooth``) and int8 word embeddings (``*_int8`` with
+    ``*_scale``) are applied as the exported graphs apply them.
     """
     w = {k: np.asarray(v, dtype) for k, v in w.items()}
     ids, mask, type_ids = (np.asarray(a) for a in (ids, mask, type_ids))
     B, S = ids.shape
     e = EMBEDDING_NAMES
-    x = w[e["word"]][ids] + w[e["position"]][:S][None] + w[e["type"]][type_ids]
+    if e["word"] in w:
+        word = w[e["word"]][ids]
+    else:  # int8 rows with per-row scales (quantize.embedding), already cast to dtype
+        word = w[e["word"] + "_int8"][ids] * w[e["word"] + "_scale"][ids]
+    x = word + w[e["position"]][:S][None] + w[e["type"]][type_ids]
     x = _layer_norm(x, w[e["ln_g"]], w[e["ln_b"]], cfg.layer_norm_eps)
     bias = (1.0 - mask[:, None, None, :].astype(dtype)) * -10000.0
     nh, dh = cfg.num_heads, cfg.head_size

@@ -6,7 +6,7 @@ added to the graph outputs (TFLite: subgraph and signature outputs; ONNX: graph 
 the deployed kernels (XNNPACK, ONNX Runtime's int8 kernels) compute it exactly as in the bundle.
 
 The layer outputs are found by structure, which every recipe keeps: the tensor entering layer
-``i + 1``'s query projection (op names carry the canonical weight name, see
+``i + 1``'s query (or fused Q/K/V) projection (op names carry the canonical weight name, see
 ``encoder_graph._dense``), walked up through ops that only re-encode it (SmoothQuant's scale,
 quantize / dequantize, cast). The last layer's output is ``sequence_output``.
 """
@@ -44,6 +44,8 @@ _MATMULS = {
     "QLinearMatMul",
     "Gemm",
     "DynamicQuantizeMatMul",
+    "Attention",  # the fused ONNX graph's projection inside the op (onnx_graph)
+    "QAttention",
 }
 
 
@@ -56,7 +58,8 @@ class Op:
 
 
 def _query_pattern(layer: int) -> re.Pattern:
-    return re.compile(rf"(^|[/;])layer_{layer}/attention/self/query/")
+    # The fused ONNX graph projects Q, K and V in one op ("query_key_value").
+    return re.compile(rf"(^|[/;])layer_{layer}/attention/self/query(_key_value)?/")
 
 
 def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:

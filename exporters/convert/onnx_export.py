@@ -1,4 +1,5 @@
-"""Reference -> ONNX through tf2onnx, from the same ``BertEncoderModule`` as TFLite."""
+"""Reference -> ONNX: ONNX Runtime's fused operators written directly (``onnx_graph``), or the
+standard-operator graph through tf2onnx from the same ``BertEncoderModule`` as TFLite."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, graph_weights, serving_outputs
+from edgebert.backends import INPUT_NAMES
+from edgebert.errors import EdgebertError
 from edgebert.files import atomic_write_bytes
 from edgebert.metrics import FLOAT_TOLERANCE
 from edgebert.model.source_model import SourceModel
@@ -21,26 +23,40 @@ def convert(
     *,
     recipe=None,
     seq_length: int | None = 128,
-    optimize: bool = False,
     calibration: list[dict] | None = None,
     report: dict | None = None,
     head: dict | None = None,
     release: bool = False,
+    graph: str | None = None,
 ) -> Path:
     """Writes a ``.onnx`` (inputs ``INPUT_NAMES``, outputs ``OUTPUTS`` and the ``head``'s, dynamic
     batch), atomically. ``head`` and ``release`` are as in ``tflite.convert``.
 
-    With ``optimize``, ONNX Runtime's transformer optimizer fuses the fp32 graph, and the
-    fused graph is kept only if it reproduces the unfused one to ``FLOAT_TOLERANCE``
-    (the optimizer silently swaps Q and K on some graphs); ``report`` records the outcome.
+    The encoder graph is the one the recipe's method quantizes (``onnx_quant.graph_of``), or
+    ``graph``: ``standard`` (tf2onnx, standard operators only: for NPU execution providers)
+    or ``fused`` (``onnx_graph``: ONNX Runtime's fused operators). A fused graph is kept only
+    if it reproduces the numpy BERT to ``FLOAT_TOLERANCE``; ``report["onnx_graph"]`` records
+    the form, the fused operators and that error.
     """
     from edgebert.quantize import onnx_quant, recipes
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
-    proto = _fp32_model(src, seq_length, (recipe.graph or {}).get("mask_bias"), head, release)
-    if optimize and head is None:
-        proto = _optimized_if_exact(proto, src, seq_length, report if report is not None else {})
+    form = onnx_quant.graph_of(recipe)
+    if graph == "standard":
+        form = onnx_quant.STANDARD
+    elif graph == "fused" and form == onnx_quant.STANDARD:
+        raise EdgebertError(
+            f"recipe {recipe.name} quantizes the standard ONNX graph (static QDQ), not the fused one",
+            "drop --onnx-graph fused for this recipe",
+        )
+    mask_bias = (recipe.graph or {}).get("mask_bias")
+    info = report if report is not None else {}
+    if form == onnx_quant.STANDARD:
+        proto = _fp32_model(src, seq_length, mask_bias, head, release)
+        info["onnx_graph"] = {"form": form}
+    else:
+        proto = _fused_model(src, seq_length, mask_bias, head, release, form, info)
     if onnx_quant.is_float(recipe):
         return atomic_write_bytes(out_path, proto.SerializeToString())
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-work-") as work:
@@ -50,6 +66,58 @@ def convert(
         quantized = onnx_quant.apply(fp32, Path(work) / "quantized.onnx", recipe, calibration)
         os.replace(quantized, out_path)  # same directory, so the rename is atomic
     return out_path
+
+
+def _fused_model(
+    src: SourceModel,
+    seq_length: int | None,
+    mask_bias: float | None,
+    head: dict | None,
+    release: bool,
+    form: str,
+    report: dict,
+):
+    """``onnx_graph.encoder_model``, checked against the numpy BERT on probe ids before it is kept."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgebert.exporters.convert import onnx_graph
+    from edgebert.exporters.sources import classifier
+    from edgebert.exporters.sources.probe import output_max_abs, probe_inputs
+    from edgebert.model import numpy_bert
+    from edgebert.quantize import onnx_quant
+
+    cfg = src.config
+    ids, mask, types = probe_inputs(cfg, batch=2, seq=seq_length or 16)
+    expected = numpy_bert.forward(cfg, src.weights, ids, mask, types, dtype=np.float32)
+    if head is not None:
+        feats = classifier.pooled_features(expected, mask, head.get("pooling", "cls"))
+        task = head.get("output", "probability") if head["task"] == "classifier" else "embedding"
+        expected[task] = (
+            feats
+            if head["task"] == "embedder"
+            else classifier.scores(
+                feats, np.asarray(head["kernel"]), np.asarray(head["bias"]), head.get("activation", "softmax")
+            )
+        )
+    attention = "Attention" if form == onnx_quant.FUSED_ATTENTION else "MultiHeadAttention"
+    proto = onnx_graph.encoder_model(
+        cfg, src.weights, seq_length=seq_length, mask_bias=mask_bias, attention=attention, head=head, release=release
+    )
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(names, dict(zip(INPUT_NAMES, (ids, mask, types))))))
+    errors = [output_max_abs(got, expected, mask)] if "sequence_output" in got else []
+    errors += [float(np.abs(got[k] - expected[k]).max()) for k in names if k not in OUTPUTS]
+    err = max(errors)
+    counts = {op: sum(n.op_type == op for n in proto.graph.node) for op in onnx_graph.fused_op_counts(cfg, attention)}
+    report["onnx_graph"] = {"form": form, "fused_ops": counts, "max_abs_vs_numpy": err}
+    if not err <= FLOAT_TOLERANCE:
+        raise EdgebertError(
+            f"the fused ONNX graph differs from the numpy BERT by {err:.2e} (more than {FLOAT_TOLERANCE:g})",
+            "export with --onnx-graph standard and report this model",
+        )
+    return proto
 
 
 def _fp32_model(
@@ -71,6 +139,8 @@ def _fp32_model(
     import tensorflow as tf
     import tf2onnx
     from onnx import numpy_helper
+
+    from edgebert.exporters.convert.encoder_graph import BertEncoderModule, graph_weights, serving_outputs
 
     weights = graph_weights(src.config, src.weights)
     names = list(weights)
@@ -106,32 +176,3 @@ def _fp32_model(
     for k in names:
         proto.graph.initializer.append(numpy_helper.from_array(weights.pop(k), k))
     return proto
-
-
-def _optimized_if_exact(proto, src: SourceModel, seq_length: int | None, report: dict):
-    import numpy as np
-    import onnxruntime as ort
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    from edgebert.exporters.sources.probe import output_max_abs, probe_inputs
-
-    candidate = type(proto)()
-    candidate.CopyFrom(proto)  # the optimizer edits its input in place; keep the original to compare
-    fused = optimize_model(
-        candidate, model_type="bert_tf", num_heads=src.config.num_heads, hidden_size=src.config.hidden_size, opt_level=0
-    ).model  # 0: python fusions only (the ORT pass imports torch)
-    ids, mask, types = probe_inputs(src.config, batch=2, seq=seq_length or 16)
-    feeds = dict(zip(INPUT_NAMES, (ids, mask, types)))
-
-    def run(model):
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return dict(zip(OUTPUTS, sess.run(list(OUTPUTS), feeds)))
-
-    err = output_max_abs(run(fused), run(proto), mask)
-    fused_ops = sorted({n.op_type for n in fused.graph.node} - {n.op_type for n in proto.graph.node})
-    report["onnx_optimizer"] = {
-        "max_abs_vs_unfused": err,
-        "new_ops": fused_ops,
-        "kept": bool(err <= FLOAT_TOLERANCE and np.isfinite(err)),
-    }
-    return fused if report["onnx_optimizer"]["kept"] else proto

@@ -113,13 +113,11 @@ def task_convert(t: ConvertTask) -> dict:
     kw["head"] = head
     kw["release"] = True  # this process converts once: the converter may take the only copy
     if t.format == "onnx":
-        onnx_export.convert(src, Path(t.out), optimize=t.onnx_optimize, report=info, **kw)
-        if "onnx_optimizer" in info:
-            o = info["onnx_optimizer"]
-            _log(
-                f"ONNX Runtime fusion {'kept' if o['kept'] else 'DISCARDED'}: max-abs {o['max_abs_vs_unfused']:.2e} "
-                f"vs the unfused graph, new ops {o['new_ops']}"
-            )
+        onnx_export.convert(src, Path(t.out), graph=t.onnx_graph, report=info, **kw)
+        g = info["onnx_graph"]
+        if g["form"] != "standard":
+            ops = ", ".join(f"{k} x{v}" for k, v in g["fused_ops"].items())
+            _log(f"ONNX graph {g['form']}: {ops}; max-abs {g['max_abs_vs_numpy']:.1e} vs the numpy BERT")
     else:
         buckets = tuple(t.buckets) if t.buckets else None
         tflite.convert(src, Path(t.out), batch_size=t.batch_size, graph_form=t.graph_form, buckets=buckets, **kw)

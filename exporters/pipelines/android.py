@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import gpu_compat, linear_probe, metrics
+from edgebert import gpu_compat, linear_probe, metrics, nnapi_compat
 from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
@@ -225,6 +225,8 @@ def build(req: AndroidRequest) -> Manifest:
             gpu = gpu_compat.check_tflite(staging / "model.tflite")
             _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
             _progress(f"  {gpu_compat.summary(gpu)}")
+            nnapi = nnapi_compat.check_tflite(staging / "model.tflite")
+            _progress(f"  {nnapi_compat.summary(nnapi)}")
             if gate and not req.allow_accuracy_loss:
                 raise EdgebertError(
                     f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
@@ -232,7 +234,18 @@ def build(req: AndroidRequest) -> Manifest:
                 )
             shutil.rmtree(work)
             manifest = _manifest(
-                req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, staging / "model.tflite"
+                req,
+                ref,
+                recipe,
+                pooling,
+                labels,
+                output_name,
+                accuracy,
+                gate,
+                gpu,
+                training,
+                staging / "model.tflite",
+                nnapi,
             )
             manifest = write_manifest(staging, Manifest.from_json(manifest))
             (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
@@ -437,7 +450,9 @@ def accuracy_line(acc: dict) -> str:
     return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
 
-def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path) -> dict:
+def _manifest(
+    req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path, nnapi=None
+) -> dict:
     from edgebert.files import file_sha256
 
     return {
@@ -473,6 +488,7 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gp
                 "accuracy": accuracy,
                 "gate": {"passed": not gate, "misses": gate},
                 "gpu_compatibility": gpu,
+                "nnapi_compatibility": nnapi,
             }
         },
     }

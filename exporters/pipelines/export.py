@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, gpu_compat, metrics
+from edgebert import backends, gpu_compat, metrics, nnapi_compat
 from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, workers
@@ -41,7 +41,7 @@ class ExportRequest:
     seq_length: int | None = 128
     calibration_file: Path | None = None
     allow_accuracy_loss: bool = False
-    onnx_optimize: bool = False
+    onnx_graph: str | None = None  # "standard" (tf2onnx operators only) or "fused"; None: the recipe's
     held_out: int = 64
     batch_size: int | None = None  # TFLite only: a fixed batch makes a static graph (GPU, Android)
     graph_form: str = "gpu"
@@ -128,7 +128,7 @@ def _export(
                 seq_length=req.seq_length,
                 calibration=cal_texts,
                 smoothing_cache=str(work / "smoothing-ranges.npz"),
-                onnx_optimize=req.onnx_optimize,
+                onnx_graph=req.onnx_graph,
                 batch_size=req.batch_size,
                 buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
                 graph_form=req.graph_form,
@@ -157,6 +157,8 @@ def _export(
         if fmt == "tflite":
             entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
             _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
+            entry["nnapi_compatibility"] = nnapi_compat.check_tflite(path)
+            _progress(f"  tflite: {nnapi_compat.summary(entry['nnapi_compatibility'])}")
         entry.update(
             _file_entry(path, runner, req.seq_length, head),
             accuracy=result,
