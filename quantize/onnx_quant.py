@@ -103,6 +103,13 @@ def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, calibration_par
     onnx.save(q.model.model, str(out_path))
 
 
+def _dynamic_per_row(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+    """int8 weights per channel, uint8 activations per row (``onnx_row_int8``)."""
+    from edgebert.quantize import onnx_row_int8
+
+    onnx_row_int8.quantize(fp32_path, out_path)
+
+
 class _Reader:
     def __init__(self, batches):
         self._it = iter(batches)
@@ -158,6 +165,7 @@ METHODS: dict[str, Method] = {
         required=("bits", "block_size", "accuracy_level"),
         graph=FUSED_MHA,
     ),
+    "dynamic_per_row": Method(_dynamic_per_row, graph=FUSED_MHA),
     "qdq_static": Method(
         _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graph=STANDARD
     ),

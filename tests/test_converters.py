@@ -98,7 +98,7 @@ def _op_counts(path) -> dict:
 
 def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(long_tiny, tmp_path):
     """The directly written fused graph computes what tf2onnx's standard graph computes, with
-    one MultiHeadAttention, two SkipLayerNormalization and one BiasGelu (exact GELU) per layer."""
+    one MultiHeadAttention, two LayerNormalization and one BiasGelu (exact GELU) per layer."""
     from edgebert.exporters.convert import onnx_graph
 
     cfg = long_tiny.config
@@ -106,7 +106,7 @@ def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(lon
     fused = onnx_export.convert(long_tiny, tmp_path / "fused.onnx", seq_length=None, report=report)
     standard = onnx_export.convert(long_tiny, tmp_path / "standard.onnx", seq_length=None, graph="standard")
     want_ops = onnx_graph.fused_op_counts(cfg)
-    assert want_ops == {"LayerNormalization": 1, "MultiHeadAttention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}
+    assert want_ops == {"LayerNormalization": 5, "MultiHeadAttention": 2, "BiasGelu": 2}
     counts = _op_counts(fused)
     assert {op: counts[op] for op in want_ops} == want_ops
     assert report["onnx_graph"]["fused_ops"] == want_ops and report["onnx_graph"]["max_abs_vs_numpy"] <= TOL
@@ -120,8 +120,11 @@ def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(lon
 @pytest.mark.parametrize(
     "recipe,fused",
     [
-        ("wi8_afp32", {"MultiHeadAttention": 2, "SkipLayerNormalization": 4, "MatMulNBits": 9}),
-        ("wi8_afp32_naive", {"QAttention": 2, "SkipLayerNormalization": 4, "MatMulInteger": 7}),
+        (
+            "wi8_afp32",
+            {"MultiHeadAttention": 2, "LayerNormalization": 5, "MatMulIntegerToFloat": 9, "QuantizeLinear": 9},
+        ),
+        ("wi8_afp32_naive", {"QAttention": 2, "LayerNormalization": 5, "MatMulInteger": 7}),
     ],
 )
 def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_path):

@@ -44,6 +44,7 @@ _MATMULS = {
     "QLinearMatMul",
     "Gemm",
     "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",  # quantize.onnx_row_int8
     "Attention",  # the fused ONNX graph's projection inside the op (onnx_graph)
     "QAttention",
 }
@@ -100,8 +101,10 @@ def find_layer_outputs(ops: list[Op], constants: set, num_layers: int) -> list:
                 tensor = owner.outputs[0]
         while tensor in producer:
             op = producer[tensor]
-            smoothing = op.type in ("MUL", "Mul") and "smooth" in op.name
-            if not (smoothing or op.type in _PASS_THROUGH):
+            if op.type in _PASS_THROUGH:
+                tensor = op.inputs[0]  # the value; a per-row quantizer's scale is computed too
+                continue
+            if not (op.type in ("MUL", "Mul") and "smooth" in op.name):
                 break
             variable = [t for t in op.inputs if t not in constants and t is not None and t != ""]
             if len(variable) != 1:
