@@ -12,6 +12,9 @@ BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by lat
 ``python -m benchmarks profile [--models default,base] [--recipe R] [--seq N] [-o DIR]``: ONNX
 Runtime's own profile per op type and per layer (``benchmarks/profile.py``).
 
+``python -m benchmarks onnx-forms [--models default,base] [--seq N] [-o DIR]``: every ONNX graph
+form and int8 kernel the exporter chose between, timed side by side (``benchmarks/onnx_forms.py``).
+
 ``python -m benchmarks buckets [--sentences N] [-o DIR]``: real-text throughput at batch 1 of a
 length-bucketed bundle vs one fixed at 128 (``benchmarks/buckets.py``).
 """
@@ -23,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import buckets, export_cost, profile, report, suite
+from benchmarks import buckets, export_cost, onnx_forms, profile, report, suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--seq", type=int, default=128)
     pf.add_argument("--threads", type=int, default=2)
     pf.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "profile")
+    of = sub.add_parser("onnx-forms", help="ONNX graph forms and int8 kernels, timed side by side")
+    of.add_argument("--models", default="default,base", help=f"comma-separated subset of {', '.join(suite.MODELS)}")
+    of.add_argument("--seq", type=int, default=128)
+    of.add_argument("--threads", type=int, default=2)
+    of.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "onnx_forms")
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
@@ -78,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         profile.main(models, args.recipe, args.seq, args.threads, args.output, command)
+        return 0
+    if args.command == "onnx-forms":
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        onnx_forms.run(models, args.seq, args.threads, args.output)
         return 0
     if args.command == "report":
         res = json.loads(args.json.read_text())

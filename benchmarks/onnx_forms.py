@@ -1,0 +1,157 @@
+"""Which ONNX graph and int8 kernel ONNX Runtime runs fastest, measured side by side.
+
+``python -m benchmarks onnx-forms [--models default,base] [--seq 128] [-o DIR]`` builds, from the
+same weights (the default model, or the suite's random-weight BERT-base shape), every form the
+exporter chose between and times them interleaved (rounds of a few calls each, so a machine
+that slows down mid-run slows every form alike), at batch 1, 2 threads:
+
+- fp32: tf2onnx's standard graph; the fused graph with MultiHeadAttention (the default) or
+  Attention; the fused graph with ``SkipLayerNormalization`` instead of Add + LayerNormalization;
+- int8 on the fused graph: per-row asymmetric (``wi8_afp32``), MatMulNBits 8-bit blocks of 128
+  (``wi8_afp32_blocks``), ``quantize_dynamic`` with QAttention (``wi8_afp32_naive``), and
+  per-row with ``SkipLayerNormalization``.
+
+Writes ``onnx_forms.json`` and ``onnx_forms.md``. Weights are not smoothed here (speed only;
+accuracy is ``benchmarks/quantization_accuracy.py``'s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import suite
+
+ROUNDS, CALLS, WARMUP = 15, 3, 5
+
+
+def skip_layer_norm(model) -> None:
+    """Rewrites each ``LayerNormalization(Add(Add(matmul, bias), residual))`` of ``model`` as one
+    ``com.microsoft.SkipLayerNormalization`` (the fused op this exporter does not write)."""
+    from onnx import helper
+
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consts = {i.name for i in g.initializer}
+    drop, nodes = set(), []
+    for n in g.node:
+        add = producer.get(n.input[0]) if n.op_type == "LayerNormalization" else None
+        bias_add = producer.get(add.input[0]) if add is not None and add.op_type == "Add" else None
+        if bias_add is None or bias_add.op_type != "Add" or bias_add.input[1] not in consts:
+            nodes.append(n)
+            continue
+        eps = next(a.f for a in n.attribute if a.name == "epsilon")
+        ins = [bias_add.input[0], add.input[1], n.input[1], n.input[2], bias_add.input[1]]
+        nodes.append(
+            helper.make_node(
+                "SkipLayerNormalization", ins, [n.output[0]], name=n.name, domain="com.microsoft", epsilon=eps
+            )
+        )
+        drop |= {id(add), id(bias_add)}
+    del g.node[:]
+    g.node.extend(x for x in nodes if id(x) not in drop)
+
+
+def build_forms(key: str, work: Path) -> dict[str, Path]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    from edgebert.exporters.convert import onnx_export, onnx_graph
+    from edgebert.exporters.sources import load_source
+    from edgebert.quantize import onnx_row_int8
+
+    out = work / "onnx_forms" / key
+    out.mkdir(parents=True, exist_ok=True)
+    src = load_source(suite.model_source(key, work))
+    cfg, weights = src.config, src.weights
+    paths = {}
+
+    def save(name: str, model) -> Path:
+        paths[name] = out / (re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + ".onnx")
+        onnx.save(model, str(paths[name]))
+        return paths[name]
+
+    mha = save("fp32 fused (MultiHeadAttention)", onnx_graph.encoder_model(cfg, dict(weights)))
+    att = save("fp32 fused (Attention)", onnx_graph.encoder_model(cfg, dict(weights), attention="Attention"))
+    skip = onnx.load(str(mha))
+    skip_layer_norm(skip)
+    save("fp32 fused + SkipLayerNormalization", skip)
+    paths["fp32 standard (tf2onnx)"] = onnx_export.convert(
+        src, out / "standard.onnx", seq_length=None, graph="standard"
+    )
+    row = onnx.load(str(mha))
+    onnx_row_int8.rewrite(row)
+    save("int8 per-row (wi8_afp32)", row)
+    row_skip = onnx.load(str(mha))
+    skip_layer_norm(row_skip)
+    onnx_row_int8.rewrite(row_skip)
+    save("int8 per-row + SkipLayerNormalization", row_skip)
+    kw = dict(block_size=128, is_symmetric=True, accuracy_level=4, bits=8, op_types_to_quantize=("MatMul",))
+    q = MatMulNBitsQuantizer(
+        onnx.load(str(mha)), nodes_to_exclude=[], algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw
+    )
+    q.process()
+    save("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", q.model.model)
+    paths["int8 quantize_dynamic, QAttention (wi8_afp32_naive)"] = out / "qattention.onnx"
+    quantize_dynamic(
+        str(att),
+        str(paths["int8 quantize_dynamic, QAttention (wi8_afp32_naive)"]),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    return paths
+
+
+def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, float]:
+    import onnxruntime as ort
+
+    ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
+    feeds = {"input_word_ids": ids, "input_mask": np.ones_like(ids), "input_type_ids": np.zeros_like(ids)}
+    sessions = {}
+    for name, path in paths.items():
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        for _ in range(WARMUP):
+            sessions[name].run(None, feeds)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(ROUNDS):
+        for name, sess in sessions.items():
+            for _ in range(CALLS):
+                t0 = time.perf_counter()
+                sess.run(None, feeds)
+                times[name].append(time.perf_counter() - t0)
+    return {name: round(statistics.median(t) * 1000, 2) for name, t in times.items()}
+
+
+def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
+    work = out / "work"
+    results = {"machine": suite.machine(threads), "seq": seq, "threads": threads, "models": {}}
+    for key in models:
+        results["models"][key] = time_forms(build_forms(key, work), seq, threads)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "onnx_forms.json").write_text(json.dumps(results, indent=1))
+    m = results["machine"]
+    lines = [
+        f"# ONNX forms, seq {seq}, batch 1, {threads} threads",
+        "",
+        f"`python -m benchmarks onnx-forms --models {','.join(models)} --seq {seq}` on {m.get('cpu')} "
+        f"({m.get('int8_isa')}); medians of {ROUNDS} interleaved rounds x {CALLS} calls.",
+        "",
+        "| form | " + " | ".join(f"{k} ms" for k in models) + " |",
+        "| --- | " + " | ".join("---" for _ in models) + " |",
+    ]
+    names = list(next(iter(results["models"].values())))
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{results['models'][k][name]:.2f}" for k in models) + " |")
+    (out / "onnx_forms.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return results
