@@ -8,7 +8,8 @@ that slows down mid-run slows every form alike), at batch 1, 2 threads:
 - fp32: tf2onnx's standard graph; the fused graph with MultiHeadAttention (the default) or
   Attention; the fused graph with ``SkipLayerNormalization`` instead of Add + LayerNormalization;
 - int8 on the fused graph: per-row asymmetric (``wi8_afp32``), MatMulNBits 8-bit blocks of 128
-  (``wi8_afp32_blocks``), ``quantize_dynamic`` with QAttention (``wi8_afp32_naive``), and
+  (``wi8_afp32_blocks``), ``quantize_dynamic`` with QAttention (``wi8_afp32_naive --onnx-graph
+  fused``; that recipe's default is tf2onnx's graph), and
   per-row with ``SkipLayerNormalization``.
 
 Writes ``onnx_forms.json`` and ``onnx_forms.md``. Weights are not smoothed here (speed only;
@@ -28,6 +29,7 @@ import numpy as np
 from benchmarks import suite
 
 ROUNDS, CALLS, WARMUP = 15, 3, 5
+QATTENTION = "int8 quantize_dynamic, QAttention (wi8_afp32_naive)"
 
 
 def skip_layer_norm(model) -> None:
@@ -98,10 +100,10 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
     )
     q.process()
     save("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", q.model.model)
-    paths["int8 quantize_dynamic, QAttention (wi8_afp32_naive)"] = out / "qattention.onnx"
+    paths[QATTENTION] = out / "qattention.onnx"
     quantize_dynamic(
         str(att),
-        str(paths["int8 quantize_dynamic, QAttention (wi8_afp32_naive)"]),
+        str(paths[QATTENTION]),
         weight_type=QuantType.QInt8,
         per_channel=True,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

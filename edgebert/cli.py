@@ -418,9 +418,10 @@ def build_parser() -> _Parser:
     e.add_argument(
         "--onnx-graph",
         choices=["fused", "standard"],
-        help="fused: ONNX Runtime's fused operators (MultiHeadAttention, SkipLayerNormalization, "
-        "BiasGelu/FastGelu), the default of every recipe but static QDQ; standard: standard "
-        "operators only (tf2onnx), for NPU execution providers such as NNAPI or QNN",
+        help="fused: ONNX Runtime's fused operators (MultiHeadAttention or QAttention, "
+        "BiasGelu/FastGelu, LayerNormalization), the default of fp32, fp16 and the per-row and "
+        "block int8 recipes; standard: standard operators only (tf2onnx), for NPU execution "
+        "providers such as NNAPI or QNN, the default of quantize_dynamic and static QDQ",
     )
     e.add_argument("-o", "--output", default="edgebert-out", help="bundle directory (default: %(default)s)")
     e.set_defaults(func=_cmd_export)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebert.errors import EdgebertError
 from edgebert.quantize.recipes import Method, Recipe, method_of
 
 MIN_ELEMENTS = 1024  # smaller tensors (biases, LayerNorm) stay float, as in TFLite
@@ -32,9 +33,23 @@ def apply(fp32_path: Path, out_path: Path, recipe: Recipe, calibration: list[dic
     return out_path
 
 
-def graph_of(recipe: Recipe) -> str:
-    """The encoder graph ``recipe``'s ONNX method quantizes (one of ``GRAPHS``)."""
-    return method_of(recipe, "onnx", METHODS)[0].graph or STANDARD
+def graph_of(recipe: Recipe, asked: str | None = None) -> str:
+    """The encoder graph (one of ``GRAPHS``) ``recipe``'s ONNX method quantizes: its default, or
+    the ``standard`` / ``fused`` form ``asked`` for.
+
+    Raises:
+      EdgebertError: the method cannot quantize the asked form.
+    """
+    forms = method_of(recipe, "onnx", METHODS)[0].graphs
+    if asked is None:
+        return forms[0]
+    found = [f for f in forms if (f == STANDARD) == (asked == STANDARD)]
+    if asked not in ("standard", "fused") or not found:
+        raise EdgebertError(
+            f"recipe {recipe.name} cannot quantize the {asked} ONNX graph",
+            f"use --onnx-graph {' or '.join(sorted({'standard' if f == STANDARD else 'fused' for f in forms}))}",
+        )
+    return found[0]
 
 
 def is_float(recipe: Recipe) -> bool:
@@ -156,17 +171,18 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
 
 
 METHODS: dict[str, Method] = {
-    "float": Method(_copy, graph=FUSED_MHA),
-    "float16_weights": Method(_float16_weights, graph=FUSED_MHA),
-    "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",), graph=FUSED_ATTENTION),
+    "float": Method(_copy, graphs=(FUSED_MHA, STANDARD)),
+    "float16_weights": Method(_float16_weights, graphs=(FUSED_MHA, STANDARD)),
+    # The converters' default route (tf2onnx, then quantize_dynamic); fused, it becomes QAttention.
+    "quantize_dynamic": Method(_quantize_dynamic, params=("per_channel",), graphs=(STANDARD, FUSED_ATTENTION)),
     "matmul_nbits": Method(
         _matmul_nbits,
         params=("bits", "block_size", "accuracy_level"),
         required=("bits", "block_size", "accuracy_level"),
-        graph=FUSED_MHA,
+        graphs=(FUSED_MHA, STANDARD),
     ),
-    "dynamic_per_row": Method(_dynamic_per_row, graph=FUSED_MHA),
+    "dynamic_per_row": Method(_dynamic_per_row, graphs=(FUSED_MHA, STANDARD)),
     "qdq_static": Method(
-        _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graph=STANDARD
+        _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graphs=(STANDARD,)
     ),
 }

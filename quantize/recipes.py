@@ -42,14 +42,15 @@ class Method:
       params: the section keys it reads, besides ``FORMAT_KEYS``.
       required: those of ``params`` it cannot do without.
       after: TFLite only: a pass over the converted flatbuffer.
-      graph: ONNX only: the encoder graph the method quantizes (``onnx_quant.GRAPHS``).
+      graphs: ONNX only: the encoder graphs the method can quantize (``onnx_quant.GRAPHS``),
+        the one it gets by default first.
     """
 
     apply: Callable
     params: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     after: Callable | None = None
-    graph: str | None = None
+    graphs: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

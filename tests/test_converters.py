@@ -4,6 +4,7 @@ like the source, at fixed and dynamic shapes, for every catalog hidden size."""
 import numpy as np
 import pytest
 
+from edgebert import metrics
 from edgebert.backends import open_runner
 from edgebert.exporters.convert import onnx_export, tflite
 from edgebert.exporters.sources import load_source
@@ -124,7 +125,7 @@ def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(lon
             "wi8_afp32",
             {"MultiHeadAttention": 2, "LayerNormalization": 5, "MatMulIntegerToFloat": 9, "QuantizeLinear": 9},
         ),
-        ("wi8_afp32_naive", {"QAttention": 2, "LayerNormalization": 5, "MatMulInteger": 7}),
+        ("wi8_afp32_naive", {"QAttention": 2, "LayerNormalization": 5, "MatMulInteger": 7}),  # --onnx-graph fused
     ],
 )
 def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_path):
@@ -132,7 +133,9 @@ def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_pa
     becomes an int8 kernel and the fused attention and LayerNorms stay."""
     from edgebert.quantize import recipes
 
-    path = onnx_export.convert(long_tiny, tmp_path / "q.onnx", seq_length=None, recipe=recipes.get(recipe))
+    path = onnx_export.convert(
+        long_tiny, tmp_path / "q.onnx", seq_length=None, recipe=recipes.get(recipe), graph="fused"
+    )
     counts = _op_counts(path)
     assert {op: counts[op] for op in fused} == fused, counts
     assert counts["MatMul"] == 0, counts  # no dense layer left in float
@@ -143,6 +146,37 @@ def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_pa
         np.linalg.norm(out["pooled_output"], axis=1) * np.linalg.norm(want["pooled_output"], axis=1)
     )
     assert cos.min() > 0.99, cos
+
+
+def test_each_recipe_gets_its_graph_and_refuses_one_it_cannot_quantize(long_tiny, tmp_path):
+    """quantize_dynamic keeps the converters' default route (tf2onnx's standard graph), the
+    per-row kernel also runs there (standard operators for NPU execution providers), and static
+    QDQ has no fused form."""
+    from edgebert.errors import EdgebertError
+    from edgebert.quantize import onnx_quant, recipes
+
+    fused_ops = {"MultiHeadAttention", "Attention", "QAttention", "BiasGelu", "FastGelu"}
+    naive = onnx_export.convert(long_tiny, tmp_path / "n.onnx", seq_length=None, recipe=recipes.get("wi8_afp32_naive"))
+    assert not fused_ops & set(_op_counts(naive)) and _op_counts(naive)["MatMulInteger"] > 0
+    report = {}
+    row = onnx_export.convert(
+        long_tiny,
+        tmp_path / "r.onnx",
+        seq_length=None,
+        recipe=recipes.get("wi8_afp32"),
+        graph="standard",
+        report=report,
+    )
+    counts = _op_counts(row)
+    assert report["onnx_graph"]["form"] == "standard" and not fused_ops & set(counts)
+    assert counts["MatMulIntegerToFloat"] == 2 * 6 + 1 and counts["MatMul"] == 2 * 2  # Q.K and P.V stay float
+    inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
+    want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)["pooled_output"]
+    got = open_runner(row).run(_feeds(*inputs))["pooled_output"]
+    assert metrics.cosine(got, want).min() > 0.99
+    with pytest.raises(EdgebertError, match="cannot quantize the fused ONNX graph") as e:
+        onnx_quant.graph_of(recipes.get("wi8_ai8"), "fused")
+    assert e.value.fix == "use --onnx-graph standard"
 
 
 def test_a_fused_graph_that_differs_is_refused(long_tiny, monkeypatch, tmp_path):

@@ -42,14 +42,7 @@ def convert(
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
-    form = onnx_quant.graph_of(recipe)
-    if graph == "standard":
-        form = onnx_quant.STANDARD
-    elif graph == "fused" and form == onnx_quant.STANDARD:
-        raise EdgebertError(
-            f"recipe {recipe.name} quantizes the standard ONNX graph (static QDQ), not the fused one",
-            "drop --onnx-graph fused for this recipe",
-        )
+    form = onnx_quant.graph_of(recipe, graph)
     mask_bias = (recipe.graph or {}).get("mask_bias")
     info = report if report is not None else {}
     if form == onnx_quant.STANDARD:
