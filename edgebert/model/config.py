@@ -10,6 +10,11 @@ from pathlib import Path
 # Model Garden) calls the tanh approximation "gelu"; Hugging Face calls exact erf "gelu".
 ACTIVATIONS = ("gelu_tanh", "gelu_erf", "relu")
 
+# Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
+# value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
+# that must hold -10000 next to scores of +-20 has no precision left for the scores.
+MASK_BIAS = -10000.0
+
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.model.config import EMBEDDING_NAMES, MASK_BIAS, POOLER_NAMES, BertConfig, layer_names
 
 
 def _layer_norm(x, g, b, eps):
@@ -51,7 +51,7 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None =
         word = w[e["word"] + "_int8"][ids] * w[e["word"] + "_scale"][ids]
     x = word + w[e["position"]][:S][None] + w[e["type"]][type_ids]
     x = _layer_norm(x, w[e["ln_g"]], w[e["ln_b"]], cfg.layer_norm_eps)
-    bias = (1.0 - mask[:, None, None, :].astype(dtype)) * -10000.0
+    bias = (1.0 - mask[:, None, None, :].astype(dtype)) * MASK_BIAS
     nh, dh = cfg.num_heads, cfg.head_size
     outs = []
     for i in range(cfg.num_layers):

@@ -23,12 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from edgebert.backends import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
-from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, expected_shapes, layer_names
+from edgebert.model.config import EMBEDDING_NAMES, MASK_BIAS, POOLER_NAMES, BertConfig, expected_shapes, layer_names
 
-# Added to the attention scores of padding. TF Hub's encoders use -10000; in float any
-# value below about -100 gives the same softmax (exp(-100) is 4e-44), but an int8 tensor
-# that must hold -10000 next to scores of +-20 has no precision left for the scores.
-MASK_BIAS = -10000.0
 GRAPH_FORMS = ("gpu", "classic")
 
 

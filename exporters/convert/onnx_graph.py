@@ -12,7 +12,8 @@ weights, with no TensorFlow in the loop:
   ONNX Runtime's dynamic quantizer turns it into ``QAttention``);
 - the residual and LayerNorm as ``Add`` + ``LayerNormalization``, twice a layer: ONNX Runtime
   1.32's ``SkipLayerNormalization`` (bias, residual and LayerNorm in one op) was slower on the
-  CPU (BERT-base, seq 128, 2 threads, per-row int8: 51.8 ms against 47.4 ms; fp32 equal);
+  CPU (BERT-base, seq 128, 2 threads: per-row int8 54.0 ms against 45.5, fp32 98.2 against
+  94.5; ``python -m benchmarks onnx-forms``);
 - ``com.microsoft.BiasGelu`` (exact erf GELU) or ``FastGelu`` (the tanh form Google's BERT uses)
   with the FFN bias folded in; ``Relu`` stays two standard ops.
 
@@ -28,13 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgebert.backends import INPUT_NAMES
-from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
+from edgebert.model.config import EMBEDDING_NAMES, MASK_BIAS, POOLER_NAMES, BertConfig, layer_names
 
 MS = "com.microsoft"
 OPSET = 17
 ATTENTION_OPS = ("MultiHeadAttention", "Attention")
 GELU_OPS = {"gelu_erf": "BiasGelu", "gelu_tanh": "FastGelu"}
-MASK_BIAS = -10000.0  # encoder_graph.MASK_BIAS (not imported: that module imports TensorFlow)
 
 
 def fused_op_counts(cfg: BertConfig, attention: str = "MultiHeadAttention") -> dict[str, int]:
