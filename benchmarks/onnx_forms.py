@@ -61,12 +61,10 @@ def skip_layer_norm(model) -> None:
 
 def build_forms(key: str, work: Path) -> dict[str, Path]:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     from edgebert.exporters.convert import onnx_export, onnx_graph
     from edgebert.exporters.sources import load_source
-    from edgebert.quantize import onnx_row_int8
+    from edgebert.quantize import onnx_quant, recipes
 
     out = work / "onnx_forms" / key
     out.mkdir(parents=True, exist_ok=True)
@@ -74,40 +72,26 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
     cfg, weights = src.config, src.weights
     paths = {}
 
-    def save(name: str, model) -> Path:
+    def path(name: str) -> Path:
         paths[name] = out / (re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + ".onnx")
-        onnx.save(model, str(paths[name]))
         return paths[name]
 
-    mha = save("fp32 fused (MultiHeadAttention)", onnx_graph.encoder_model(cfg, dict(weights)))
-    att = save("fp32 fused (Attention)", onnx_graph.encoder_model(cfg, dict(weights), attention="Attention"))
+    def quantized(name: str, fp32: Path, recipe: str) -> None:
+        # The recipe's own ONNX method and parameters (no smoothing here: speed only).
+        onnx_quant.apply(fp32, path(name), recipes.get(recipe), None)
+
+    mha = path("fp32 fused (MultiHeadAttention)")
+    onnx.save(onnx_graph.encoder_model(cfg, dict(weights)), str(mha))
+    att = path("fp32 fused (Attention)")
+    onnx.save(onnx_graph.encoder_model(cfg, dict(weights), attention="Attention"), str(att))
     skip = onnx.load(str(mha))
     skip_layer_norm(skip)
-    save("fp32 fused + SkipLayerNormalization", skip)
-    paths["fp32 standard (tf2onnx)"] = onnx_export.convert(
-        src, out / "standard.onnx", seq_length=None, graph="standard"
-    )
-    row = onnx.load(str(mha))
-    onnx_row_int8.rewrite(row)
-    save("int8 per-row (wi8_afp32)", row)
-    row_skip = onnx.load(str(mha))
-    skip_layer_norm(row_skip)
-    onnx_row_int8.rewrite(row_skip)
-    save("int8 per-row + SkipLayerNormalization", row_skip)
-    kw = dict(block_size=128, is_symmetric=True, accuracy_level=4, bits=8, op_types_to_quantize=("MatMul",))
-    q = MatMulNBitsQuantizer(
-        onnx.load(str(mha)), nodes_to_exclude=[], algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw
-    )
-    q.process()
-    save("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", q.model.model)
-    paths[QATTENTION] = out / "qattention.onnx"
-    quantize_dynamic(
-        str(att),
-        str(paths[QATTENTION]),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    onnx.save(skip, str(path("fp32 fused + SkipLayerNormalization")))
+    onnx_export.convert(src, path("fp32 standard (tf2onnx)"), seq_length=None, graph="standard")
+    quantized("int8 per-row (wi8_afp32)", mha, "wi8_afp32")
+    quantized("int8 per-row + SkipLayerNormalization", paths["fp32 fused + SkipLayerNormalization"], "wi8_afp32")
+    quantized("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", mha, "wi8_afp32_blocks")
+    quantized(QATTENTION, att, "wi8_afp32_naive")
     return paths
 
 

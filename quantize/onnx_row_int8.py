@@ -27,23 +27,23 @@ from pathlib import Path
 import numpy as np
 
 OPSET = 21  # QuantizeLinear's block_size
-MIN_ELEMENTS = 1024  # as onnx_quant: smaller products stay float
 
 
-def quantize(fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = ()) -> dict[str, int]:
+def quantize(fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = ()) -> None:
     """Writes ``out_path``: ``fp32_path`` with every constant-weight MatMul (node names not
-    containing any of ``exclude``) in per-row int8. Returns the op counts it wrote."""
+    containing any of ``exclude``) in per-row int8."""
     import onnx
 
     model = onnx.load(str(fp32_path))
-    written = rewrite(model, exclude)
+    rewrite(model, exclude)
     onnx.save(model, str(out_path))
-    return written
 
 
-def rewrite(model, exclude: tuple[str, ...] = ()) -> dict[str, int]:
+def rewrite(model, exclude: tuple[str, ...] = ()) -> None:
     """Rewrites ``model`` (an ``onnx.ModelProto``) in place; see ``quantize``."""
     from onnx import TensorProto, helper, numpy_helper
+
+    from edgebert.quantize.onnx_quant import MIN_ELEMENTS  # smaller products stay float, as there
 
     g = model.graph
     for o in model.opset_import:
@@ -54,7 +54,6 @@ def rewrite(model, exclude: tuple[str, ...] = ()) -> dict[str, int]:
     model.ir_version = max(model.ir_version, 10)
     inits = {i.name: i for i in g.initializer}
     nodes: list = []
-    written = {"MatMulIntegerToFloat": 0}
 
     def const(name: str, value, dtype=np.float32) -> str:
         if name not in inits:
@@ -101,7 +100,5 @@ def rewrite(model, exclude: tuple[str, ...] = ()) -> dict[str, int]:
         product = op("MatMulIntegerToFloat", [xq, wq_name, scale, ws_name], "/int8", domain="com.microsoft")
         shift = op("Mul", [op("Mul", [zp_f, scale], "/row_zp_value"), colsum], "/zero_point_share")
         nodes.append(helper.make_node("Sub", [product, shift], [node.output[0]], name=p + "/dequantized"))
-        written["MatMulIntegerToFloat"] += 1
     del g.node[:]
     g.node.extend(nodes)
-    return written

@@ -65,9 +65,12 @@ class _Builder:
             self.initializers.append(self.numpy_helper.from_array(np.asarray(value), name))
         return name
 
+    def take(self, name: str) -> np.ndarray:
+        """The array of weight ``name`` (out of ``weights`` when releasing)."""
+        return self.weights.pop(name) if self.release else self.weights[name]
+
     def weight(self, name: str) -> str:
-        value = self.weights.pop(name) if self.release else self.weights[name]
-        return self.const(name, np.asarray(value, np.int8 if name.endswith("_int8") else np.float32))
+        return self.const(name, np.asarray(self.take(name), np.int8 if name.endswith("_int8") else np.float32))
 
     def has(self, name: str) -> bool:
         return name in self.weights
@@ -183,8 +186,7 @@ def _layer(b: _Builder, cfg: BertConfig, i: int, x: str, mask: str, mask_bias: f
 
     def fused_weight(kind: str, parts: tuple[str, ...], axis: int) -> str:
         name = f"encoder/{scope}attention/self/query_key_value/{kind}"
-        arrays = [b.weights.pop(n[p]) if b.release else b.weights[n[p]] for p in parts]
-        return b.const(name, np.concatenate([np.asarray(a, np.float32) for a in arrays], axis=axis))
+        return b.const(name, np.concatenate([np.asarray(b.take(n[p]), np.float32) for p in parts], axis=axis))
 
     xa = smoothed(x, "qkv_smooth")
     qkv_w = fused_weight("kernel", ("q_w", "k_w", "v_w"), 1)

@@ -243,9 +243,9 @@ def build(req: AndroidRequest) -> Manifest:
                 accuracy,
                 gate,
                 gpu,
+                nnapi,
                 training,
                 staging / "model.tflite",
-                nnapi,
             )
             manifest = write_manifest(staging, Manifest.from_json(manifest))
             (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
@@ -450,9 +450,7 @@ def accuracy_line(acc: dict) -> str:
     return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
 
-def _manifest(
-    req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, training, model_path, nnapi=None
-) -> dict:
+def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, nnapi, training, model_path) -> dict:
     from edgebert.files import file_sha256
 
     return {
