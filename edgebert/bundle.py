@@ -34,6 +34,8 @@ class ModelEntry:
       gate: ``{"passed", "misses"}``.
       gpu_compatibility: ``edgebert.gpu_compat``'s report (TFLite).
       nnapi_compatibility: ``edgebert.nnapi_compat``'s report at the newest feature level (TFLite).
+      integer_ops: ``edgebert.integer_ops``' report: whether every op computes in integers (int8
+        recipes).
       extra: fields this version does not name, kept as read.
     """
 
@@ -49,6 +51,7 @@ class ModelEntry:
     gate: dict | None = None
     gpu_compatibility: dict | None = None
     nnapi_compatibility: dict | None = None
+    integer_ops: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property

@@ -191,43 +191,7 @@ RULES: dict[str, dict] = {
 }
 
 
-class _Op:
-    """One operator of a subgraph, as the checks see it."""
-
-    def __init__(self, fb: tflite_graph.Flatbuffer, sg, op):
-        self.fb, self.sg, self.op = fb, sg, op
-        self.name = fb.op_name(op)
-        self.version = fb.op_version(op)
-        self.inputs = [op.Inputs(j) for j in range(op.InputsLength())]
-        self.outputs = [op.Outputs(j) for j in range(op.OutputsLength())]
-        self.types = {v: k for k, v in vars(fb.schema.TensorType).items() if not k.startswith("_")}
-
-    def type(self, t: int) -> str | None:
-        return self.types.get(self.sg.Tensors(t).Type()) if t >= 0 else None
-
-    def rank(self, t: int) -> int:
-        return len(tflite_graph.tensor_shape(self.sg, t))
-
-    def shape(self, t: int) -> list[int]:
-        return tflite_graph.tensor_shape(self.sg, t)
-
-    def constant(self, t: int) -> bool:
-        if t < 0:
-            return False
-        buf = self.fb.model.Buffers(self.sg.Tensors(t).Buffer())
-        return bool(buf is not None and (buf.DataLength() or buf.Offset()))
-
-    def zero_point(self, t: int) -> int:
-        q = self.sg.Tensors(t).Quantization()
-        return int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else 0
-
-    def options(self, cls_name: str):
-        table = self.op.BuiltinOptions()
-        if table is None:
-            return None
-        opts = getattr(self.fb.schema, cls_name)()
-        opts.Init(table.Bytes, table.Pos)
-        return opts
+_Op = tflite_graph.Op
 
 
 def _hybrid(o: _Op, level: int) -> str | None:

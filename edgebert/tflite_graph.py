@@ -56,6 +56,46 @@ def tensor_shape(sg, t: int) -> list[int]:
     return [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
 
 
+class Op:
+    """One operator of a subgraph, as the static checks see it: its name, version, tensor
+    indices and, per tensor, type, shape, constness and quantization."""
+
+    def __init__(self, fb: Flatbuffer, sg, op):
+        self.fb, self.sg, self.op = fb, sg, op
+        self.name = fb.op_name(op)
+        self.version = fb.op_version(op)
+        self.inputs = [op.Inputs(j) for j in range(op.InputsLength())]
+        self.outputs = [op.Outputs(j) for j in range(op.OutputsLength())]
+        self.types = {v: k for k, v in vars(fb.schema.TensorType).items() if not k.startswith("_")}
+
+    def type(self, t: int) -> str | None:
+        return self.types.get(self.sg.Tensors(t).Type()) if t >= 0 else None
+
+    def rank(self, t: int) -> int:
+        return len(tensor_shape(self.sg, t))
+
+    def shape(self, t: int) -> list[int]:
+        return tensor_shape(self.sg, t)
+
+    def constant(self, t: int) -> bool:
+        if t < 0:
+            return False
+        buf = self.fb.model.Buffers(self.sg.Tensors(t).Buffer())
+        return bool(buf is not None and (buf.DataLength() or buf.Offset()))
+
+    def zero_point(self, t: int) -> int:
+        q = self.sg.Tensors(t).Quantization()
+        return int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else 0
+
+    def options(self, cls_name: str):
+        table = self.op.BuiltinOptions()
+        if table is None:
+            return None
+        opts = getattr(self.fb.schema, cls_name)()
+        opts.Init(table.Bytes, table.Pos)
+        return opts
+
+
 def check_signatures(path: str | os.PathLike, check: Callable[[Flatbuffer, Any], dict]) -> dict[str, dict]:
     """Runs ``check(flatbuffer, subgraph)`` on the subgraph of each signature of ``path``.
 

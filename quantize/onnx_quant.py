@@ -29,7 +29,7 @@ GRAPHS = (FUSED_MHA, FUSED_ATTENTION, STANDARD)
 def apply(fp32_path: Path, out_path: Path, recipe: Recipe, calibration: list[dict] | None) -> Path:
     """Writes ``out_path`` quantized by ``recipe`` from ``fp32_path``."""
     method, params = method_of(recipe, "onnx", METHODS)
-    method.apply(fp32_path, out_path, params, recipe.calibration or {}, calibration)
+    method.apply(fp32_path, out_path, params, recipe, calibration)
     return out_path
 
 
@@ -57,13 +57,13 @@ def is_float(recipe: Recipe) -> bool:
     return method_of(recipe, "onnx", METHODS)[0] is METHODS["float"]
 
 
-def _copy(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _copy(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     import shutil
 
     shutil.copyfile(fp32_path, out_path)
 
 
-def _float16_weights(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _float16_weights(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     """Stores large float initializers as float16 behind a Cast (ORT folds it at load)."""
     import onnx
     from onnx import helper, numpy_helper
@@ -83,7 +83,7 @@ def _float16_weights(fp32_path: Path, out_path: Path, params: dict, calibration_
     onnx.save(model, str(out_path))
 
 
-def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     """ONNX Runtime's ``quantize_dynamic``: QInt8 weights, MatMulInteger / DynamicQuantizeMatMul."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -98,7 +98,7 @@ def _quantize_dynamic(fp32_path: Path, out_path: Path, params: dict, calibration
     )
 
 
-def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     """8-bit MatMulNBits: per-block int8 kernels, activations quantized per block at run time
     (accuracy_level 4), which keeps BERT's outlier channels from taking the whole range."""
     import onnx
@@ -118,7 +118,7 @@ def _matmul_nbits(fp32_path: Path, out_path: Path, params: dict, calibration_par
     onnx.save(q.model.model, str(out_path))
 
 
-def _dynamic_per_row(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _dynamic_per_row(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     """int8 weights per channel, uint8 activations per row (``onnx_row_int8``)."""
     from edgebert.quantize import onnx_row_int8
 
@@ -133,7 +133,7 @@ class _Reader:
         return next(self._it, None)
 
 
-def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_params: dict, calibration) -> None:
+def _qdq_static(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
     """Static QDQ: weights QInt8 per channel, activations ``uint8`` or ``uint16`` with ranges
     calibrated on text; ``static_ops`` limits the op types, ``float_regex`` keeps nodes float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -144,9 +144,9 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
         "entropy": CalibrationMethod.Entropy,
-    }[calibration_params.get("method", "minmax")]
+    }[(recipe.calibration or {}).get("method", "minmax")]
     act = {"uint8": QuantType.QUInt8, "uint16": QuantType.QUInt16}[params["activations"]]
-    extra = {"CalibPercentile": calibration_params.get("percentile", 99.999)}
+    extra = {"CalibPercentile": (recipe.calibration or {}).get("percentile", 99.999)}
     kw = {}
     if params.get("static_ops"):
         import re
@@ -170,6 +170,17 @@ def _qdq_static(fp32_path: Path, out_path: Path, params: dict, calibration_param
     )
 
 
+def _qdq_mixed(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, calibration) -> None:
+    """Static QDQ around every op, uint8 / uint16 by the recipe's ``precision`` (``onnx_qdq_mixed``)."""
+    from edgebert.quantize import onnx_qdq_mixed
+
+    if not calibration:
+        raise ValueError("this recipe needs calibration data")
+    if not recipe.precision:
+        raise ValueError(f"recipe {recipe.name}: the qdq_mixed method needs a precision section")
+    onnx_qdq_mixed.quantize(fp32_path, out_path, recipe.precision, calibration)
+
+
 METHODS: dict[str, Method] = {
     "float": Method(_copy, graphs=(FUSED_MHA, STANDARD)),
     "float16_weights": Method(_float16_weights, graphs=(FUSED_MHA, STANDARD)),
@@ -185,4 +196,5 @@ METHODS: dict[str, Method] = {
     "qdq_static": Method(
         _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graphs=(STANDARD,)
     ),
+    "qdq_mixed": Method(_qdq_mixed, graphs=(STANDARD,)),
 }

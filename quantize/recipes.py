@@ -26,6 +26,9 @@ SECTION_KEYS = {
     "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothing, via the worker
     "calibration": {"method", "sentences", "percentile"},  # the worker; onnx_quant's qdq_static
     "graph": {"mask_bias"},  # the encoder graph builders
+    # Integer recipes: op groups (regex on op name scopes) with int16 activations, and lookup
+    # tables kept int8; read by tflite_quant's ai_edge_quantizer and onnx_quant's qdq_mixed.
+    "precision": {"int16_select", "int8_tables"},
 }
 # Keys of a format section that every method accepts: the method itself, and the int8 word
 # embedding table that the worker applies before conversion (quantize.embedding).
@@ -63,6 +66,7 @@ class Recipe:
     smoothing: dict | None = None
     calibration: dict | None = None
     graph: dict | None = None  # graph spelling for this recipe (e.g. mask_bias)
+    precision: dict | None = None  # integer recipes: which op groups keep int16 activations
     tflite: dict | None = None  # the TFLite method and its parameters
     onnx: dict | None = None  # the ONNX method and its parameters
 

@@ -52,24 +52,105 @@ def _full_integer(converter, params: dict, representative: Representative) -> No
         raise ValueError(f"activations {params['activations']!r}: use int8 or int16")
 
 
-def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None) -> bytes:
-    """Quantizes a float flatbuffer with ai-edge-quantizer, op by op: static int8 for
-    ``static_int8_ops``, dynamic int8 for ops whose output name matches ``dynamic_regex`` (the
-    layers measured to lose most with per-tensor activations)."""
+# The op types an "ops": "all" rule quantizes: every compute op an encoder graph holds. The
+# graph's INPUT / OUTPUT are not in it, so the file keeps float outputs (a DEQUANTIZE at the
+# boundary) and int32 token inputs.
+ALL_OPS = (
+    "ADD",
+    "SUB",
+    "MUL",
+    "MEAN",
+    "RSQRT",
+    "FULLY_CONNECTED",
+    "BATCH_MATMUL",
+    "SOFTMAX",
+    "GELU",
+    "TANH",
+    "LOGISTIC",
+    "SUM",
+    "DIV",
+    "RESHAPE",
+    "TRANSPOSE",
+    "SLICE",
+    "STRIDED_SLICE",
+    "GATHER",
+    "CONCATENATION",
+    "SPLIT",
+)
+RULE_KEYS = {"select", "ops", "mode", "activations"}
+
+
+def _rule_scopes(select: str, outputs: dict[str, str]) -> str:
+    """The regex a rule matches op names with: ai-edge-quantizer names an op by its output
+    tensor, and an op writing a signature output is named ``StatefulPartitionedCall:N``, so a
+    signature output's name in ``select`` (``sequence_output``) also selects the op writing it."""
+    import re
+
+    # The scope is the op's output tensor names, each followed by ";".
+    extra = [f"(^|;){re.escape(t)};" for name, t in outputs.items() if re.search(select, name)]
+    return "|".join([select, *extra])
+
+
+def _signature_outputs(flat: bytes) -> dict[str, str]:
+    """{signature output name: tensor name} of every signature of a flatbuffer."""
+    from edgebert.tflite_graph import _schema
+
+    model = _schema().Model.GetRootAsModel(flat, 0)
+    out = {}
+    for i in range(model.SignatureDefsLength()):
+        sig = model.SignatureDefs(i)
+        sg = model.Subgraphs(sig.SubgraphIndex())
+        for j in range(sig.OutputsLength()):
+            o = sig.Outputs(j)
+            out[o.Name().decode()] = sg.Tensors(o.TensorIndex()).Name().decode()
+    return out
+
+
+def precision_rules(precision: dict | None) -> list[dict]:
+    """The rules of a recipe's ``precision`` section: every op static int8, the ``int16_select``
+    groups int16, the ``int8_tables`` lookups (GATHER) int8."""
+    if not precision:
+        return []
+    rules = [{"select": ".*", "ops": "all", "activations": 8}]
+    rules.append({"select": precision["int16_select"], "ops": "all", "activations": 16})
+    if precision.get("int8_tables"):
+        rules.append({"select": precision["int8_tables"], "ops": ["GATHER"], "activations": 8})
+    return rules
+
+
+def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None, precision: dict | None) -> bytes:
+    """Quantizes a float flatbuffer with ai-edge-quantizer, op by op: the recipe's ``precision``
+    rules (``precision_rules``), then the section's ``rules`` (later rules win where several
+    select an op), each
+
+    ``{"select": regex on op names (name scopes such as "layer_3/output/LayerNorm"), "ops":
+    "all" or a list of TFLite op types, "mode": "static" (calibrated, default) or "dynamic",
+    "activations": 8 or 16 (static only; int16 activations with int8 weights)}``.
+    """
     import os
     import tempfile
 
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
+    outputs = _signature_outputs(flat)
     rm = recipe_manager.RecipeManager()
-    for op in params.get("static_int8_ops", []):
-        rm.add_static_config(
-            regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), activation_num_bits=8, weight_num_bits=8
-        )
-    if params.get("dynamic_regex"):
-        rm.add_dynamic_config(
-            regex=f".*{params['dynamic_regex']}.*", operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8
-        )
+    rules = precision_rules(precision) + list(params.get("rules", []))
+    if not rules:
+        raise ValueError("the ai_edge_quantizer method needs rules or a recipe precision section")
+    for rule in rules:
+        unknown = set(rule) - RULE_KEYS
+        if unknown:
+            raise ValueError(f"quantization rule {rule}: unknown keys {sorted(unknown)} (known: {sorted(RULE_KEYS)})")
+        regex = _rule_scopes(rule["select"], outputs)
+        ops = ALL_OPS if rule.get("ops", "all") == "all" else rule["ops"]
+        for op in ops:
+            name = getattr(qtyping.TFLOperationName, op)
+            if rule.get("mode", "static") == "dynamic":
+                rm.add_dynamic_config(regex=regex, operation_name=name, num_bits=8)
+            else:
+                rm.add_static_config(
+                    regex=regex, operation_name=name, activation_num_bits=rule["activations"], weight_num_bits=8
+                )
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "float.tflite")
         with open(src, "wb") as f:
@@ -81,7 +162,7 @@ def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None)
             if not calibration:
                 raise ValueError("this recipe needs calibration data")
             stats = qt.calibrate({"serving_default": list(calibration)})
-        return bytes(qt.quantize(stats).quantized_model)
+        return bytes(qt.quantize(stats, enable_progress_bar=False, enable_progress_report=False).quantized_model)
 
 
 METHODS: dict[str, Method] = {
@@ -89,7 +170,7 @@ METHODS: dict[str, Method] = {
     "float16_weights": Method(_float16_weights),
     "dynamic_range": Method(_dynamic_range),
     "full_integer": Method(_full_integer, params=("activations",), required=("activations",)),
-    "ai_edge_quantizer": Method(_float, params=("static_int8_ops", "dynamic_regex"), after=_ai_edge_quantize),
+    "ai_edge_quantizer": Method(_float, params=("rules",), after=_ai_edge_quantize),
 }
 
 
@@ -103,4 +184,4 @@ def after_conversion(flat: bytes, recipe: Recipe, calibration: list[dict] | None
     """The flatbuffer as the recipe leaves it: quantized again where its method works on the
     converted file (ai-edge-quantizer), unchanged otherwise."""
     method, params = method_of(recipe, "tflite", METHODS)
-    return method.after(flat, params, calibration) if method.after else flat
+    return method.after(flat, params, calibration, recipe.precision) if method.after else flat

@@ -17,7 +17,7 @@ def test_recipes_are_data_with_decoded_names_and_thresholds():
     all_ = recipes.all_recipes()
     assert {"fp32", "wfp16_afp32", "wi8_afp32", "wi8_ai8", "wi8_ai8_mixed", "wi8_ai16"} <= set(all_)
     for r in all_.values():
-        assert re.fullmatch(r"fp32|w(i8|fp16)_a(fp32|i8|i16)(_[a-z]+)?", r.name), r.name
+        assert re.fullmatch(r"fp32|w(i8|fp16)_a(fp32|i8|i16|i8i16)(_[a-z]+)?", r.name), r.name
         assert set(r.formats) <= {"tflite", "onnx"} and r.formats
         assert 0 <= r.thresholds["cosine_min"] <= r.thresholds["cosine_mean"] <= 1
         assert 0.5 <= r.thresholds["agreement_min"] <= 1  # checked by `edgebert verify` with labels

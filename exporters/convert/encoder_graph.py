@@ -47,6 +47,11 @@ def activation_fn(kind: str, target: str = "tflite"):
     return tf.nn.relu
 
 
+def _scope(weight: str) -> str:
+    """The op scope of a weight's layer: ``encoder/layer_3/output/dense/kernel`` -> ``layer_3/output/dense``."""
+    return weight.rsplit("/", 1)[0].replace("encoder/", "")
+
+
 def graph_weights(cfg: BertConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The weights the encoder graph reads, in its dtypes (int8 tables, float32 elsewhere)."""
     wanted = expected_shapes(cfg)
@@ -90,10 +95,13 @@ class BertEncoderModule(tf.Module):
         self.mask_bias = MASK_BIAS
 
     def _ln(self, x, g, b):
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        d = x - mean
-        var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
-        return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
+        # Scoped by the gamma's name ("layer_3/output/LayerNorm"), like every op group below,
+        # so a quantization recipe can pick LayerNorms, residual sums, softmax or GELU by regex.
+        with tf.name_scope(_scope(g)):
+            mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+            d = x - mean
+            var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
+            return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
 
     def _smooth(self, x, name):
         # Optional per-channel activation scale (SmoothQuant): the following kernels hold
@@ -106,7 +114,7 @@ class BertEncoderModule(tf.Module):
     def _dense(self, x, w, b):
         # The name scope (the weight's canonical name) names the TFLite / ONNX op, so
         # quantization recipes can select layers by regex, e.g. "layer_3/output/dense".
-        with tf.name_scope(w.rsplit("/", 1)[0].replace("encoder/", "")):
+        with tf.name_scope(_scope(w)):
             return tf.matmul(x, self.weights[w]) + self.weights[b]
 
     def _type_embeddings(self, type_ids):
@@ -156,8 +164,11 @@ class BertEncoderModule(tf.Module):
             word = tf.reshape(word, [B, S, H])
         types = self._type_embeddings(type_ids)
         pos = self._positions(ids, S)
-        x = self._ln(word + types + pos[None], e["ln_g"], e["ln_b"])
-        mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * self.mask_bias
+        with tf.name_scope("embeddings/sum"):
+            x = word + types + pos[None]
+        x = self._ln(x, e["ln_g"], e["ln_b"])
+        with tf.name_scope("attention_mask"):
+            mask_bias = (1.0 - tf.cast(tf.reshape(mask, [B, 1, 1, S]), tf.float32)) * self.mask_bias
         scale = 1.0 / math.sqrt(dh)
         outputs = []
         for i in range(cfg.num_layers):
@@ -170,20 +181,33 @@ class BertEncoderModule(tf.Module):
             q = heads(self._dense(xa, n["q_w"], n["q_b"]))
             k = heads(self._dense(xa, n["k_w"], n["k_b"]))
             v = heads(self._dense(xa, n["v_w"], n["v_b"]))
-            scores = tf.matmul(q * scale, k, transpose_b=True) + mask_bias
-            probs = tf.nn.softmax(scores, axis=-1)
-            ctx = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [B, S, H])
-            x = self._ln(self._dense(self._smooth(ctx, n["o_smooth"]), n["o_w"], n["o_b"]) + x, n["ln1_g"], n["ln1_b"])
-            h = self._act(self._dense(self._smooth(x, n["ffn_smooth"]), n["i_w"], n["i_b"]))
-            x = self._ln(
-                self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"]) + x, n["ln2_g"], n["ln2_b"]
-            )
+            att = f"layer_{i}/attention/self/"
+            with tf.name_scope(att + "scores"):
+                scores = tf.matmul(q * scale, k, transpose_b=True) + mask_bias
+            with tf.name_scope(att + "softmax"):
+                probs = tf.nn.softmax(scores, axis=-1)
+            with tf.name_scope(att + "context"):
+                ctx = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [B, S, H])
+            attn = self._dense(self._smooth(ctx, n["o_smooth"]), n["o_w"], n["o_b"])
+            with tf.name_scope(f"layer_{i}/attention/output/residual"):
+                attn = attn + x
+            x = self._ln(attn, n["ln1_g"], n["ln1_b"])
+            h = self._dense(self._smooth(x, n["ffn_smooth"]), n["i_w"], n["i_b"])
+            with tf.name_scope(f"layer_{i}/intermediate/activation"):
+                h = self._act(h)
+            out = self._dense(self._smooth(h, n["out_smooth"]), n["out_w"], n["out_b"])
+            with tf.name_scope(f"layer_{i}/output/residual"):
+                out = out + x
+            x = self._ln(out, n["ln2_g"], n["ln2_b"])
             outputs.append(x)
-        if self.graph_form == "classic":
-            cls = x[:, 0, :]
-        else:
-            cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
-        pooled = tf.tanh(self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"]))
+        with tf.name_scope("pooler/cls"):
+            if self.graph_form == "classic":
+                cls = x[:, 0, :]
+            else:
+                cls = tf.reshape(tf.slice(x, [0, 0, 0], [-1, 1, -1]), [B, H])
+        pooled = self._dense(cls, POOLER_NAMES["w"], POOLER_NAMES["b"])
+        with tf.name_scope("pooler/activation"):
+            pooled = tf.tanh(pooled)
         return {"sequence_output": x, "pooled_output": pooled, "default": pooled, "encoder_outputs": outputs}
 
     def bind(self, weights: dict) -> None:
