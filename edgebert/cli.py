@@ -265,7 +265,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
         labels_file=Path(args.labels) if args.labels else None,
         head_file=Path(args.head) if args.head else None,
         train_file=Path(args.train) if args.train else None,
-        int8=args.int8,
+        int8=args.int8 or False,
         seq_length=lengths[0],
         pooling=args.pooling,
         allow_accuracy_loss=args.allow_accuracy_loss,
@@ -474,7 +474,14 @@ def build_parser() -> _Parser:
     )
     a.add_argument("--labels", help="label names, one a line, in the head's output order")
     a.add_argument("--pooling", choices=["cls", "mean"], help="features for the embedding / head (default: mean)")
-    a.add_argument("--int8", action="store_true", help="the default int8 recipe (wi8_afp32)")
+    a.add_argument(
+        "--int8",
+        nargs="?",
+        const="dynamic",
+        choices=["dynamic", "integer"],
+        help="int8 asset: dynamic (the default int8 recipe, wi8_afp32: float activations, for the CPU) or "
+        "integer (wi8_ai8i16: every op int8 or int16, for NPU-style delegates; slow on the CPU)",
+    )
     a.add_argument(
         "--seq-len",
         default="128",

@@ -19,6 +19,20 @@ from edgebert.errors import EdgebertError
 
 DEFAULT_FLOAT = "fp32"
 DEFAULT_INT8 = "wi8_afp32"  # the fastest recipe that meets its thresholds on both formats
+INTEGER_INT8 = "wi8_ai8i16"  # integer-only (every op int8 / int16): for NPU-style delegates
+INT8_KINDS = {"dynamic": DEFAULT_INT8, "integer": INTEGER_INT8}
+
+
+def android_recipe(int8: bool | str) -> str:
+    """The recipe of ``edgebert android``'s ``--int8`` (False, True, ``dynamic`` or ``integer``)."""
+    if int8 in (False, None):
+        return DEFAULT_FLOAT
+    if int8 is True:
+        return DEFAULT_INT8
+    if int8 not in INT8_KINDS:
+        raise EdgebertError(f"--int8 {int8!r} is not a kind of int8", f"use one of: {', '.join(INT8_KINDS)}")
+    return INT8_KINDS[int8]
+
 
 # The keys each section may hold, and who reads them.
 SECTION_KEYS = {

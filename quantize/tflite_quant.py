@@ -73,6 +73,7 @@ ALL_OPS = (
     "TRANSPOSE",
     "SLICE",
     "STRIDED_SLICE",
+    "MAXIMUM",
     "GATHER",
     "CONCATENATION",
     "SPLIT",
@@ -127,6 +128,8 @@ def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None,
     "all" or a list of TFLite op types, "mode": "static" (calibrated, default) or "dynamic",
     "activations": 8 or 16 (static only; int16 activations with int8 weights)}``.
     """
+    import contextlib
+    import io
     import os
     import tempfile
 
@@ -157,12 +160,38 @@ def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None,
             f.write(flat)
         qt = quantizer.Quantizer(src)
         qt.load_quantization_recipe(rm.get_quantization_recipe())
-        stats = None
-        if qt.need_calibration:
-            if not calibration:
-                raise ValueError("this recipe needs calibration data")
-            stats = qt.calibrate({"serving_default": list(calibration)})
-        return bytes(qt.quantize(stats, enable_progress_bar=False, enable_progress_report=False).quantized_model)
+        if qt.need_calibration and not calibration:
+            raise ValueError("this recipe needs calibration data")
+        # Calibration and transformation draw tqdm bars per op and take no switch for them; the
+        # worker logs the step itself.
+        with contextlib.redirect_stderr(io.StringIO()):
+            stats = qt.calibrate({"serving_default": list(calibration)}) if qt.need_calibration else None
+            result = qt.quantize(stats, enable_progress_bar=False, enable_progress_report=False)
+        return _inline_buffers(bytes(result.quantized_model))
+
+
+def _inline_buffers(flat: bytes) -> bytes:
+    """The flatbuffer with every weight inside it. ai-edge-quantizer stores the weights of a
+    model over 256 KB after the flatbuffer (buffers with an offset), which LiteRT reads but
+    metadata writers that re-serialize the model drop (LiteRT then refuses the asset: "Constant
+    buffer specified an out of range offset")."""
+    import flatbuffers
+    import numpy as np
+
+    from edgebert.tflite_graph import _schema
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(flat, 0)
+    moved = False
+    for b in model.buffers or []:
+        if b.offset > 1:
+            b.data = np.frombuffer(flat, np.uint8, count=b.size, offset=b.offset)
+            b.offset, b.size, moved = 0, 0, True
+    if not moved:
+        return flat
+    builder = flatbuffers.Builder(len(flat) + (1 << 20))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 METHODS: dict[str, Method] = {

@@ -240,9 +240,10 @@ def head_outputs(out: dict, mask, head: dict) -> dict:
     if head.get("pooling", "cls") == "cls":
         feats = out["pooled_output"]
     else:
-        shape = tf.shape(seq) if seq.shape[0] is None or seq.shape[1] is None else seq.shape
-        m = tf.reshape(tf.cast(mask, tf.float32), [shape[0], shape[1], 1])
-        feats = tf.reduce_sum(seq * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+        with tf.name_scope("head/mean_pooling"):
+            shape = tf.shape(seq) if seq.shape[0] is None or seq.shape[1] is None else seq.shape
+            m = tf.reshape(tf.cast(mask, tf.float32), [shape[0], shape[1], 1])
+            feats = tf.reduce_sum(seq * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
     if head["task"] == "embedder":
         return {"embedding": feats}
     with tf.name_scope("classifier"):

@@ -193,6 +193,4 @@ def _env() -> dict:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # quiet, and the same numbers on every CPU
-    # ai-edge-quantizer's calibration draws a tqdm bar per op; the worker logs its own steps.
-    env.setdefault("TQDM_DISABLE", "1")
     return env

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import gpu_compat, linear_probe, metrics, nnapi_compat
+from edgebert import gpu_compat, integer_ops, linear_probe, metrics, nnapi_compat
 from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
@@ -50,7 +50,7 @@ class AndroidRequest:
     labels_file: Path | None = None
     head_file: Path | None = None
     train_file: Path | None = None
-    int8: bool = False
+    int8: bool | str = False  # True / "dynamic": recipes.DEFAULT_INT8; "integer": recipes.INTEGER_INT8
     seq_length: int = 128
     pooling: str | None = None  # default: the head file's, else mean
     allow_accuracy_loss: bool = False
@@ -107,7 +107,7 @@ def build(req: AndroidRequest) -> Manifest:
     train = read_labelled(Path(req.train_file)) if req.train_file else None  # its errors before any work
     if req.pooling not in (None, "cls", "mean"):
         raise EdgebertError(f"unknown pooling {req.pooling!r}", "use cls or mean")
-    recipe = recipes.get(recipes.DEFAULT_INT8 if req.int8 else recipes.DEFAULT_FLOAT)
+    recipe = recipes.get(recipes.android_recipe(req.int8))
     texts = calib.read_texts(None)
     cal_texts, held_out = calib.split(texts, req.held_out)
     source_path = resolve_source(_source_of(req.source))
@@ -227,6 +227,9 @@ def build(req: AndroidRequest) -> Manifest:
             _progress(f"  {gpu_compat.summary(gpu)}")
             nnapi = nnapi_compat.check_tflite(staging / "model.tflite")
             _progress(f"  {nnapi_compat.summary(nnapi)}")
+            integer = integer_ops.check_tflite(staging / "model.tflite") if recipe.int8 else None
+            if integer:
+                _progress(f"  {integer_ops.summary(integer)}")
             if gate and not req.allow_accuracy_loss:
                 raise EdgebertError(
                     f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
@@ -242,8 +245,7 @@ def build(req: AndroidRequest) -> Manifest:
                 output_name,
                 accuracy,
                 gate,
-                gpu,
-                nnapi,
+                {"gpu_compatibility": gpu, "nnapi_compatibility": nnapi, "integer_ops": integer},
                 training,
                 staging / "model.tflite",
             )
@@ -450,7 +452,9 @@ def accuracy_line(acc: dict) -> str:
     return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
 
-def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gpu, nnapi, training, model_path) -> dict:
+def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, checks, training, model_path) -> dict:
+    """The asset's ``edgebert.json``; ``checks``: the static file checks by manifest key
+    (``gpu_compatibility``, ``nnapi_compatibility``, ``integer_ops``)."""
     from edgebert.files import file_sha256
 
     return {
@@ -485,8 +489,7 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, gp
                 ],
                 "accuracy": accuracy,
                 "gate": {"passed": not gate, "misses": gate},
-                "gpu_compatibility": gpu,
-                "nnapi_compatibility": nnapi,
+                **checks,
             }
         },
     }
