@@ -106,7 +106,7 @@ def main() -> int:
             rows = old["rows"]
         for name, rules in runs:
             path = Path(work) / "q.tflite"
-            path.write_bytes(tflite_quant._ai_edge_quantize(flat, {"rules": rules}, cal, None))
+            path.write_bytes(tflite_quant.ai_edge_quantize(flat, {"rules": rules}, cal, None))
             runner = backends.open_runner(path, num_threads=2)
             t0 = time.perf_counter()
             got = backends.run_batches(

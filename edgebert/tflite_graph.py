@@ -37,7 +37,7 @@ class Flatbuffer:
         return self.versions[op.OpcodeIndex()]
 
 
-def _schema():
+def load_schema():
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:  # tflite-runtime / TF ship the same generated schema
@@ -106,7 +106,7 @@ def check_signatures(path: str | os.PathLike, check: Callable[[Flatbuffer, Any],
     Raises:
       EdgebertError: the file is not a readable TFLite flatbuffer.
     """
-    schema = _schema()
+    schema = load_schema()
     buf = Path(path).read_bytes()
     try:
         model = schema.Model.GetRootAsModel(buf, 0)

@@ -94,9 +94,9 @@ def _rule_scopes(select: str, outputs: dict[str, str]) -> str:
 
 def _signature_outputs(flat: bytes) -> dict[str, str]:
     """{signature output name: tensor name} of every signature of a flatbuffer."""
-    from edgebert.tflite_graph import _schema
+    from edgebert.tflite_graph import load_schema
 
-    model = _schema().Model.GetRootAsModel(flat, 0)
+    model = load_schema().Model.GetRootAsModel(flat, 0)
     out = {}
     for i in range(model.SignatureDefsLength()):
         sig = model.SignatureDefs(i)
@@ -119,7 +119,7 @@ def precision_rules(precision: dict | None) -> list[dict]:
     return rules
 
 
-def _ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None, precision: dict | None) -> bytes:
+def ai_edge_quantize(flat: bytes, params: dict, calibration: list[dict] | None, precision: dict | None) -> bytes:
     """Quantizes a float flatbuffer with ai-edge-quantizer, op by op: the recipe's ``precision``
     rules (``precision_rules``), then the section's ``rules`` (later rules win where several
     select an op), each
@@ -178,9 +178,9 @@ def _inline_buffers(flat: bytes) -> bytes:
     import flatbuffers
     import numpy as np
 
-    from edgebert.tflite_graph import _schema
+    from edgebert.tflite_graph import load_schema
 
-    schema = _schema()
+    schema = load_schema()
     model = schema.ModelT.InitFromPackedBuf(flat, 0)
     moved = False
     for b in model.buffers or []:
@@ -199,7 +199,7 @@ METHODS: dict[str, Method] = {
     "float16_weights": Method(_float16_weights),
     "dynamic_range": Method(_dynamic_range),
     "full_integer": Method(_full_integer, params=("activations",), required=("activations",)),
-    "ai_edge_quantizer": Method(_float, params=("rules",), after=_ai_edge_quantize),
+    "ai_edge_quantizer": Method(_float, params=("rules",), after=ai_edge_quantize),
 }
 
 
