@@ -45,6 +45,20 @@ def load_schema():
     return schema
 
 
+def inline_buffers(model, flat: bytes) -> bool:
+    """Moves buffers stored after the flatbuffer (offset / size, as ai-edge-quantizer writes a
+    model over 256 KB) into an unpacked ``ModelT`` ``model`` of ``flat``, since re-packing writes
+    the flatbuffer alone. Returns whether any moved."""
+    import numpy as np
+
+    moved = False
+    for b in model.buffers or []:
+        if b.offset and b.offset > 1:
+            b.data = np.frombuffer(flat, np.uint8, count=b.size, offset=b.offset)
+            b.offset, b.size, moved = 0, 0, True
+    return moved
+
+
 def tensor_shape(sg, t: int) -> list[int]:
     """Tensor ``t``'s shape signature (``-1`` for a dynamic dimension), else its shape; [] for
     a scalar or an omitted (``-1``) tensor."""

@@ -176,18 +176,11 @@ def _inline_buffers(flat: bytes) -> bytes:
     metadata writers that re-serialize the model drop (LiteRT then refuses the asset: "Constant
     buffer specified an out of range offset")."""
     import flatbuffers
-    import numpy as np
 
-    from edgebert.tflite_graph import load_schema
+    from edgebert.tflite_graph import inline_buffers, load_schema
 
-    schema = load_schema()
-    model = schema.ModelT.InitFromPackedBuf(flat, 0)
-    moved = False
-    for b in model.buffers or []:
-        if b.offset > 1:
-            b.data = np.frombuffer(flat, np.uint8, count=b.size, offset=b.offset)
-            b.offset, b.size, moved = 0, 0, True
-    if not moved:
+    model = load_schema().ModelT.InitFromPackedBuf(flat, 0)
+    if not inline_buffers(model, flat):
         return flat
     builder = flatbuffers.Builder(len(flat) + (1 << 20))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

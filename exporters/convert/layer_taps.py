@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebert import tflite_graph
 from edgebert.errors import EdgebertError
 
 TAP_PREFIX = "layer_tap_"
@@ -146,12 +147,7 @@ def tap_tflite(path: Path, num_layers: int, out: Path) -> dict[str, tuple[float,
 
     buf = Path(path).read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(buf, 0))
-    for b in model.buffers:
-        # Buffers stored after the flatbuffer (ai-edge-quantizer writes them so): inline them,
-        # since re-packing writes the flatbuffer alone.
-        if b.offset and b.offset > 1:
-            b.data = np.frombuffer(buf, np.uint8, b.size, b.offset)
-            b.offset = b.size = 0
+    tflite_graph.inline_buffers(model, buf)  # bundles written before the quantizer's output was inlined
     quant = {}
     for signature in model.signatureDefs:
         ops, constants = _tflite_ops(model, signature.subgraphIndex)
