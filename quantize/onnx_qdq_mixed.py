@@ -49,14 +49,6 @@ OP_TYPES = (
 DATA_MOVEMENT = {"Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Flatten", "Concat"}
 
 
-class _Reader:
-    def __init__(self, feeds):
-        self._it = iter(feeds)
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def node_bits(model, precision: dict) -> dict[str, int]:
     """16 or 8 for every node that is quantized, in graph (topological) order."""
     sixteen = re.compile(precision["int16_select"])
@@ -121,9 +113,9 @@ def overrides(model, bits: dict[str, int], precision: dict) -> dict:
     return out
 
 
-def quantize(fp32_path: Path, out_path: Path, precision: dict, calibration: list[dict]) -> None:
+def quantize(fp32_path: Path, out_path: Path, precision: dict, reader) -> None:
     """Writes ``out_path``: ``fp32_path`` (a standard-op graph) statically quantized in QDQ form,
-    ranges by min-max over ``calibration`` (token feeds)."""
+    ranges by min-max over the token feeds of ``reader`` (an ONNX Runtime CalibrationDataReader)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -140,7 +132,7 @@ def quantize(fp32_path: Path, out_path: Path, precision: dict, calibration: list
         quantize_static(
             str(pre),
             str(out_path),
-            _Reader(calibration),
+            reader,
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,

@@ -178,7 +178,7 @@ def _qdq_mixed(fp32_path: Path, out_path: Path, params: dict, recipe: Recipe, ca
         raise ValueError("this recipe needs calibration data")
     if not recipe.precision:
         raise ValueError(f"recipe {recipe.name}: the qdq_mixed method needs a precision section")
-    onnx_qdq_mixed.quantize(fp32_path, out_path, recipe.precision, calibration)
+    onnx_qdq_mixed.quantize(fp32_path, out_path, recipe.precision, _Reader(calibration))
 
 
 METHODS: dict[str, Method] = {
