@@ -34,6 +34,8 @@ class ModelEntry:
       gate: ``{"passed", "misses"}``.
       gpu_compatibility: ``edgebert.gpu_compat``'s report (TFLite).
       nnapi_compatibility: ``edgebert.nnapi_compat``'s report at the newest feature level (TFLite).
+      edgetpu_compatibility: ``edgebert.edgetpu_compat``'s report: the ops the Edge TPU compiler's
+        published rules would map (TFLite).
       integer_ops: ``edgebert.integer_ops``' report: whether every op computes in integers (int8
         recipes).
       extra: fields this version does not name, kept as read.
@@ -51,6 +53,7 @@ class ModelEntry:
     gate: dict | None = None
     gpu_compatibility: dict | None = None
     nnapi_compatibility: dict | None = None
+    edgetpu_compatibility: dict | None = None
     integer_ops: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 

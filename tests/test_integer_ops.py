@@ -64,6 +64,39 @@ def test_integer_recipe_mixes_int8_and_int16_by_its_precision_section(hf_tiny, t
     assert [t["dtype"] for t in gather[0][2][:1]] == [np.int8]  # the table
 
 
+def test_a16w8_recipe_is_integer_only_with_int16_activations_everywhere(hf_tiny, tmp_path):
+    """``wi8_ai16``: every compute op reads and writes int16 (TFLite) / uint16 (ONNX QDQ) activations
+    around int8 weights; only the word embedding table's lookup stays int8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    m = _export(hf_tiny, tmp_path / "b", "wi8_ai16", seq_length=16, batch_size=1)
+    for fmt, e in m["models"].items():
+        assert e["integer_ops"]["integer_only"], (fmt, e["integer_ops"])
+    it = Interpreter(model_path=str(tmp_path / "b" / "model.tflite"))
+    kinds = {}
+    for op in it._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "CAST"):
+            continue  # the boundary, and the table's int8 -> int16 requantization
+        out = it._get_tensor_details(op["outputs"][0], 0)["dtype"].__name__
+        kinds.setdefault(out, set()).add(op["op_name"])
+    assert {"FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX", "ADD", "MUL"} <= kinds["int16"], kinds
+    assert kinds.get("int8", set()) <= {"GATHER"}, kinds  # the int8 word table
+    fcs = [op for op in it._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    assert fcs and {it._get_tensor_details(op["inputs"][1], 0)["dtype"].__name__ for op in fcs} == {"int8"}
+    import onnx
+
+    g = onnx.load(str(tmp_path / "b" / "model.onnx")).graph
+    zero_points = {i.name: i.data_type for i in g.initializer}
+    q_types: dict = {}
+    for n in g.node:
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2:
+            q_types.setdefault(n.name.startswith("embeddings/word_embeddings/"), set()).add(zero_points[n.input[2]])
+    # Every activation 16-bit but the table lookup's (and its reshape's): int8 as the table, then
+    # requantized to 16-bit.
+    u16, i8 = onnx.TensorProto.UINT16, onnx.TensorProto.INT8
+    assert q_types == {False: {u16}, True: {i8, u16}}, q_types
+
+
 @pytest.mark.slow
 def test_integer_recipe_keeps_the_default_models_accuracy(default_model_dir, sentiment_dir, in_shared_cache, tmp_path):
     """The real model, both formats, static [1, 64]: integer-only, and within the recipe's

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import gpu_compat, integer_ops, linear_probe, metrics, nnapi_compat
+from edgebert import gpu_compat, linear_probe, metrics, static_checks
 from edgebert.backends import check_buckets
 from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
@@ -222,14 +222,10 @@ def build(req: AndroidRequest) -> Manifest:
             _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
             accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
             gate = _gate(accuracy, recipe, req.task)
-            gpu = gpu_compat.check_tflite(staging / "model.tflite")
             _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
-            _progress(f"  {gpu_compat.summary(gpu)}")
-            nnapi = nnapi_compat.check_tflite(staging / "model.tflite")
-            _progress(f"  {nnapi_compat.summary(nnapi)}")
-            integer = integer_ops.check_tflite(staging / "model.tflite") if recipe.int8 else None
-            if integer:
-                _progress(f"  {integer_ops.summary(integer)}")
+            checks = static_checks.run(
+                staging / "model.tflite", "tflite", recipe.int8, lambda line: _progress(f"  {line}")
+            )
             if gate and not req.allow_accuracy_loss:
                 raise EdgebertError(
                     f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
@@ -245,12 +241,14 @@ def build(req: AndroidRequest) -> Manifest:
                 output_name,
                 accuracy,
                 gate,
-                {"gpu_compatibility": gpu, "nnapi_compatibility": nnapi, "integer_ops": integer},
+                checks,
                 training,
                 staging / "model.tflite",
             )
             manifest = write_manifest(staging, Manifest.from_json(manifest))
-            (staging / "README.md").write_text(_readme(req.task, output_name, labels, req.seq_length, gpu))
+            (staging / "README.md").write_text(
+                _readme(req.task, output_name, labels, req.seq_length, checks["gpu_compatibility"])
+            )
             replace_dir(staging, out)
             return manifest
         finally:
@@ -454,7 +452,7 @@ def accuracy_line(acc: dict) -> str:
 
 def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, checks, training, model_path) -> dict:
     """The asset's ``edgebert.json``; ``checks``: the static file checks by manifest key
-    (``gpu_compatibility``, ``nnapi_compatibility``, ``integer_ops``)."""
+    (``static_checks.run``)."""
     from edgebert.files import file_sha256
 
     return {

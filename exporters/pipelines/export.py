@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, gpu_compat, integer_ops, metrics, nnapi_compat
+from edgebert import backends, metrics, static_checks
 from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, workers
@@ -154,15 +154,7 @@ def _export(
         if head:
             result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
             misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
-        if fmt == "tflite":
-            entry["gpu_compatibility"] = gpu_compat.check_tflite(path)
-            _progress(f"  tflite: {gpu_compat.summary(entry['gpu_compatibility'])}")
-            entry["nnapi_compatibility"] = nnapi_compat.check_tflite(path)
-            _progress(f"  tflite: {nnapi_compat.summary(entry['nnapi_compatibility'])}")
-        if req.recipe.int8:
-            check = integer_ops.check_tflite if fmt == "tflite" else integer_ops.check_onnx
-            entry["integer_ops"] = check(path)
-            _progress(f"  {fmt}: {integer_ops.summary(entry['integer_ops'])}")
+        entry.update(static_checks.run(path, fmt, req.recipe.int8, lambda line, fmt=fmt: _progress(f"  {fmt}: {line}")))
         entry.update(
             _file_entry(path, runner, req.seq_length, head),
             accuracy=result,
