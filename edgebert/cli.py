@@ -35,6 +35,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from edgebert.quantize import recipes
 
+    if args.show:  # one recipe as a file of its own: the start of a custom recipe
+        r = recipes.get(args.show).to_json()
+        r.pop("path", None)
+        print(
+            json.dumps({**r, "name": f"my_{r['name']}" if args.show in recipes.all_recipes() else r["name"]}, indent=1)
+        )
+        return 0
     for r in recipes.all_recipes().values():
         t = r.thresholds
         print(
@@ -372,6 +379,11 @@ def build_parser() -> _Parser:
     m.set_defaults(func=_cmd_models)
 
     r = sub.add_parser("recipes", help="list the quantization recipes")
+    r.add_argument(
+        "--show",
+        metavar="RECIPE",
+        help="print one recipe as JSON, renamed my_RECIPE: edit it and pass the file to export --recipe",
+    )
     r.set_defaults(func=_cmd_recipes)
 
     e = sub.add_parser("export", help="export a model to TFLite / ONNX (a bundle with vocab and manifest)")
@@ -382,7 +394,11 @@ def build_parser() -> _Parser:
         "model archive (.tar.gz) downloaded by hand (default: the embedded all-MiniLM-L6-v2)",
     )
     e.add_argument("--int8", action="store_true", help="use the default int8 recipe (wi8_afp32)")
-    e.add_argument("--recipe", help="quantization recipe (see `edgebert recipes`); default fp32")
+    e.add_argument(
+        "--recipe",
+        help="quantization recipe (see `edgebert recipes`), or a recipe file (FILE.json, from "
+        "`edgebert recipes --show NAME`); default fp32",
+    )
     e.add_argument("--format", default="tflite,onnx", help="comma-separated formats (default: %(default)s)")
     e.add_argument(
         "--seq-len",

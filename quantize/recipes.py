@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 from edgebert.errors import EdgebertError
 
@@ -83,12 +85,22 @@ class Recipe:
     precision: dict | None = None  # integer recipes: which op groups keep int16 activations
     tflite: dict | None = None  # the TFLite method and its parameters
     onnx: dict | None = None  # the ONNX method and its parameters
+    path: str | None = None  # a recipe read from a file (``from_file``); None: recipes.json's
+
+    @property
+    def ref(self) -> str:
+        """What ``get`` takes to find this recipe again (in a worker process): name or file."""
+        return self.path or self.name
 
     def for_format(self, fmt: str) -> dict:
         return dict(getattr(self, fmt) or {})
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """The recipe as data (the manifest's ``recipe``); ``path`` only for a recipe file."""
+        data = dataclasses.asdict(self)
+        if data["path"] is None:
+            del data["path"]
+        return data
 
 
 def method_of(recipe: Recipe, fmt: str, methods: dict[str, Method]) -> tuple[Method, dict]:
@@ -136,7 +148,59 @@ def all_recipes() -> dict[str, Recipe]:
 
 
 def get(name: str) -> Recipe:
+    """A recipe of ``recipes.json`` by name, or one read from a ``.json`` file (``from_file``)."""
     recipes = all_recipes()
-    if name not in recipes:
-        raise EdgebertError(f"unknown recipe '{name}'", f"choose one of: {', '.join(recipes)}")
-    return recipes[name]
+    if name in recipes:
+        return recipes[name]
+    if name.endswith(".json") or os.sep in name:
+        return from_file(name)
+    raise EdgebertError(
+        f"unknown recipe '{name}'", f"choose one of: {', '.join(recipes)}, or give a recipe file (NAME.json)"
+    )
+
+
+FIELDS = {f.name for f in dataclasses.fields(Recipe)} - {"name", "path"}
+
+
+def from_file(path: str | os.PathLike) -> Recipe:
+    """A recipe written as data in a file of its own: ``{"name": ..., "description": ...,
+    "formats": [...], "int8": ..., "thresholds": {...}, <sections as in recipes.json>}``, checked
+    as the built-in ones are (sections, each format's method and its keys). ``edgebert recipes
+    --show NAME`` prints a built-in recipe in this form, to start from."""
+    from edgebert.quantize import onnx_quant, tflite_quant
+
+    p = Path(path)
+    if not p.is_file():
+        raise EdgebertError(f"recipe file {p} not found", "give the path of a .json recipe, or a recipe name")
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgebertError(
+            f"recipe file {p} is not JSON ({e})", "fix the file (edgebert recipes --show fp32)"
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise EdgebertError(f'recipe file {p} has no "name"', "start from `edgebert recipes --show wi8_ai8i16`")
+    name = raw.pop("name")
+    raw.pop("path", None)
+    if name in all_recipes():
+        raise EdgebertError(f"recipe file {p} reuses the built-in name {name}", "give the recipe a name of its own")
+    missing = {"description", "formats", "int8", "thresholds"} - set(raw)
+    unknown = set(raw) - FIELDS
+    if missing or unknown:
+        raise EdgebertError(
+            f"recipe file {p}: "
+            + "; ".join(
+                ([f"missing {', '.join(sorted(missing))}"] if missing else [])
+                + ([f"unknown fields {', '.join(sorted(unknown))}"] if unknown else [])
+            ),
+            f"a recipe holds: {', '.join(sorted(FIELDS))}",
+        )
+    try:
+        _check_sections(name, raw)
+        recipe = Recipe(name=name, path=str(p.resolve()), formats=tuple(raw.pop("formats")), **raw)
+        for fmt, methods in (("tflite", tflite_quant.METHODS), ("onnx", onnx_quant.METHODS)):
+            if fmt in recipe.formats:
+                method_of(recipe, fmt, methods)
+    except ValueError as e:
+        raise EdgebertError(f"recipe file {p}: {e}", "see `edgebert recipes --show NAME` for a valid one") from None
+    return recipe

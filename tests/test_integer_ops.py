@@ -134,3 +134,32 @@ def test_integer_check_names_an_unreadable_file(tmp_path, bad):
     check = integer_ops.check_tflite if p.suffix == ".tflite" else integer_ops.check_onnx
     with pytest.raises(EdgebertError, match="m\\.(tflite|onnx)"):
         check(p)
+
+
+def test_export_takes_a_recipe_file_into_its_worker(hf_tiny, tmp_path):
+    """A recipe file that also keeps the FFN-in dense layers int16: the converted file follows it,
+    and the manifest records the file's recipe."""
+    import json
+
+    from edgebert.quantize import recipes
+
+    data = recipes.get("wi8_ai8i16").to_json()
+    data["name"] = "ffn_in_int16"
+    data["precision"]["int16_select"] += r"|^layer_\d+/intermediate/dense/"
+    path = tmp_path / "ffn.json"
+    path.write_text(json.dumps(data))
+    m = _export(hf_tiny, tmp_path / "b", str(path), seq_length=16, batch_size=1, formats=("tflite",))
+    assert m["recipe"]["name"] == "ffn_in_int16" and m["recipe"]["path"] == str(path.resolve())
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(tmp_path / "b" / "model.tflite"))
+    widths = {
+        it._get_tensor_details(op["outputs"][0], 0)["name"].split(";")[0]: it._get_tensor_details(op["outputs"][0], 0)[
+            "dtype"
+        ].__name__
+        for op in it._get_ops_details()
+        if op["op_name"] == "FULLY_CONNECTED"
+    }
+    ffn_in = [w for n, w in widths.items() if "intermediate/dense" in n]
+    query = [w for n, w in widths.items() if "attention/self/query" in n]
+    assert ffn_in and set(ffn_in) == {"int16"} and set(query) == {"int8"}, widths

@@ -148,3 +148,73 @@ def test_a_new_recipe_is_a_json_entry(tiny, tmp_path):
     want, got = (ort.InferenceSession(str(p)).run(["pooled_output"], feeds)[0] for p in (fp32, out))
     cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
     assert cos.min() > 0.999 and np.abs(want - got).max() > 0  # quantized, and close
+
+
+def test_per_row_int8_folds_each_rows_zero_point_into_the_integer_product():
+    """``onnx_row_int8``: the zero point's share rides in the product as extra K columns, and
+    ONNX Runtime's result equals the exact asymmetric per-row product computed in numpy."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebert.quantize import onnx_row_int8
+
+    rng = np.random.default_rng(0)
+    k, n = 96, 200
+    w = rng.normal(0, 0.05, (k, n)).astype(np.float32)
+    w[:, 3] = np.abs(w[:, 3]) + 0.02  # one column whose int8 sum needs several rows
+    x = rng.normal(0.4, 1.0, (2, 5, k)).astype(np.float32)
+    x[0, 0] = np.abs(x[0, 0])  # a row with no negative value: its range is widened to 0
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="dense/MatMul")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, n])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_row_int8.rewrite(model)
+    assert [nd.op_type for nd in model.graph.node][-2:] == ["Concat", "MatMulIntegerToFloat"]
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    ws = np.abs(w).max(0) / 127
+    wq = np.clip(np.round(w / ws), -127, 127)
+    rows = onnx_row_int8.zero_point_rows(wq.astype(np.int8))
+    assert np.array_equal(rows.astype(np.int64).sum(0), -wq.astype(np.int64).sum(0))
+    assert np.abs(rows).max() <= onnx_row_int8.SHARE_LIMIT and len(rows) >= 2
+    hi, lo = np.maximum(x.max(-1, keepdims=True), 0), np.minimum(x.min(-1, keepdims=True), 0)
+    scale = (hi - lo) / 255
+    zp = np.round(-lo / scale)
+    xq = np.clip(np.round(x / scale) + zp, 0, 255)
+    exact = scale * ((xq - zp) @ wq) * ws
+    assert np.abs(y - exact).max() <= 1e-4 * np.abs(exact).max()
+    cos = (y * (x @ w)).sum(-1) / np.linalg.norm(y, axis=-1) / np.linalg.norm(x @ w, axis=-1)
+    assert cos.min() >= 0.999, cos.min()
+
+
+def test_a_recipe_file_is_read_and_checked_like_the_built_in_ones(tmp_path, capsys):
+    import json
+
+    from edgebert import cli
+
+    assert cli.main(["recipes", "--show", "wi8_ai8i16"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "my_wi8_ai8i16" and data["precision"] == recipes.get("wi8_ai8i16").precision
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(data))
+    r = recipes.get(str(path))
+    assert r.name == "my_wi8_ai8i16" and r.ref == str(path.resolve()) and r.to_json()["path"] == r.ref
+    assert "path" not in recipes.get("wi8_ai8i16").to_json()  # built-in manifests stay as they were
+
+    def refused(content, match):
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        with pytest.raises(EdgebertError, match=match):
+            recipes.get(str(path))
+
+    refused("{not json", "is not JSON")
+    refused({**data, "name": "wi8_ai8i16"}, "reuses the built-in name wi8_ai8i16")
+    refused({k: v for k, v in data.items() if k != "thresholds"}, "missing thresholds")
+    refused({**data, "precison": {}}, "unknown fields precison")
+    refused({**data, "onnx": {"method": "fast"}}, "onnx method 'fast' is not one of")
+    refused({**data, "precision": {"int16": "x"}}, r"precision keys \['int16'\] are read by nothing")
+    with pytest.raises(EdgebertError, match="recipe file .*nope.json not found"):
+        recipes.get(str(tmp_path / "nope.json"))

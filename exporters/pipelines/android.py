@@ -189,7 +189,7 @@ def build(req: AndroidRequest) -> Manifest:
             workers.run(
                 ConvertTask(
                     format="tflite",
-                    recipe=recipe.name,
+                    recipe=recipe.ref,
                     reference=ref["reference"],
                     out=str(raw),
                     seq_length=req.seq_length,

@@ -122,7 +122,7 @@ def _export(
         conv = workers.run(
             ConvertTask(
                 format=fmt,
-                recipe=req.recipe.name,
+                recipe=req.recipe.ref,
                 reference=ref["reference"],
                 out=str(path),
                 seq_length=req.seq_length,
