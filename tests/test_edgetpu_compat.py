@@ -6,29 +6,15 @@ import pytest
 
 from edgebert import edgetpu_compat
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import tflite
-from edgebert.exporters.sources import load_source
-from edgebert.quantize import recipes
-from fixtures import exports, tiny_models
+from fixtures import exports
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("edgetpu")
-    src_dir = tiny_models.make_hf(root / "hf")
-    ids, mask, types = tiny_models.token_inputs(batch=1, seq=16, vocab=tiny_models.vocab_size())
-    calibration = [{"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}] * 4
-    return {
-        name: tflite.convert(
-            load_source(src_dir),
-            root / f"{name}.tflite",
-            seq_length=16,
-            batch_size=1,
-            recipe=recipes.get(recipe),
-            calibration=calibration,
-        )
-        for name, recipe in (("fp32", "fp32"), ("full_int8", "wi8_ai8"), ("a16w8", "wi8_ai16"))
-    }
+    return exports.tiny_tflite_files(
+        tmp_path_factory.mktemp("edgetpu"),
+        {"fp32": ("fp32", 16, 1), "full_int8": ("wi8_ai8", 16, 1), "a16w8": ("wi8_ai16", 16, 1)},
+    )
 
 
 def _own(report):

@@ -6,36 +6,22 @@ import pytest
 
 from edgebert import nnapi_compat
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import tflite
-from edgebert.exporters.sources import load_source
-from edgebert.quantize import recipes
 from edgebert.runtime import load
-from fixtures import exports, tiny_models
+from fixtures import exports
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The tiny model (2 layers) as TFLite files: {name: path}."""
-    root = tmp_path_factory.mktemp("nnapi")
-    src_dir = tiny_models.make_hf(root / "hf")
-    ids, mask, types = tiny_models.token_inputs(batch=1, seq=16, vocab=tiny_models.vocab_size())
-    calibration = [{"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}] * 4
-    out = {}
-    for name, recipe, seq, batch in (
-        ("fp32", "fp32", 16, 1),
-        ("fp32_dynamic", "fp32", None, None),
-        ("dynamic_range", "wi8_afp32_naive", 16, 1),
-        ("full_int8", "wi8_ai8", 16, 1),
-    ):
-        out[name] = tflite.convert(
-            load_source(src_dir),
-            root / f"{name}.tflite",
-            seq_length=seq,
-            batch_size=batch,
-            recipe=recipes.get(recipe),
-            calibration=calibration,
-        )
-    return out
+    return exports.tiny_tflite_files(
+        tmp_path_factory.mktemp("nnapi"),
+        {
+            "fp32": ("fp32", 16, 1),
+            "fp32_dynamic": ("fp32", None, None),
+            "dynamic_range": ("wi8_afp32_naive", 16, 1),
+            "full_int8": ("wi8_ai8", 16, 1),
+        },
+    )
 
 
 def _kinds(report):
