@@ -5,7 +5,7 @@ sentences of ``benchmarks/finetune_accuracy.py``'s classifier (run that first).
 
     .venv/bin/python benchmarks/classifier_precision.py [--runs "name;name"] [-o benchmarks/results/classifier_precision]
 
-Writes results.json / results.md: per variant the share of identical decisions, the probability
+Writes results.json / results.md / results.png: per variant the share of identical decisions, the probability
 max-abs, and the export gate's pooled cosine on its 64 held-out calibration-corpus sentences.
 """
 
@@ -60,7 +60,7 @@ def recipe_file(name: str, change: dict, work: Path) -> Path:
     if "add16" in change:
         select += "|" + change["add16"]
     if "int8" in change:
-        select = f"(?!{change['int8']}){select}"
+        select = f"^(?!{change['int8']})(?:{select})"  # anchored: re.search tries every position
     r["precision"]["int16_select"] = select
     if "alpha" in change:
         if change["alpha"] is None:
@@ -79,6 +79,7 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", help="variant names to redo, separated by ;, merged into an existing results.json")
+    p.add_argument("--report-only", action="store_true", help="write the table and plot from results.json again")
     p.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "classifier_precision")
     args = p.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -91,8 +92,9 @@ def main() -> int:
     held = set(texts)
     lines = [ln.split("\t")[2] for ln in CORPUS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2]
     results_path = args.output / "results.json"
-    rows = json.loads(results_path.read_text())["rows"] if args.runs and results_path.exists() else []
-    todo = variants()
+    keep = (args.runs or args.report_only) and results_path.exists()
+    rows = json.loads(results_path.read_text())["rows"] if keep else []
+    todo = {} if args.report_only else variants()
     if args.runs:
         todo = {k: v for k, v in todo.items() if k in set(args.runs.split(";"))}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +141,28 @@ def main() -> int:
         for r in rows
     ]
     (args.output / "results.md").write_text("\n".join(md) + "\n")
+    _plot(rows, len(texts), args.output / "results.png")
     print("\n".join(md))
     return 0
+
+
+def _plot(rows: list[dict], n: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
+    vals = [100 * r["same_decisions"] for r in rows]
+    ax.barh([r["run"] for r in rows], vals, color=["#2a7" if v >= 99 else "#c63" for v in vals])
+    for i, v in enumerate(vals):
+        ax.text(v, i, f" {v:.2f}%", va="center", fontsize=8)
+    ax.axvline(99, color="k", ls="--", lw=1)
+    ax.set_xlim(min(vals) - 0.5, 100)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"identical decisions with fp32 (%), {n} held-out sentences, ONNX; bar 99%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

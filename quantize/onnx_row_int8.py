@@ -12,10 +12,12 @@ writes, for every ``MatMul`` with a constant weight:
 - the activation as uint8 with its own scale and zero point per row (token), from the row's
   min and max (asymmetric: GELU outputs are nearly all positive, so a symmetric range would
   waste half the codes), by ``QuantizeLinear`` with ``block_size`` = the row (opset 21);
-- ``com.microsoft.MatMulIntegerToFloat`` (u8 x s8, VNNI), which takes one zero point only: the
-  row's own zero point's share ``zp * colsum(W)`` is folded into the integer product as extra
-  K columns (``zero_point_rows``), instead of a float ``Mul`` + ``Sub`` over the whole output
-  (BERT-base, 1 thread: 92.4 -> 85.6 ms a sentence at seq 128).
+- ``com.microsoft.MatMulIntegerToFloat`` (u8 x s8, VNNI), minus the
+  zero point's share ``zp * scale * colsum(W)``, since that kernel takes one zero point only.
+  (Tried: that share folded into the integer product as extra K columns holding the row's zero
+  point against int8 rows summing to ``-colsum(W)``, exact, no float pass over the output:
+  BERT-base 55.96 vs 55.91 ms at seq 128, 2 threads, interleaved: the longer product and the
+  Concat cost what the Mul + Sub saved, so not kept.)
 
 Measured on all-MiniLM-L6-v2 with SmoothQuant on Q/K/V and FFN-in (1,000 movie sentences):
 pooled cosine 0.99935 (min 0.9987), at 10.7 ms against MatMulNBits' 14.3; the int8 products
@@ -29,10 +31,6 @@ from pathlib import Path
 import numpy as np
 
 OPSET = 21  # QuantizeLinear's block_size
-# Entries of the zero-point rows stay within +-63: next to a zero point (at most 255), two
-# products sum below 2**15, so AVX2's u8 x s8 instruction (vpmaddubsw, which saturates at
-# int16) cannot clip them; VNNI has no such limit.
-SHARE_LIMIT = 63
 
 
 def quantize(fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = ()) -> None:
@@ -80,11 +78,11 @@ def rewrite(model, exclude: tuple[str, ...] = ()) -> None:
         w = numpy_helper.to_array(weight).astype(np.float32)
         w_scale = (np.maximum(np.abs(w).max(0), 1e-12) / 127.0).astype(np.float32)
         wq = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
-        shares = zero_point_rows(wq)
         g.initializer.remove(weight)
         del inits[weight.name]
-        wq_name = const(weight.name + "_int8", np.concatenate([wq, shares]), np.int8)
+        wq_name = const(weight.name + "_int8", wq, np.int8)
         ws_name = const(weight.name + "_scale", w_scale)
+        colsum = const(weight.name + "_colsum", wq.astype(np.float32).sum(0) * w_scale)
         x, p = node.input[0], node.name
 
         def op(kind: str, inputs: list[str], name: str, domain: str | None = None, prefix: str = p, **attrs) -> str:
@@ -101,30 +99,10 @@ def rewrite(model, exclude: tuple[str, ...] = ()) -> None:
         zp_f = op("Round", [op("Div", [op("Neg", [lo], "/row_neg_min"), scale], "/row_zp_raw")], "/row_zp_f")
         zp = op("Cast", [zp_f], "/row_zp", to=TensorProto.UINT8)
         xq = op("QuantizeLinear", [x, scale, zp], "/quantize", axis=-1, block_size=int(w.shape[0]))
-        # The zero point's share rides in the product: one column of zp per row of ``shares``.
-        xq = op("Concat", [xq] + [zp] * len(shares), "/with_zero_point", axis=-1)
         # (The dense bias stays a separate Add: given as this kernel's bias input next to a
         # per-row scale, ONNX Runtime 1.32 computed wrong results, pooled cosine 0.96.)
-        nodes.append(
-            helper.make_node(
-                "MatMulIntegerToFloat",
-                [xq, wq_name, scale, ws_name],
-                [node.output[0]],
-                name=p + "/int8",
-                domain="com.microsoft",
-            )
-        )
+        product = op("MatMulIntegerToFloat", [xq, wq_name, scale, ws_name], "/int8", domain="com.microsoft")
+        shift = op("Mul", [op("Mul", [zp_f, scale], "/row_zp_value"), colsum], "/zero_point_share")
+        nodes.append(helper.make_node("Sub", [product, shift], [node.output[0]], name=p + "/dequantized"))
     del g.node[:]
     g.node.extend(nodes)
-
-
-def zero_point_rows(wq: np.ndarray, limit: int = SHARE_LIMIT) -> np.ndarray:
-    """int8 rows (each entry within +-``limit``) that sum to ``-colsum(wq)``: appended to the
-    weight, against activation columns that hold the row's zero point ``zp``, they make the
-    integer product ``sum((x_q - zp) * w_q)`` exactly, inside the kernel."""
-    left = -wq.astype(np.int64).sum(0)
-    rows = []
-    while np.any(left):
-        rows.append(np.clip(left, -limit, limit))
-        left = left - rows[-1]
-    return np.asarray(rows, np.int8).reshape(-1, wq.shape[1])

@@ -150,9 +150,10 @@ def test_a_new_recipe_is_a_json_entry(tiny, tmp_path):
     assert cos.min() > 0.999 and np.abs(want - got).max() > 0  # quantized, and close
 
 
-def test_per_row_int8_folds_each_rows_zero_point_into_the_integer_product():
-    """``onnx_row_int8``: the zero point's share rides in the product as extra K columns, and
-    ONNX Runtime's result equals the exact asymmetric per-row product computed in numpy."""
+def test_per_row_int8_equals_the_exact_asymmetric_product():
+    """``onnx_row_int8`` run by ONNX Runtime equals the asymmetric per-row product computed in
+    numpy: each row's own scale and zero point (its range widened to hold 0), the zero point's
+    share taken out, per-channel int8 weights."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -161,7 +162,7 @@ def test_per_row_int8_folds_each_rows_zero_point_into_the_integer_product():
     rng = np.random.default_rng(0)
     k, n = 96, 200
     w = rng.normal(0, 0.05, (k, n)).astype(np.float32)
-    w[:, 3] = np.abs(w[:, 3]) + 0.02  # one column whose int8 sum needs several rows
+    w[:, 3] = np.abs(w[:, 3]) + 0.02  # a column with a large int8 sum: a large zero-point share
     x = rng.normal(0.4, 1.0, (2, 5, k)).astype(np.float32)
     x[0, 0] = np.abs(x[0, 0])  # a row with no negative value: its range is widened to 0
     graph = helper.make_graph(
@@ -173,14 +174,11 @@ def test_per_row_int8_folds_each_rows_zero_point_into_the_integer_product():
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx_row_int8.rewrite(model)
-    assert [nd.op_type for nd in model.graph.node][-2:] == ["Concat", "MatMulIntegerToFloat"]
+    assert "MatMulIntegerToFloat" in [nd.op_type for nd in model.graph.node]
     y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 
     ws = np.abs(w).max(0) / 127
     wq = np.clip(np.round(w / ws), -127, 127)
-    rows = onnx_row_int8.zero_point_rows(wq.astype(np.int8))
-    assert np.array_equal(rows.astype(np.int64).sum(0), -wq.astype(np.int64).sum(0))
-    assert np.abs(rows).max() <= onnx_row_int8.SHARE_LIMIT and len(rows) >= 2
     hi, lo = np.maximum(x.max(-1, keepdims=True), 0), np.minimum(x.min(-1, keepdims=True), 0)
     scale = (hi - lo) / 255
     zp = np.round(-lo / scale)
