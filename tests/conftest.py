@@ -41,6 +41,23 @@ def hf_tiny(tiny_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory):
+    """The tiny model (2 layers) as the TFLite files the static delegate checks read: {name: path}."""
+    from fixtures import exports
+
+    return exports.tiny_tflite_files(
+        tmp_path_factory.mktemp("tiny_tflite"),
+        {
+            "fp32": ("fp32", 16, 1),
+            "fp32_dynamic": ("fp32", None, None),
+            "dynamic_range": ("wi8_afp32_naive", 16, 1),
+            "full_int8": ("wi8_ai8", 16, 1),
+            "a16w8": ("wi8_ai16", 16, 1),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
 def tf1_checkpoint_tiny(tiny_dir):
     """(directory, the TF1 graph's own outputs on tiny_models.token_inputs())."""
     from fixtures import tiny_models

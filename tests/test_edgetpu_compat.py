@@ -9,12 +9,9 @@ from edgebert.errors import EdgebertError
 from fixtures import exports
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return exports.tiny_tflite_files(
-        tmp_path_factory.mktemp("edgetpu"),
-        {"fp32": ("fp32", 16, 1), "full_int8": ("wi8_ai8", 16, 1), "a16w8": ("wi8_ai16", 16, 1)},
-    )
+@pytest.fixture
+def files(tiny_tflite):
+    return tiny_tflite
 
 
 def _own(report):

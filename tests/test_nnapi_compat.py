@@ -10,18 +10,9 @@ from edgebert.runtime import load
 from fixtures import exports
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """The tiny model (2 layers) as TFLite files: {name: path}."""
-    return exports.tiny_tflite_files(
-        tmp_path_factory.mktemp("nnapi"),
-        {
-            "fp32": ("fp32", 16, 1),
-            "fp32_dynamic": ("fp32", None, None),
-            "dynamic_range": ("wi8_afp32_naive", 16, 1),
-            "full_int8": ("wi8_ai8", 16, 1),
-        },
-    )
+@pytest.fixture
+def files(tiny_tflite):
+    return tiny_tflite
 
 
 def _kinds(report):
