@@ -494,9 +494,11 @@ def build_parser() -> _Parser:
         "--int8",
         nargs="?",
         const="dynamic",
-        choices=["dynamic", "integer"],
-        help="int8 asset: dynamic (the default int8 recipe, wi8_afp32: float activations, for the CPU) or "
-        "integer (wi8_ai8i16: every op int8 or int16, for NPU-style delegates; slow on the CPU)",
+        choices=["dynamic", "integer", "a16w8"],
+        help="int8 asset: dynamic (the default int8 recipe, wi8_afp32: float activations, for the CPU), "
+        "integer (wi8_ai8i16: every op int8 or int16, for NPU-style delegates; slow on the CPU) or a16w8 "
+        "(wi8_ai16: every op int16 activations, int8 weights: what a fine-tuned classifier needs to keep "
+        "its decisions integer-only)",
     )
     a.add_argument(
         "--seq-len",

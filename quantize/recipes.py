@@ -22,7 +22,8 @@ from edgebert.errors import EdgebertError
 DEFAULT_FLOAT = "fp32"
 DEFAULT_INT8 = "wi8_afp32"  # the fastest recipe that meets its thresholds on both formats
 INTEGER_INT8 = "wi8_ai8i16"  # integer-only (every op int8 / int16): for NPU-style delegates
-INT8_KINDS = {"dynamic": DEFAULT_INT8, "integer": INTEGER_INT8}
+A16W8 = "wi8_ai16"  # integer-only, every op int16 activations: what a fine-tuned classifier needs
+INT8_KINDS = {"dynamic": DEFAULT_INT8, "integer": INTEGER_INT8, "a16w8": A16W8}
 
 
 def android_recipe(int8: bool | str) -> str:

@@ -216,3 +216,16 @@ def test_a_recipe_file_is_read_and_checked_like_the_built_in_ones(tmp_path, caps
     refused({**data, "precision": {"int16": "x"}}, r"precision keys \['int16'\] are read by nothing")
     with pytest.raises(EdgebertError, match="recipe file .*nope.json not found"):
         recipes.get(str(tmp_path / "nope.json"))
+
+
+def test_android_int8_kinds_name_their_recipes():
+    assert [recipes.android_recipe(k) for k in (False, True, "dynamic", "integer", "a16w8")] == [
+        "fp32",
+        "wi8_afp32",
+        "wi8_afp32",
+        "wi8_ai8i16",
+        "wi8_ai16",
+    ]
+    assert all(recipes.get(recipes.android_recipe(k)).int8 for k in recipes.INT8_KINDS)
+    with pytest.raises(EdgebertError, match="--int8 'w4' is not a kind of int8.*dynamic, integer, a16w8"):
+        recipes.android_recipe("w4")

@@ -50,7 +50,7 @@ class AndroidRequest:
     labels_file: Path | None = None
     head_file: Path | None = None
     train_file: Path | None = None
-    int8: bool | str = False  # True / "dynamic": recipes.DEFAULT_INT8; "integer": recipes.INTEGER_INT8
+    int8: bool | str = False  # True / "dynamic": recipes.DEFAULT_INT8; "integer" / "a16w8": recipes.INT8_KINDS
     seq_length: int = 128
     pooling: str | None = None  # default: the head file's, else mean
     allow_accuracy_loss: bool = False
