@@ -9,11 +9,6 @@ from edgebert.errors import EdgebertError
 from fixtures import exports
 
 
-@pytest.fixture
-def files(tiny_tflite):
-    return tiny_tflite
-
-
 def _own(report):
     """{op type: count} of the ops the rules refuse by themselves (not only for their place)."""
     out = {}
@@ -23,12 +18,12 @@ def _own(report):
     return out
 
 
-def test_bert_stops_at_its_first_op_and_the_check_says_why(files):
-    fp32 = edgetpu_compat.check_tflite(files["fp32"])
+def test_bert_stops_at_its_first_op_and_the_check_says_why(tiny_tflite):
+    fp32 = edgetpu_compat.check_tflite(tiny_tflite["fp32"])
     assert fp32["mapped"] == 0 and not fp32["edgetpu_ready"] and len(fp32["refused"]) == fp32["ops"]
     assert "FLOAT32 tensor: the Edge TPU takes 8-bit tensors only" in {f["why"] for f in fp32["refused"]}
     # Even fully int8, BERT needs ops no version of Coral's table lists (2 layers: 2 x 2 BATCH_MATMUL).
-    int8 = edgetpu_compat.check_tflite(files["full_int8"])
+    int8 = edgetpu_compat.check_tflite(tiny_tflite["full_int8"])
     own = _own(int8)
     assert own["BATCH_MATMUL"] == 4 and own["GATHER"] >= 1 and own["GELU"] == 2, own
     by_type = {f["type"]: f["why"] for f in int8["refused"]}
@@ -39,7 +34,7 @@ def test_bert_stops_at_its_first_op_and_the_check_says_why(files):
     assert [f["op"] for f in int8["refused"]] == list(range(first["op"], int8["ops"]))
     assert any(f["why"] == edgetpu_compat.AFTER_FIRST for f in int8["refused"])
     # int16 activations: refused wherever they appear.
-    a16 = edgetpu_compat.check_tflite(files["a16w8"])
+    a16 = edgetpu_compat.check_tflite(tiny_tflite["a16w8"])
     assert _own(a16)["FULLY_CONNECTED"] == sum(1 for f in a16["refused"] if f["type"] == "FULLY_CONNECTED")
     assert any(f["why"].startswith("INT16 tensor") for f in a16["refused"])
     line = edgetpu_compat.summary(int8)
@@ -47,7 +42,7 @@ def test_bert_stops_at_its_first_op_and_the_check_says_why(files):
     assert "BATCH_MATMUL x4" in line
 
 
-def test_op_rules_on_the_int8_file(files):
+def test_op_rules_on_the_int8_file(tiny_tflite):
     """Per op: an int8 FULLY_CONNECTED with its int32 constant bias is mappable; SOFTMAX over
     attention scores is not (the table's 1-D limit); QUANTIZE of a float input is not."""
     from edgebert import tflite_graph
@@ -60,7 +55,7 @@ def test_op_rules_on_the_int8_file(files):
             seen.setdefault(o.name, edgetpu_compat.validate(o))
         return {}
 
-    tflite_graph.check_signatures(files["full_int8"], visit)
+    tflite_graph.check_signatures(tiny_tflite["full_int8"], visit)
     assert seen["FULLY_CONNECTED"] is None and seen["ADD"] is None
     assert seen["SOFTMAX"] == "SOFTMAX takes a 1-D input of at most 16,000 elements (this one is [1, 4, 16, 16])"
     assert seen["QUANTIZE"] == "FLOAT32 tensor: the Edge TPU takes 8-bit tensors only"
