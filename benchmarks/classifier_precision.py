@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def main() -> int:
             print(json.dumps(row), flush=True)
             rows = [r for r in rows if r["run"] != name] + [row]
             results_path.write_text(json.dumps({"sentences": len(texts), "rows": rows}, indent=1))
-            subprocess.run(["rm", "-rf", str(bundle)], check=True)
+            shutil.rmtree(bundle)
     order = list(variants())
     rows.sort(key=lambda r: order.index(r["run"]) if r["run"] in order else len(order))
     md = [

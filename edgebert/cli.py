@@ -365,6 +365,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> _Parser:
+    from edgebert.quantize import recipes  # plain data, no TensorFlow
+
     p = _Parser(prog="edgebert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -494,7 +496,7 @@ def build_parser() -> _Parser:
         "--int8",
         nargs="?",
         const="dynamic",
-        choices=["dynamic", "integer", "a16w8"],
+        choices=list(recipes.INT8_KINDS),
         help="int8 asset: dynamic (the default int8 recipe, wi8_afp32: float activations, for the CPU), "
         "integer (wi8_ai8i16: every op int8 or int16, for NPU-style delegates; slow on the CPU) or a16w8 "
         "(wi8_ai16: every op int16 activations, int8 weights: what a fine-tuned classifier needs to keep "

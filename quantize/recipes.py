@@ -27,7 +27,7 @@ INT8_KINDS = {"dynamic": DEFAULT_INT8, "integer": INTEGER_INT8, "a16w8": A16W8}
 
 
 def android_recipe(int8: bool | str) -> str:
-    """The recipe of ``edgebert android``'s ``--int8`` (False, True, ``dynamic`` or ``integer``)."""
+    """The recipe of ``edgebert android``'s ``--int8``: False, True, or a key of ``INT8_KINDS``."""
     if int8 in (False, None):
         return DEFAULT_FLOAT
     if int8 is True:
@@ -137,15 +137,17 @@ def _check_sections(name: str, raw: dict) -> None:
             )
 
 
+def _build(name: str, raw: dict, path: str | None = None) -> Recipe:
+    """A ``Recipe`` from its data (a recipes.json entry or a recipe file's), sections checked."""
+    _check_sections(name, raw)
+    fields = dict(raw)
+    return Recipe(name=name, path=path, formats=tuple(fields.pop("formats")), **fields)
+
+
 @lru_cache(maxsize=1)
 def all_recipes() -> dict[str, Recipe]:
     raw = json.loads(resources.files("edgebert.quantize").joinpath("recipes.json").read_text())["recipes"]
-    for name, r in raw.items():
-        _check_sections(name, r)
-    return {
-        name: Recipe(name=name, formats=tuple(r.pop("formats")), **r)
-        for name, r in ((n, dict(v)) for n, v in raw.items())
-    }
+    return {name: _build(name, r) for name, r in raw.items()}
 
 
 def get(name: str) -> Recipe:
@@ -161,6 +163,7 @@ def get(name: str) -> Recipe:
 
 
 FIELDS = {f.name for f in dataclasses.fields(Recipe)} - {"name", "path"}
+REQUIRED = {f.name for f in dataclasses.fields(Recipe) if f.default is dataclasses.MISSING} - {"name"}
 
 
 def from_file(path: str | os.PathLike) -> Recipe:
@@ -185,7 +188,7 @@ def from_file(path: str | os.PathLike) -> Recipe:
     raw.pop("path", None)
     if name in all_recipes():
         raise EdgebertError(f"recipe file {p} reuses the built-in name {name}", "give the recipe a name of its own")
-    missing = {"description", "formats", "int8", "thresholds"} - set(raw)
+    missing = REQUIRED - set(raw)
     unknown = set(raw) - FIELDS
     if missing or unknown:
         raise EdgebertError(
@@ -197,8 +200,7 @@ def from_file(path: str | os.PathLike) -> Recipe:
             f"a recipe holds: {', '.join(sorted(FIELDS))}",
         )
     try:
-        _check_sections(name, raw)
-        recipe = Recipe(name=name, path=str(p.resolve()), formats=tuple(raw.pop("formats")), **raw)
+        recipe = _build(name, raw, str(p.resolve()))
         for fmt, methods in (("tflite", tflite_quant.METHODS), ("onnx", onnx_quant.METHODS)):
             if fmt in recipe.formats:
                 method_of(recipe, fmt, methods)
