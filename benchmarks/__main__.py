@@ -9,8 +9,8 @@ BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by lat
 ``export --int8`` time and peak memory per step, verify on 500 sentences, runtime RSS
 (``benchmarks/export_cost.py``).
 
-``python -m benchmarks profile [--models default,base] [--recipe R] [--seq N] [-o DIR]``: ONNX
-Runtime's own profile per op type and per layer (``benchmarks/profile.py``).
+``python -m benchmarks profile [--models default,base] [--recipe R] [--seq N] [-o DIR]``: LiteRT's
+and ONNX Runtime's own profiles per op type and per layer (``benchmarks/profile.py``).
 
 ``python -m benchmarks onnx-forms [--models default,base] [--seq N] [-o DIR]``: every ONNX graph
 form and int8 kernel the exporter chose between, timed side by side (``benchmarks/onnx_forms.py``).
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     bk.add_argument("--sentences", type=int, default=1000)
     bk.add_argument("--rounds", type=int, default=3)
     bk.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "buckets")
-    pf = sub.add_parser("profile", help="ONNX Runtime's profile per op type and per layer")
+    pf = sub.add_parser("profile", help="each runtime's own profile per op type and per layer (TFLite and ONNX)")
     pf.add_argument("--models", default="default,base", help=f"comma-separated subset of {', '.join(suite.MODELS)}")
     pf.add_argument("--recipe", default="wi8_afp32")
     pf.add_argument("--seq", type=int, default=128)

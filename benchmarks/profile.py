@@ -1,12 +1,12 @@
-"""Where an ONNX bundle spends its time: ONNX Runtime's own profiler, per op type and per layer.
+"""Where a bundle spends its time, in both formats: each runtime's own profiler, per op type and layer.
 
 ``python -m benchmarks profile [--models default,base] [--recipe wi8_afp32] [--seq 128] [-o DIR]``
-runs each model's exported ONNX file at batch 1 on real sentences of exactly ``--seq`` tokens with
-ONNX Runtime's profiling on, and writes ``profile.json``, ``profile.md`` and ``profile.png``:
-milliseconds per run by op type and by transformer layer (from the node names' ``layer_N``).
-
-TFLite has no counterpart here: LiteRT 2.3's Python API exposes no op profiler (the C++
-``benchmark_model --enable_op_profiling`` is not in the wheel), so its profile is not measured.
+runs each model's exported ONNX and TFLite files at batch 1 on a real sentence of exactly
+``--seq`` tokens with profiling on (ONNX Runtime's profiler; LiteRT's, through its C API:
+``benchmarks/litert_profiler.py``) and writes ``profile.json``, ``profile.md`` and
+``profile.png``: milliseconds per run by op type and by transformer layer, and the dense
+products' rate against the same runtime's rate on one large int8 product profiled the same way
+(the roofline), so the time outside the products, the next gap, stands out.
 """
 
 from __future__ import annotations
@@ -79,6 +79,19 @@ def profile_onnx(model: Path, feeds: dict[str, np.ndarray], threads: int, work: 
     }
 
 
+# ONNX op types that are dense products (in the fused graph attention's products are inside
+# MultiHeadAttention / Attention, so a MatMul here is a dense layer)
+ONNX_PRODUCTS = (
+    "MatMulIntegerToFloat",
+    "MatMulInteger",
+    "DynamicQuantizeMatMul",
+    "MatMulNBits",
+    "QLinearMatMul",
+    "MatMul",
+)
+ROOFLINE_SHAPE = (128, 1024, 4096)  # the suite's largest roofline product
+
+
 def _feeds(bundle: Path, seq: int) -> dict[str, np.ndarray]:
     """One real sentence padded and cut to exactly ``seq`` tokens (as the latency probes use)."""
     from benchmarks.probes import exact_length_text
@@ -90,42 +103,102 @@ def _feeds(bundle: Path, seq: int) -> dict[str, np.ndarray]:
     return {k: v.astype(np.int32) for k, v in feeds.items()}
 
 
+def product_ms(fmt: str, by_op: dict[str, float]) -> float:
+    """Milliseconds per run in the dense products of a profile's op types."""
+    from benchmarks.litert_profiler import is_product
+
+    if fmt == "tflite":
+        return sum(ms for op, ms in by_op.items() if is_product(op))
+    return sum(ms for op, ms in by_op.items() if op in ONNX_PRODUCTS)
+
+
+def dense_macs(cfg: dict, seq: int) -> float:
+    """Multiply-accumulates of the dense layers of one [1, seq] pass (attention's products excluded)."""
+    H, I, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_layers"]
+    return float(L * (4 * seq * H * H + 2 * seq * H * I) + H * H)
+
+
+def _profile(fmt: str, model: Path, feeds: dict[str, np.ndarray], threads: int, layers: int, work: Path) -> dict:
+    from benchmarks.litert_profiler import profile_tflite
+
+    if fmt == "tflite":
+        return profile_tflite(model, feeds, threads, layers, WARMUP, RUNS)
+    return profile_onnx(model, feeds, threads, work)
+
+
+def roofline(threads: int, work: Path) -> dict:
+    """Each runtime's rate on one large int8 product (the suite's roofline model, quantized as
+    the recipe quantizes BERT), profiled like the models: the products' own kernel time."""
+    m, k, n = ROOFLINE_SHAPE
+    paths = suite.matmul_models(work, m, k, n)
+    x = {"x": np.random.default_rng(0).normal(0, 1, (m, k)).astype(np.float32)}
+    out = {}
+    for fmt, path in paths.items():
+        r = _profile(fmt, path, x, threads, 0, work)
+        ms = product_ms(fmt, r["by_op_type_ms"])
+        out[fmt] = {"shape": [m, k, n], "product_ms": ms, "gmacs_per_s": m * k * n / (ms / 1e3) / 1e9}
+    return out
+
+
 def main(models: list[str], recipe: str, seq: int, threads: int, out: Path, command: str) -> dict:
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     res = {"command": command, "machine": suite.machine(threads), "recipe": recipe, "seq_length": seq, "models": {}}
+    res["roofline"] = roofline(threads, work)
     for key in models:
-        bundle = suite.export_bundle(key, recipe, ["onnx"], work)
-        path = bundle["path"]
-        model_file = path / bundle["manifest"].models["onnx"].file
-        res["models"][key] = {
-            "name": suite.MODELS[key].name,
-            **profile_onnx(model_file, _feeds(path, seq), threads, work),
-        }
-        print(json.dumps({key: res["models"][key]["by_op_type_ms"]}), flush=True)
+        bundle = suite.export_bundle(key, recipe, ["tflite", "onnx"], work)
+        path, manifest = bundle["path"], bundle["manifest"]
+        cfg, feeds = manifest.architecture, _feeds(path, seq)
+        entry = res["models"][key] = {"name": suite.MODELS[key].name, "dense_gmac": dense_macs(cfg, seq) / 1e9}
+        for fmt in ("tflite", "onnx"):
+            r = _profile(fmt, path / manifest.models[fmt].file, feeds, threads, cfg["num_layers"], work)
+            ms = product_ms(fmt, r["by_op_type_ms"])
+            r["products"] = {
+                "ms": ms,
+                "gmacs_per_s": entry["dense_gmac"] / (ms / 1e3),
+                "of_roofline": entry["dense_gmac"] / (ms / 1e3) / res["roofline"][fmt]["gmacs_per_s"],
+                "outside_ms": r["kernel_ms_per_run"] - ms,
+            }
+            entry[fmt] = r
+            print(json.dumps({key: {fmt: r["products"]}}), flush=True)
     (out / "profile.json").write_text(json.dumps(res, indent=1))
     (out / "profile.md").write_text(markdown(res))
     plot(res, out / "profile.png")
     return res
 
 
+RUNTIME = {"tflite": "LiteRT (CompiledModel, XNNPACK)", "onnx": "ONNX Runtime (CPU)"}
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = [
-        f"# ONNX Runtime profile: recipe {res['recipe']}, seq {res['seq_length']}, batch 1",
+        f"# Profile: recipe {res['recipe']}, seq {res['seq_length']}, batch 1",
         "",
         f"`{res['command']}` on {m['cpu']} ({m['int8_isa']}), {m['threads']} threads, {m['date']}; "
-        f"onnxruntime {m.get('onnxruntime')}",
+        f"ai-edge-litert {m.get('ai-edge-litert')}, onnxruntime {m.get('onnxruntime')}",
+        "",
+        "Roofline (one {} int8 product, profiled the same way): ".format("x".join(map(str, ROOFLINE_SHAPE)))
+        + "; ".join(f"{f} {r['gmacs_per_s']:.0f} GMAC/s" for f, r in res["roofline"].items()),
         "",
     ]
     for r in res["models"].values():
-        total = r["kernel_ms_per_run"]
-        lines += [f"## {r['name']}: run p50 {r['model_run_ms_p50']:.2f} ms, kernels {total:.2f} ms", ""]
-        lines += ["| op type | ms per run | share |", "| --- | --- | --- |"]
-        lines += [f"| {op} | {ms:.3f} | {ms / total:.1%} |" for op, ms in r["by_op_type_ms"].items()]
-        lines += ["", "| part | ms per run |", "| --- | --- |"]
-        lines += [f"| {k} | {ms:.3f} |" for k, ms in r["by_layer_ms"].items()]
-        lines.append("")
+        for fmt in ("tflite", "onnx"):
+            p = r[fmt]
+            total, prod = p["kernel_ms_per_run"], p["products"]
+            lines += [
+                f"## {r['name']}, {RUNTIME[fmt]}: run p50 {p['model_run_ms_p50']:.2f} ms, ops {total:.2f} ms",
+                "",
+                f"Dense products {prod['ms']:.2f} ms = {prod['gmacs_per_s']:.0f} GMAC/s "
+                f"({prod['of_roofline']:.0%} of the roofline); outside them {prod['outside_ms']:.2f} ms.",
+                "",
+                "| op type | ms per run | share |",
+                "| --- | --- | --- |",
+            ]
+            lines += [f"| {op} | {ms:.3f} | {ms / total:.1%} |" for op, ms in p["by_op_type_ms"].items()]
+            lines += ["", "| part | ms per run |", "| --- | --- |"]
+            lines += [f"| {k} | {ms:.3f} |" for k, ms in p["by_layer_ms"].items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -135,12 +208,19 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(res["models"]), figsize=(6 * len(res["models"]), 4), squeeze=False)
-    for ax, r in zip(axes[0], res["models"].values()):
-        ops = list(r["by_op_type_ms"].items())[:10]
-        ax.barh([o for o, _ in ops][::-1], [ms for _, ms in ops][::-1])
-        ax.set_xlabel("ms per run")
-        ax.set_title(f"{r['name']}\n{res['recipe']}, seq {res['seq_length']}")
+    models = list(res["models"].values())
+    fig, axes = plt.subplots(2, len(models), figsize=(7 * len(models), 8), squeeze=False)
+    for row, fmt in enumerate(("tflite", "onnx")):
+        for ax, r in zip(axes[row], models):
+            ops = list(r[fmt]["by_op_type_ms"].items())[:10]
+            ax.barh([o[:40] for o, _ in ops][::-1], [ms for _, ms in ops][::-1])
+            ax.set_xlabel("ms per run")
+            prod = r[fmt]["products"]
+            ax.set_title(
+                f"{r['name']}, {fmt}: {r[fmt]['model_run_ms_p50']:.1f} ms\n"
+                f"products {prod['of_roofline']:.0%} of roofline, {prod['outside_ms']:.1f} ms outside them"
+            )
+    fig.suptitle(f"{res['recipe']}, seq {res['seq_length']}, batch 1, {res['machine']['threads']} threads")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

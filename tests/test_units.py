@@ -161,3 +161,30 @@ def test_profile_puts_unscoped_nodes_in_the_layer_they_follow(tmp_path):
         "layer_01",
         "pooler",
     ]
+
+
+def test_litert_profile_parts_anchor_on_the_dense_products():
+    """XNNPACK's operator events carry no op names, so layers are counted by dense products: with
+    13 products and 2 layers each layer owns 6, the 13th is the pooler's; an event belongs to the
+    part of the last product before it, events before the first product to the embeddings."""
+    from benchmarks.litert_profiler import DEFAULT_EVENT, DELEGATE_OPERATOR_EVENT, OPERATOR_EVENT, Event, summarize
+
+    def ev(tag, us, kind=DELEGATE_OPERATOR_EVENT):
+        return Event(tag, kind, us, 0)
+
+    fc = "Fully Connected (NC, QDU8, F32, QC8W) GEMM"
+    layer = [ev(fc, 10)] * 6 + [ev("Add (ND)", 2), ev("Mean (ND) Reduce2", 1)]
+    run = [
+        ev("Invoke", 200, DEFAULT_EVENT),
+        ev("GATHER", 3, OPERATOR_EVENT),
+        *layer,
+        *layer,
+        ev(fc, 4),
+        ev("TanH (NC)", 1),
+    ]
+    out = summarize([run, run], layers=2)
+    assert out["runs_profiled"] == 2 and out["model_run_ms_p50"] == 0.2
+    assert out["by_layer_ms"] == {"embeddings": 0.003, "layer_00": 0.063, "layer_01": 0.063, "pooler": 0.005}
+    assert out["by_op_type_ms"][fc] == 0.124
+    assert out["by_runner_ms"] == {"builtin": 0.003, "xnnpack": 0.131}
+    assert out["op_events_per_run"] == 19 and out["products_per_run"] == 13
