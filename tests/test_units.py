@@ -188,3 +188,4 @@ def test_litert_profile_parts_anchor_on_the_dense_products():
     assert out["by_op_type_ms"][fc] == 0.124
     assert out["by_runner_ms"] == {"builtin": 0.003, "xnnpack": 0.131}
     assert out["op_events_per_run"] == 19 and out["products_per_run"] == 13
+    assert out["product_ms_by_position"] == [0.01] * 6
