@@ -238,7 +238,7 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = list(res["models"].values())
-    fig, axes = plt.subplots(2, len(models), figsize=(7 * len(models), 8), squeeze=False)
+    fig, axes = plt.subplots(2, len(models), figsize=(8 * len(models), 8), squeeze=False)
     for row, fmt in enumerate(("tflite", "onnx")):
         for ax, r in zip(axes[row], models):
             ops = list(r[fmt]["by_op_type_ms"].items())[:10]
@@ -248,6 +248,7 @@ def plot(res: dict, path: Path) -> None:
             ax.set_title(
                 f"{r['name']}, {fmt}: {r[fmt]['model_run_ms_p50']:.1f} ms\n"
                 f"products {prod['of_roofline']:.0%} of roofline, {prod['outside_ms']:.1f} ms outside them"
+                fontsize=10,
             )
     fig.suptitle(f"{res['recipe']}, seq {res['seq_length']}, batch 1, {res['machine']['threads']} threads")
     fig.tight_layout()
