@@ -247,7 +247,7 @@ def plot(res: dict, path: Path) -> None:
             prod = r[fmt]["products"]
             ax.set_title(
                 f"{r['name']}, {fmt}: {r[fmt]['model_run_ms_p50']:.1f} ms\n"
-                f"products {prod['of_roofline']:.0%} of roofline, {prod['outside_ms']:.1f} ms outside them"
+                f"products {prod['of_roofline']:.0%} of roofline, {prod['outside_ms']:.1f} ms outside them",
                 fontsize=10,
             )
     fig.suptitle(f"{res['recipe']}, seq {res['seq_length']}, batch 1, {res['machine']['threads']} threads")
