@@ -42,7 +42,7 @@ SECTION_KEYS = {
     "thresholds": {"cosine_mean", "cosine_min", "agreement_min", "max_abs"},  # metrics.gate / gate_scores
     "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothing, via the worker
     "calibration": {"method", "sentences", "percentile"},  # the worker; onnx_quant's qdq_static
-    "graph": {"mask_bias"},  # the encoder graph builders
+    "graph": {"mask_bias", "layer_norm_cls_apart"},  # the encoder graph builders
     # Integer recipes: op groups (regex on op name scopes) with int16 activations, and lookup
     # tables kept int8; read by tflite_quant's ai_edge_quantizer and onnx_quant's qdq_mixed.
     "precision": {"int16_select", "int8_tables"},

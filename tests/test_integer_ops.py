@@ -53,7 +53,7 @@ def test_integer_recipe_mixes_int8_and_int16_by_its_precision_section(hf_tiny, t
     def kind(pattern):
         return {(op, dt.__name__) for name, (op, dt, _) in by_name.items() if pattern in name}
 
-    assert kind("layer_0/attention/output/LayerNorm/Rsqrt") == {("RSQRT", "int16")}
+    assert kind("layer_0/attention/output/LayerNorm/tokens/Rsqrt") == {("RSQRT", "int16")}
     assert ("SOFTMAX", "int16") in kind("layer_1/attention/self/softmax")  # then requantized for the int8 context
     assert ("ADD", "int16") in kind("layer_0/output/residual")
     assert ("FULLY_CONNECTED", "int16") in kind("layer_0/output/dense")  # reads GELU's outliers
@@ -83,6 +83,12 @@ def test_a16w8_recipe_is_integer_only_with_int16_activations_everywhere(hf_tiny,
     assert kinds.get("int8", set()) <= {"GATHER"}, kinds  # the int8 word table
     fcs = [op for op in it._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
     assert fcs and {it._get_tensor_details(op["inputs"][1], 0)["dtype"].__name__ for op in fcs} == {"int8"}
+    # The recipe's graph spelling: each of the 5 LayerNorms normalizes [CLS]'s row apart, so two
+    # RSQRTs each, and the two rows' variances carry ranges of their own.
+    rsqrt = [op for op in it._get_ops_details() if op["op_name"] == "RSQRT"]
+    assert len(rsqrt) == 10
+    scales = {it._get_tensor_details(op["inputs"][0], 0)["quantization_parameters"]["scales"][0] for op in rsqrt}
+    assert len(scales) == 10
     import onnx
 
     g = onnx.load(str(tmp_path / "b" / "model.onnx")).graph
@@ -95,6 +101,36 @@ def test_a16w8_recipe_is_integer_only_with_int16_activations_everywhere(hf_tiny,
     # requantized to 16-bit.
     u16, i8 = onnx.TensorProto.UINT16, onnx.TensorProto.INT8
     assert q_types == {False: {u16}, True: {i8, u16}}, q_types
+
+
+def test_layer_norm_cls_apart_is_the_same_function_in_float(hf_tiny, tmp_path):
+    """The graph spelling ``layer_norm_cls_apart`` (LayerNorm of [CLS]'s row apart, so an integer
+    recipe gives [CLS]'s massive activations their own ranges) computes what the plain LayerNorm
+    computes: the same fp32 outputs on padded batches, one CONCATENATION per LayerNorm."""
+    import dataclasses
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgebert.exporters.convert import tflite
+    from edgebert.exporters.sources import load_source
+    from edgebert.quantize import recipes
+    from fixtures import tiny_models
+
+    plain = recipes.get("fp32")
+    apart = dataclasses.replace(plain, graph={"layer_norm_cls_apart": True})
+    ids, mask, types = tiny_models.token_inputs(batch=3, seq=16, vocab=tiny_models.vocab_size())
+    feeds = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+    outs, ops = {}, {}
+    for name, recipe in (("plain", plain), ("apart", apart)):
+        path = tflite.convert(load_source(hf_tiny), tmp_path / f"{name}.tflite", seq_length=None, recipe=recipe)
+        it = Interpreter(model_path=str(path))
+        outs[name] = it.get_signature_runner()(**feeds)
+        ops[name] = [op["op_name"] for op in it._get_ops_details()]
+    for k in outs["plain"]:
+        assert np.max(np.abs(outs["plain"][k] - outs["apart"][k])) <= 1e-5, k
+    layer_norms = 1 + 2 * 2  # embeddings + 2 per layer
+    assert ops["apart"].count("CONCATENATION") == ops["plain"].count("CONCATENATION") + layer_norms
+    assert ops["apart"].count("RSQRT") == 2 * ops["plain"].count("RSQRT") == 2 * layer_norms
 
 
 @pytest.mark.slow

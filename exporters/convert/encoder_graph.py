@@ -93,15 +93,39 @@ class BertEncoderModule(tf.Module):
         }
         self._act = activation_fn(cfg.activation, target)
         self.mask_bias = MASK_BIAS
+        # LayerNorm of [CLS]'s row apart from the other rows (same values in float): BERT's
+        # [CLS] carries massive activations (fine-tuned default model, FFN-output LayerNorms of
+        # layers 0-3: variance 15-130 where every other token's is <= 1.2), and with one int16
+        # range per tensor the other tokens' squares round to a 1.5-wide step and RSQRT's
+        # 513-entry table interpolates them coarsely (their 1/std off by up to 15%).
+        self.layer_norm_cls_apart = False
+
+    def set_graph_options(self, options: dict | None) -> None:
+        """A recipe's ``graph`` section: ``mask_bias``, ``layer_norm_cls_apart``."""
+        options = options or {}
+        self.mask_bias = options.get("mask_bias", self.mask_bias)
+        self.layer_norm_cls_apart = bool(options.get("layer_norm_cls_apart", False))
 
     def _ln(self, x, g, b):
         # Scoped by the gamma's name ("layer_3/output/LayerNorm"), like every op group below,
         # so a quantization recipe can pick LayerNorms, residual sums, softmax or GELU by regex.
         with tf.name_scope(_scope(g)):
-            mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-            d = x - mean
-            var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
-            return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
+            if not self.layer_norm_cls_apart:
+                return self._normalize(x, g, b)
+            # tf.slice, not x[:, :1]: StridedSlice breaks dynamic-shape TFLite
+            cls = tf.slice(x, [0, 0, 0], [-1, 1, -1])
+            rest = tf.slice(x, [0, 1, 0], [-1, -1, -1])
+            with tf.name_scope("cls"):
+                cls = self._normalize(cls, g, b)
+            with tf.name_scope("tokens"):
+                rest = self._normalize(rest, g, b)
+            return tf.concat([cls, rest], axis=1)
+
+    def _normalize(self, x, g, b):
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        d = x - mean
+        var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
+        return d * tf.math.rsqrt(var + self.cfg.layer_norm_eps) * self.weights[g] + self.weights[b]
 
     def _smooth(self, x, name):
         # Optional per-channel activation scale (SmoothQuant): the following kernels hold

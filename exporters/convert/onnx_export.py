@@ -46,7 +46,7 @@ def convert(
     mask_bias = (recipe.graph or {}).get("mask_bias")
     info = report if report is not None else {}
     if form == onnx_quant.STANDARD:
-        proto = _fp32_model(src, seq_length, mask_bias, head, release)
+        proto = _fp32_model(src, seq_length, recipe.graph, head, release)
         info["onnx_graph"] = {"form": form}
     else:
         proto = _fused_model(src, seq_length, mask_bias, head, release, form, info)
@@ -116,11 +116,12 @@ def _fused_model(
 def _fp32_model(
     src: SourceModel,
     seq_length: int | None,
-    mask_bias: float | None = None,
+    graph_options: dict | None = None,
     head: dict | None = None,
     release: bool = False,
 ):
-    """The encoder graph as ONNX, with the weights attached as initializers afterwards.
+    """The encoder graph as ONNX (``graph_options``: the recipe's ``graph`` section), with the
+    weights attached as initializers afterwards.
 
     tf2onnx converts a function whose weights are *inputs*, not frozen constants: it then
     handles a graph of a few megabytes instead of copying every weight through a frozen
@@ -140,8 +141,7 @@ def _fp32_model(
     if release:
         src.weights.clear()  # each array is freed once its initializer holds it
     module = BertEncoderModule(src.config, {}, target="onnx")
-    if mask_bias is not None:
-        module.mask_bias = mask_bias
+    module.set_graph_options(graph_options)
     spec = [tf.TensorSpec([None, seq_length], tf.int32, name=n) for n in INPUT_NAMES]
     weight_spec = [
         tf.TensorSpec(weights[k].shape, tf.as_dtype(weights[k].dtype), name=f"weight_{i}") for i, k in enumerate(names)

@@ -62,7 +62,7 @@ def convert(
     module = BertEncoderModule(src.config, src.weights, target="tflite", graph_form=graph_form)
     if release:
         src.weights.clear()  # the module's variables hold the only copy from here on
-    module.mask_bias = (recipe.graph or {}).get("mask_bias", module.mask_bias)
+    module.set_graph_options(recipe.graph)
     if buckets:
         signatures = {BUCKET_SIGNATURE.format(n): _signature(module, head, batch_size or 1, n) for n in buckets}
     else:
