@@ -308,8 +308,8 @@ def summarize(runs: list[list[Event]], layers: int) -> dict:
         "model_run_ms_p50": statistics.median(r[0].elapsed_us for r in runs) / 1000,
         "kernel_ms_per_run": round(sum(out["by_op_type_ms"].values()), 4),
         "op_events_per_run": sum(e.kind in OP_EVENTS for r in runs for e in r) / len(runs),
-        "products_per_run": sum(e.kind in OP_EVENTS and is_product(e.tag) for r in runs for e in r) / len(runs),
-        "product_ms_best": min(sum(product_positions(run, 1)) for run in runs),
+        "products_per_run": sum(len(product_times(r)) for r in runs) / len(runs),
+        "product_ms_best": min(sum(product_times(r)) for r in runs),
         "by_op_type_ms": dict(sorted(out["by_op_type_ms"].items(), key=lambda kv: -kv[1])),
         "by_layer_ms": dict(sorted(out["by_layer_ms"].items())),
         "by_runner_ms": dict(sorted(out["by_runner_ms"].items())),
@@ -327,10 +327,15 @@ def median_per_run(per_run: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(d.get(k, 0.0) for d in per_run), 4) for k in keys}
 
 
+def product_times(run: list[Event]) -> list[float]:
+    """Milliseconds of each dense product of one run, in run order."""
+    return [e.elapsed_us / 1000 for e in run if e.kind in OP_EVENTS and is_product(e.tag)]
+
+
 def product_positions(run: list[Event], layers: int) -> list[float]:
     """Milliseconds of a layer's j-th dense product, averaged over the layers (BERT: Q, K, V,
     attention output, FFN in, FFN out), for one run; empty when no layer holds a product."""
-    times = [e.elapsed_us / 1000 for e in run if e.kind in OP_EVENTS and is_product(e.tag)]
+    times = product_times(run)
     k = len(times) // layers if layers else 0
     return [sum(times[i * k + j] for i in range(layers)) / layers for j in range(k)]
 
