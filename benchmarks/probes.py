@@ -85,9 +85,7 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     return out
 
 
-def rss_only(
-    bundle: str, backend: str, threads: int, weight_cache: str | None = None, cache_dir: str | None = None
-) -> dict:
+def rss_only(bundle: str, backend: str, threads: int, weight_cache: str = "off", cache_dir: str | None = None) -> dict:
     """Peak RSS of a process that loads the bundle and embeds one sentence; then the peak after
     one more call at 128 tokens, and that call's median latency (timed after both readings)."""
     if cache_dir:

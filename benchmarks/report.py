@@ -48,8 +48,8 @@ def markdown(res: dict, command: str) -> str:
         cached = {n: r for n, r in model["variants"].items() if r.get("rss_cache_mb")}
         if cached:
             lines += [
-                'Peak RSS of a runtime process, LiteRT Interpreter (the default) vs `weight_cache="auto"` '
-                "(CompiledModel + XNNPACK's packed-weights cache file, second load):",
+                'Peak RSS of a runtime process, LiteRT Interpreter (`weight_cache="off"`) vs `weight_cache="auto"` '
+                "(the default since 2026-12-02: CompiledModel + XNNPACK's packed-weights cache file, second load):",
                 "",
                 "| variant | file MB | Interpreter: 1 sentence MB (x file) | after seq 128 MB (x file) "
                 "| weight cache: 1 sentence MB (x file) | after seq 128 MB (x file) "

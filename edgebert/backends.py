@@ -269,6 +269,12 @@ class LiteRtAcceleratedRunner:
                 f"{what} needs ai-edge-litert >= 2.3",
                 "pip install -U ai-edge-litert, or pass delegate_library= a GPU delegate",
             ) from None
+        gap = compiled_model_cpu_gap()
+        if gap:
+            raise EdgebertError(
+                gap,
+                "load it without weight_cache (the Interpreter path)" if accelerator == "cpu" else "use delegate='cpu'",
+            )
         if accelerator == "gpu":
             _refuse_dynamic_for_gpu(path)
         flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
@@ -433,6 +439,34 @@ def _has_dynamic_inputs(path) -> bool:
             if any(t.ShapeSignature(k) < 0 for k in range(t.ShapeSignatureLength())):
                 return True
     return False
+
+
+AT_HWCAP, HWCAP_ATOMICS = 16, 1 << 8  # Linux arm64 <asm/hwcap.h>: ARMv8.1 LSE atomics
+
+
+def compiled_model_cpu_gap() -> str | None:
+    """Why LiteRT's CompiledModel library cannot run on this CPU, or None.
+
+    ai-edge-litert 2.3's arm64 ``libLiteRt.so`` is built with ARMv8.1's LSE atomics and stops the
+    process (SIGILL, "compiled with lse enabled") on an ARMv8.0 core such as the Raspberry Pi 4's
+    Cortex-A72; seen under qemu's cortex-a72 model, while cortex-a76 (Pi 5) runs it. The
+    Interpreter's library has no such demand. Asked before loading, since SIGILL cannot be caught.
+    """
+    import platform
+
+    if platform.machine() not in ("aarch64", "arm64") or not hasattr(ctypes, "CDLL"):
+        return None
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (AttributeError, OSError):  # not glibc/Linux (macOS arm64 always has LSE)
+        return None
+    getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+    if getauxval(AT_HWCAP) & HWCAP_ATOMICS:
+        return None
+    return (
+        "LiteRT's CompiledModel library needs ARMv8.1 atomics (LSE), which this CPU lacks "
+        "(an ARMv8.0 core such as the Raspberry Pi 4's Cortex-A72)"
+    )
 
 
 def _refuse_dynamic_for_gpu(path) -> None:

@@ -38,6 +38,9 @@ class ModelEntry:
         published rules would map (TFLite).
       integer_ops: ``edgebert.integer_ops``' report: whether every op computes in integers (int8
         recipes).
+      xnnpack_delegation: what XNNPACK took when the export gate ran the file on the exporting
+        machine (``nodes_total``, ``nodes_delegated``, ``partitions``, ``not_delegated``): the
+        weight-cache runner reports it, as LiteRT's CompiledModel API does not say (TFLite).
       extra: fields this version does not name, kept as read.
     """
 
@@ -55,6 +58,7 @@ class ModelEntry:
     nnapi_compatibility: dict | None = None
     edgetpu_compatibility: dict | None = None
     integer_ops: dict | None = None
+    xnnpack_delegation: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property

@@ -45,6 +45,9 @@ DEFAULT_DELEGATE_LIBRARIES = {
 }
 
 
+COUNT_FIELDS = ("nodes_total", "nodes_delegated", "partitions", "not_delegated")
+
+
 @dataclasses.dataclass
 class DelegateReport:
     """What ran a model.
@@ -59,6 +62,8 @@ class DelegateReport:
       partitions: delegate kernels the graph was cut into (1 is best).
       not_delegated: op types left to the CPU kernels, with counts.
       fully_accelerated: LiteRT CompiledModel's own verdict, where it gives one.
+      counted: where the op counts come from: ``run`` (this interpreter's graph) or ``export``
+        (the manifest's, for LiteRT's CompiledModel, which does not expose its graph).
     """
 
     requested: str
@@ -70,9 +75,16 @@ class DelegateReport:
     partitions: int | None = None
     not_delegated: dict[str, int] = dataclasses.field(default_factory=dict)
     fully_accelerated: bool | None = None
+    counted: str | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    def take_counts(self, counts: dict, source: str) -> None:
+        """Fills the op counts from ``counts`` (``delegation_counts``' form), noting their source."""
+        for k in COUNT_FIELDS:
+            setattr(self, k, counts.get(k))
+        self.counted = source
 
     def summary(self) -> str:
         s = f"{self.used}"
@@ -80,12 +92,20 @@ class DelegateReport:
             s = "builtin CPU kernels (XNNPACK took no ops"  # seen under qemu: XNNPACK did not apply
             return s + (f"; fell back from {self.requested}: {self.reason})" if self.fell_back else ")")
         if self.nodes_total is not None and self.nodes_delegated is not None:
-            s += f" ({self.nodes_delegated}/{self.nodes_total} ops delegated in {self.partitions} partition(s))"
+            at = ", as counted at export" if self.counted == "export" else ""
+            s += f" ({self.nodes_delegated}/{self.nodes_total} ops delegated in {self.partitions} partition(s){at})"
         if self.fully_accelerated is not None:
             s += f", fully accelerated: {self.fully_accelerated}"  # GPU only (None on the CPU)
         if self.fell_back:
             s += f"; fell back from {self.requested}: {self.reason}"
+        elif self.reason:
+            s += f"; {self.reason}"
         return s
+
+
+def delegation_counts(report: DelegateReport) -> dict:
+    """The op counts of ``report`` (what a manifest's ``xnnpack_delegation`` stores)."""
+    return {k: getattr(report, k) for k in COUNT_FIELDS}
 
 
 def check_intent(delegate: str) -> str:

@@ -11,29 +11,19 @@ resumes it; a lock file beside it makes concurrent runs download once.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from edgebert.archive import extract_tar, is_model_dir, unpack_by_hand
+from edgebert.cache import cache_dir
 from edgebert.http_fetch import fetch_final, file_hashes
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; concurrent runs may download twice
     fcntl = None  # type: ignore[assignment]
-
-
-def cache_dir() -> Path:
-    """The cache root: ``$EDGEBERT_CACHE`` or ``~/.cache/edgebert``.
-
-    Returns:
-        The directory (not created here).
-    """
-    root = os.environ.get("EDGEBERT_CACHE") or os.path.join(Path.home(), ".cache", "edgebert")
-    return Path(root)
 
 
 def entry_dir(handle: str) -> Path:

@@ -77,6 +77,14 @@ def test_importing_edgebert_does_not_import_tensorflow():
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
+def test_the_runtime_imports_no_download_code():
+    """A device process (``import edgebert``, load, run) pays no RSS for HTTP, TLS and archives:
+    they cost about 7 MB, a tenth of the 1.5x-the-file memory bar on BERT-base."""
+    code = "import sys, edgebert; print(sorted(m for m in ('ssl', 'http.client', 'tarfile', 'edgebert.download') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 @pytest.mark.parametrize(
     "address,handle",
     [

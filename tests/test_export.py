@@ -45,8 +45,14 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
         assert [i["name"] for i in e["inputs"]] == list(backends.INPUT_NAMES)
         runner = backends.open_runner(f)
         ids, mask, types = tiny_models.token_inputs(batch=2, seq=16, vocab=45)
-        res = runner.run({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
+        feeds = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+        res = runner.run(feeds)
         assert res["sequence_output"].shape == (2, 16, 32) and np.isfinite(res["pooled_output"]).all()
+        if _fmt == "tflite":  # the default CPU path (XNNPACK's weight cache) gives the Interpreter's numbers
+            cached = backends.open_runner(f, hidden_size=32, weight_cache=str(tmp_path / f"{recipe}.xnnpack")).run(
+                feeds
+            )
+            assert all(np.array_equal(res[k], cached[k]) for k in res), recipe
         assert e["accuracy"]["n"] == 64 and "misses" in e["gate"]
     if recipe == "fp32":
         for e in m["models"].values():

@@ -61,9 +61,18 @@ def _install(pi, wheel):
     shutil.copytree(HERE / "bundles", pi.path / "opt" / "bundles")
 
 
-def _run(pi, bundle, fmt):
+def _run(pi, bundle, fmt, *extra):
     p = pi.run(
-        ["/opt/venv/bin/edgebert", "run", f"/opt/bundles/{bundle}", *EXPECTED["texts"], "--backend", fmt, "--json"],
+        [
+            "/opt/venv/bin/edgebert",
+            "run",
+            f"/opt/bundles/{bundle}",
+            *EXPECTED["texts"],
+            "--backend",
+            fmt,
+            "--json",
+            *extra,
+        ],
         timeout=600,
     )
     return json.loads(p.stdout), p
@@ -100,15 +109,27 @@ def test_device_install_on_emulated_pi_matches_x86(suite, wheel):
         assert got.shape == np.array(EXPECTED["embeddings"][key]).shape
         assert _matches(key, got), (suite, key, np.abs(got - np.array(EXPECTED["embeddings"][key])).max())
         if fmt == "tflite":  # the Pi gets XNNPACK's kernels, for the same ops as on x86
-            with load(HERE / "bundles" / bundle, backend="tflite") as x86:
+            with load(HERE / "bundles" / bundle, backend="tflite", weight_cache="off") as x86:
                 x86.embed(EXPECTED["texts"])  # the counts are taken once the graph has run
                 want = x86.delegate
             pi_delegate = out["delegate"]
+            # A Pi 4 (ARMv8.0) cannot run LiteRT's CompiledModel library (built with LSE atomics):
+            # the default weight cache steps aside for the Interpreter instead of dying of SIGILL.
+            assert "needs ARMv8.1 atomics (LSE)" in (pi_delegate["reason"] or ""), pi_delegate
             assert pi_delegate["used"] == "xnnpack" and pi_delegate["nodes_delegated"] > 0, (suite, key, pi_delegate)
             assert (pi_delegate["nodes_delegated"], pi_delegate["nodes_total"]) == (
                 want.nodes_delegated,
                 want.nodes_total,
             ), (suite, key, pi_delegate, want)
+
+
+def test_weight_cache_on_an_armv8_2_pi(wheel):
+    """A Pi 5's Cortex-A76 (ARMv8.2, LSE atomics) runs the default weight-cache path: the x86 numbers."""
+    pi = pi_root.PiRoot("bookworm", cpu="cortex-a76").ensure()
+    _install(pi, wheel)
+    out, _ = _run(pi, "int8", "tflite")
+    assert out["delegate"]["used"] == "xnnpack-weight-cache" and not out["delegate"]["reason"], out["delegate"]
+    assert _matches("int8/tflite", np.array(out["embeddings"]))
 
 
 def test_corrupted_bundle_is_caught(wheel):

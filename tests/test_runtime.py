@@ -117,11 +117,13 @@ def test_results_come_back_in_input_order(default_bundles, sentiment_dir):
     assert metrics.cosine(together[:-1], alone[1:]).max() < 0.99
 
 
-@pytest.mark.parametrize("backend,pool", [("tflite", 1), ("onnx", 2)])
+@pytest.mark.parametrize("backend,pool", [("tflite", 2), ("onnx", 2)])
 def test_threads_give_sequential_results(backend, pool, default_bundles, sentiment_dir):
-    """8 threads x 200 calls each equal the sequential results (runner pool of 1 and 2)."""
+    """8 threads x 200 calls each equal the sequential results (a pool of 2 runners; TFLite's
+    default weight-cache runners share one packed-weights file)."""
     texts = _texts(sentiment_dir, 50)
     m = load(default_bundles["wi8_afp32"][0], backend=backend, pool_size=pool, num_threads=1)
+    assert m.delegate.used == {"tflite": "xnnpack-weight-cache", "onnx": "CPUExecutionProvider"}[backend]
     want = np.concatenate([m.embed(t) for t in texts])
     errors = []
 
@@ -177,12 +179,27 @@ def test_memory_does_not_grow_over_6000_calls(backend, default_bundles):
 
 
 def test_xnnpack_report_counts_delegated_ops(default_bundles):
-    m = load(default_bundles["fp32"][0], num_threads=2)
+    """The Interpreter counts XNNPACK's ops at the first run; the default weight-cache runner
+    (CompiledModel, which does not expose its graph) reports the export gate's count of the same file."""
+    bundle, manifest = default_bundles["fp32"]
+    m = load(bundle, num_threads=2, weight_cache="off")
     m.embed("hello")
     r = m.delegate
-    assert r.used == "xnnpack" and r.nodes_total > 200
+    assert r.used == "xnnpack" and r.nodes_total > 200 and r.counted is None
     assert r.nodes_total - 60 < r.nodes_delegated < r.nodes_total and r.partitions >= 1
     assert sum(r.not_delegated.values()) == r.nodes_total - r.nodes_delegated
+    assert manifest["models"]["tflite"]["xnnpack_delegation"] == {
+        "nodes_total": r.nodes_total,
+        "nodes_delegated": r.nodes_delegated,
+        "partitions": r.partitions,
+        "not_delegated": r.not_delegated,
+    }
+    d = load(bundle, num_threads=2).delegate
+    assert d.used == "xnnpack-weight-cache" and d.counted == "export"
+    assert (d.nodes_total, d.nodes_delegated, d.partitions) == (r.nodes_total, r.nodes_delegated, r.partitions)
+    assert d.summary().endswith(
+        f"({r.nodes_delegated}/{r.nodes_total} ops delegated in {r.partitions} partition(s), as counted at export)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -346,7 +363,7 @@ def test_cli_run(default_bundles, capsys):
     emb = np.array(out["embeddings"])
     assert emb.shape == (2, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(emb, load(bundle).embed(["I loved it", "I adored it"], normalize=True), atol=1e-6)
-    assert out["delegate"]["used"] == "xnnpack"
+    assert out["delegate"]["used"] == "xnnpack-weight-cache"  # the default TFLite CPU path
     assert main(["run", bundle, "--pairs", "q", "a", "q2", "a2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("q || a") and lines[2].startswith("most similar: 0 and 1")
@@ -378,7 +395,7 @@ def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
         "the film was long and the story was thin, but the actors held it together",
         "a quiet, tender and beautifully shot drama about two brothers",
     ] * 11
-    plain = load(bundle, num_threads=2)
+    plain = load(bundle, num_threads=2, weight_cache="off")
     cache = tmp_path / "packed.xnnpack"
     cached = load(bundle, num_threads=2, weight_cache=cache)
     assert cached.delegate.used == "xnnpack-weight-cache"
@@ -399,17 +416,37 @@ def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(defa
     m = load(bundle, num_threads=2, weight_cache="auto")
     files = list((cache_root / "xnnpack").iterdir())
     assert len(files) == 1 and files[0].name.startswith(manifest["models"]["tflite"]["sha256"][:24])
-    want = load(bundle, num_threads=2).embed("a fine film")
+    want = load(bundle, num_threads=2, weight_cache="off").embed("a fine film")
     assert np.array_equal(m.embed("a fine film"), want)
     monkeypatch.setenv("EDGEBERT_CACHE", "/proc/edgebert-not-writable")
     assert np.array_equal(load(bundle, num_threads=2, weight_cache="auto").embed("a fine film"), want)
-    with pytest.raises(EdgebertError, match="weight_cache is a TFLite"):
-        load(bundle, backend="onnx", weight_cache="auto")
+    # "auto" (the default) applies where XNNPACK runs the file; a cache file asked for elsewhere is refused
+    assert load(bundle, backend="onnx").delegate.used == "CPUExecutionProvider"
+    with pytest.raises(EdgebertError, match="weight_cache is an option of TFLite on the CPU"):
+        load(bundle, backend="onnx", weight_cache=tmp_path / "w.xnnpack")
+
+
+def test_default_weight_cache_falls_back_to_the_interpreter(default_bundles, monkeypatch):
+    """Where LiteRT's CompiledModel cannot load a file, the default runs it on the Interpreter and
+    says why; a weight cache asked for by name raises instead."""
+    from edgebert import backends
+
+    def refuse(*a, **k):
+        raise EdgebertError("LiteRT's CompiledModel could not load it on the CPU: test", "load it without weight_cache")
+
+    monkeypatch.setattr(backends, "LiteRtAcceleratedRunner", refuse)
+    bundle = default_bundles["wi8_afp32"][0]
+    m = load(bundle, num_threads=2)
+    m.embed("a fine film")
+    assert m.delegate.used == "xnnpack" and m.delegate.nodes_delegated > 0
+    assert m.delegate.summary().endswith("; no weight cache: LiteRT's CompiledModel could not load it on the CPU: test")
+    with pytest.raises(EdgebertError, match="CompiledModel could not load it"):
+        load(bundle, num_threads=2, weight_cache=":memory")
 
 
 def test_weight_cache_on_a_fixed_length_bundle(default_bundles, tmp_path):
     bundle = default_bundles["fp32"][0]  # fixed length 128, dynamic batch
     m = load(bundle, num_threads=2, weight_cache=tmp_path / "w.xnnpack")
-    want = load(bundle, num_threads=2).encode(["one", "two words here"])
+    want = load(bundle, num_threads=2, weight_cache="off").encode(["one", "two words here"])
     got = m.encode(["one", "two words here"])
-    assert np.abs(got["sequence_output"] - want["sequence_output"]).max() <= 1e-5
+    assert np.array_equal(got["sequence_output"], want["sequence_output"])

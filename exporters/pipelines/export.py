@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, metrics, static_checks
+from edgebert import backends, delegates, metrics, static_checks
 from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, workers
@@ -52,7 +52,7 @@ class ExportRequest:
 
 def reference_dir_for(source_path: Path) -> Path:
     """Where the reference of a non-SavedModel source is kept: the cache, by content."""
-    from edgebert.download import cache_dir
+    from edgebert.cache import cache_dir
 
     return cache_dir() / "references" / tree_sha256(source_path)[:20]
 
@@ -155,6 +155,8 @@ def _export(
             result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
             misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
         entry.update(static_checks.run(path, fmt, req.recipe.int8, lambda line, fmt=fmt: _progress(f"  {fmt}: {line}")))
+        if runner.report.used == "xnnpack" and runner.report.nodes_total is not None:
+            entry["xnnpack_delegation"] = delegates.delegation_counts(runner.report)
         entry.update(
             _file_entry(path, runner, req.seq_length, head),
             accuracy=result,

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgebert import backends, linear_probe, metrics
 from edgebert.bundle import Manifest, read_manifest, write_manifest
-from edgebert.download import cache_dir
+from edgebert.cache import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
