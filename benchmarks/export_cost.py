@@ -87,7 +87,7 @@ def export_once(key: str, work: Path) -> dict:
         "bundle": str(out),
         "architecture": m.architecture,
         "fp32_mb": round(fp32_bytes / 1e6, 1),
-        "files_mb": {f: round(e.bytes / 1e6, 1) for f, e in m.models.items()},
+        "files_mb": {f: round(e.total_bytes / 1e6, 1) for f, e in m.models.items()},
         "wall_s": round(wall, 1),
         "largest_process_gb": round(usage.ru_maxrss / 1e6, 2),
         "export_cost": m.export_cost,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.bundle import read_manifest
+from edgebert.exporters.convert import onnx_external
 from edgebert.exporters.convert.tasks import ReferenceTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def evaluate(recipe: str, fmt: str, path: Path, texts: list[str], ref: dict, exp
     return {
         "recipe": recipe,
         "format": fmt,
-        "mb": round(path.stat().st_size / 1e6, 1),
+        "mb": round(onnx_external.stored_bytes(path) / 1e6, 1),
         "ms_batch1": round(ms, 2),
         "sentences": len(texts),
         "export_s": round(export_s, 1),

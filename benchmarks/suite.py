@@ -303,7 +303,7 @@ def run(plan: Plan) -> dict:
                 b = bundles[v.recipe]
                 entry = b["manifest"].models[v.backend]
                 agg.update(
-                    file_mb=entry.bytes / 1e6,
+                    file_mb=entry.total_bytes / 1e6,
                     export_s=b["export_s"],
                     export_peak_rss_gb=b["export_peak_rss_gb"],
                     cosine_pooled=entry.accuracy["pooled_output"]["cosine"]["mean"],

@@ -26,6 +26,8 @@ class ModelEntry:
     Attributes:
       file: its name in the bundle (``MODEL_FILES``).
       sha256, bytes: what the runtime checks before loading it.
+      data_file, data_sha256, data_bytes: ONNX: the file beside it that holds the weights (ONNX
+        external data, so ONNX Runtime does not hold them twice while loading), and its checks.
       runtime: the runtime that measured it (``ai-edge-litert`` or ``onnxruntime``).
       inputs, outputs: ``{"name", "dtype", "shape"}`` each; ``-1`` for a dynamic dimension.
       buckets: the static lengths of a length-bucketed TFLite file (one signature each).
@@ -47,6 +49,9 @@ class ModelEntry:
     file: str
     sha256: str | None = None
     bytes: int | None = None
+    data_file: str | None = None
+    data_sha256: str | None = None
+    data_bytes: int | None = None
     runtime: str | None = None
     conversion: dict | None = None
     inputs: list[dict] = dataclasses.field(default_factory=list)
@@ -60,6 +65,11 @@ class ModelEntry:
     integer_ops: dict | None = None
     xnnpack_delegation: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int | None:
+        """The model's bytes with its data file's (ONNX weights stored beside the graph)."""
+        return None if self.bytes is None else self.bytes + (self.data_bytes or 0)
 
     @property
     def batch(self) -> int | None:

@@ -132,7 +132,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         acc = entry.accuracy
         gate = "passed" if entry.gate["passed"] else "FAILED (kept: --allow-accuracy-loss)"
         print(
-            f"  {entry.file:13s} {entry.bytes / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
+            f"  {entry.file:13s} {entry.total_bytes / 1e6:7.1f} MB  cosine pooled {acc['pooled_output']['cosine']['mean']:.5f}"
             f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}"
         )
     if "tflite" in m.models and m.models["tflite"].gpu_compatibility:
@@ -285,7 +285,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
         for n, m in res["assets"].items():
             entry = m.models["tflite"]
             print(
-                f"  seq_{n}: [1, {n}], {entry.bytes / 1e6:.1f} MB, gate {'passed' if entry.gate['passed'] else 'FAILED'}"
+                f"  seq_{n}: [1, {n}], {entry.total_bytes / 1e6:.1f} MB, gate {'passed' if entry.gate['passed'] else 'FAILED'}"
             )
         return 0
     m = build(req)
@@ -298,7 +298,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
     )
     print(
         f"task:    {m.task} ({m.pooling} pooling), recipe {m.recipe['name']}, [1, {m.seq_length}], "
-        f"{entry.bytes / 1e6:.1f} MB"
+        f"{entry.total_bytes / 1e6:.1f} MB"
     )
     if m.labels:
         print(f"labels:  {', '.join(m.labels)}")

@@ -449,11 +449,17 @@ def _split_inputs(texts, pairs) -> tuple[list[str], list[str] | None]:
 
 
 def _check_model_file(path: Path, entry: ModelEntry) -> None:
-    if not path.is_file():
-        raise EdgebertError(f"{path} is missing from the bundle", "export the bundle again")
-    size, want = path.stat().st_size, entry.bytes
-    if want is not None and size != want:
-        raise EdgebertError(
-            f"{path} has {size} bytes but the manifest says {want}: the file is truncated or was replaced",
-            "copy the bundle again, or export it again",
-        )
+    files = [(path, entry.bytes)]
+    if entry.data_file:  # ONNX weights beside the graph
+        files.append((path.with_name(entry.data_file), entry.data_bytes))
+    for f, want in files:
+        if not f.is_file():
+            raise EdgebertError(
+                f"{f} is missing from the bundle", "copy the whole bundle directory, or export it again"
+            )
+        size = f.stat().st_size
+        if want is not None and size != want:
+            raise EdgebertError(
+                f"{f} has {size} bytes but the manifest says {want}: the file is truncated or was replaced",
+                "copy the bundle again, or export it again",
+            )

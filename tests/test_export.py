@@ -4,12 +4,13 @@ import dataclasses
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 from edgebert import backends, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import layer_taps, workers
+from edgebert.exporters.convert import layer_taps, onnx_external, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
 from edgebert.exporters.pipelines.export import export
 from edgebert.exporters.sources import load_source
@@ -32,8 +33,10 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
     out = tmp_path / "bundle"
     formats = recipes.get(recipe).formats  # wi8_afp32_blocks is ONNX only
     m = export(_request(hf_tiny, out, recipe, allow_accuracy_loss=True, formats=formats)).to_json()
-    files = {"tflite": "model.tflite", "onnx": "model.onnx"}
-    assert sorted(p.name for p in out.iterdir()) == sorted(["edgebert.json", "vocab.txt", *(files[f] for f in formats)])
+    files = {"tflite": ["model.tflite"], "onnx": ["model.onnx", "model.onnx.data"]}  # ONNX weights beside the graph
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["edgebert.json", "vocab.txt", *(n for f in formats for n in files[f])]
+    )
     assert json.loads((out / "edgebert.json").read_text()) == m
     assert m["format_version"] == 1 and m["recipe"]["name"] == recipe and m["seq_length"] == 16
     assert m["source"]["kind"] == "hf" and len(m["reference"]["sha256"]) == 64
@@ -42,6 +45,12 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
     for _fmt, e in m["models"].items():
         f = out / e["file"]
         assert e["sha256"] == file_sha256(f) and e["bytes"] == f.stat().st_size
+        if _fmt == "onnx":
+            data = out / e["data_file"]
+            assert e["data_sha256"] == file_sha256(data) and e["data_bytes"] == data.stat().st_size
+            graph = onnx.load(str(f), load_external_data=False).graph  # every tensor of 1 KB or more moved out
+            inline = [t.name for t in graph.initializer if len(t.raw_data) >= onnx_external.MIN_EXTERNAL_BYTES]
+            assert inline == [] and any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer)
         assert [i["name"] for i in e["inputs"]] == list(backends.INPUT_NAMES)
         runner = backends.open_runner(f)
         ids, mask, types = tiny_models.token_inputs(batch=2, seq=16, vocab=45)

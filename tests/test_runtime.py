@@ -330,6 +330,22 @@ def test_broken_bundles(mutate, message, default_bundles, tmp_path):
         load(bundle, backend="tflite")
 
 
+def test_onnx_weights_file_is_checked(default_bundles, tmp_path):
+    """The ONNX weights live in ``model.onnx.data`` beside the graph: a bundle copied without it,
+    or with it cut short, is refused before ONNX Runtime reads it."""
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(default_bundles["wi8_afp32"][0], bundle)
+    data = bundle / "model.onnx.data"
+    data.write_bytes(data.read_bytes()[:5000])
+    with pytest.raises(EdgebertError, match="model.onnx.data has 5000 bytes but the manifest says .* truncated"):
+        load(bundle, backend="onnx")
+    data.unlink()
+    with pytest.raises(EdgebertError, match="model.onnx.data is missing from the bundle.*copy the whole bundle"):
+        load(bundle, backend="onnx")
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
