@@ -189,3 +189,51 @@ def test_litert_profile_parts_anchor_on_the_dense_products():
     assert out["by_runner_ms"] == {"builtin": 0.003, "xnnpack": 0.131}
     assert out["op_events_per_run"] == 19 and out["products_per_run"] == 13
     assert out["product_ms_by_position"] == [0.01] * 6
+
+
+# ------------------------------------------------------------------ progress of long steps
+def test_ticker_speaks_at_most_every_interval_and_at_the_end(monkeypatch):
+    from edgebert.exporters.pipelines import progress
+
+    clock = iter([0.0, 5.0, 16.0, 20.0, 40.0])  # start, then one reading per add()
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    t = progress.Ticker("bundle", 40, say=lines.append, every_s=15.0)
+    for _ in range(4):
+        t.add(10)
+    # 5 s: quiet; 16 s: 20 done at 1.25/s, 16 s left; 20 s: quiet; 40 s: the end, said because it spoke
+    assert lines == ["  bundle: 20/40 sentences (1.25/s, about 16 s left)", "  bundle: 40/40 sentences (1.00/s, 40 s)"]
+
+
+def test_a_quick_step_says_nothing(monkeypatch):
+    from edgebert.exporters.pipelines import progress
+
+    clock = iter([0.0, 1.0, 2.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    t = progress.Ticker("gate", 16, say=lines.append)
+    t.add(8)
+    t.add(8)
+    assert lines == []
+
+
+def test_encoding_in_chunks_pads_as_one_call_does():
+    from edgebert.exporters.pipelines.verify import encode_with_progress
+
+    class Model:  # a dynamic-length model: each call's width is its longest text (words here)
+        def encode(self, texts, seq_length):
+            width = max(len(t.split()) for t in texts)
+            mask = np.array([[1] * len(t.split()) + [0] * (width - len(t.split())) for t in texts], np.int32)
+            seq = mask[..., None] * np.array([[len(t)] for t in texts], np.float32)[:, :, None]
+            return {
+                "pooled_output": np.array([[len(t)] for t in texts], np.float32),
+                "sequence_output": seq,
+                "input_mask": mask,
+            }
+
+    texts = ["a", "a b c", "a b", "a b c d e", "a"]
+    whole = Model().encode(texts, 128)
+    chunked = encode_with_progress(Model(), texts, 128, progress=lambda _: None, chunk=2)
+    for k in whole:
+        assert chunked[k].shape == whole[k].shape
+        np.testing.assert_array_equal(chunked[k], whole[k])

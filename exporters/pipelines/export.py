@@ -22,6 +22,7 @@ from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manif
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import costs, onnx_external, workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
+from edgebert.exporters.pipelines.progress import Ticker
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.files import file_sha256, replace_dir, tree_sha256
@@ -147,7 +148,10 @@ def _export(
     for fmt, entry in models.items():
         path = staging / entry["file"]
         runner = backends.open_runner(path, num_threads=2)
-        got = backends.run_batches(runner, _batches(feeds, runner.batch_size or 8, trim=req.seq_length is None))
+        ticker = Ticker(f"{fmt} gate", len(feeds["input_word_ids"]))
+        got = backends.run_batches(
+            runner, _batches(feeds, runner.batch_size or 8, trim=req.seq_length is None, ticker=ticker)
+        )
         result = metrics.compare(got, expected, feeds["input_mask"])
         gated = ("pooled_output", "mean_pooled")
         if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
@@ -198,7 +202,7 @@ def _export(
     return manifest
 
 
-def _batches(feeds: dict, size: int, trim: bool = False):
+def _batches(feeds: dict, size: int, trim: bool = False, ticker: Ticker | None = None):
     """``feeds`` in batches of ``size``; with ``trim`` (a dynamic-length model) each batch is cut
     to its longest sentence, as the runtime runs it: the padding is not computed (BERT-base's
     gate took 28 s at 128 positions). The comparison reads real tokens only."""
@@ -209,6 +213,8 @@ def _batches(feeds: dict, size: int, trim: bool = False):
             width = max(int(batch["input_mask"].sum(1).max()), 1)
             batch = {k: v[:, :width] for k, v in batch.items()}
         yield batch
+        if ticker:  # the consumer has run the batch by the time it asks for the next
+            ticker.add(len(batch["input_word_ids"]))
 
 
 def _data_entry(path: Path, data_file: str | None) -> dict:

@@ -28,6 +28,7 @@ from edgebert.cache import cache_dir
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
+from edgebert.exporters.pipelines.progress import Ticker
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.files import atomic_write_bytes
 from edgebert.runtime import load
@@ -80,7 +81,28 @@ def reference_outputs(reference: Path, manifest: Manifest, req: VerifyRequest, p
     return dict(np.load(cached))
 
 
-def layer_drift(m, feeds: dict, ref: dict) -> dict:
+def encode_with_progress(m, texts: list[str], seq_length: int, progress, chunk: int = 32) -> dict:
+    """``m.encode(texts)`` a chunk at a time, saying how far it got (an int16 BERT-base runs
+    seconds a sentence on a CPU's reference kernels); the result is padded as one call pads it."""
+    ticker = Ticker("bundle", len(texts), say=progress)
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(m.encode(texts[start : start + chunk], seq_length=seq_length))
+        ticker.add(len(parts[-1]["pooled_output"]))
+    width = max(p["sequence_output"].shape[1] for p in parts)
+
+    def padded(p: dict, key: str) -> np.ndarray:
+        x = p[key]
+        return np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+
+    return {
+        "pooled_output": np.concatenate([p["pooled_output"] for p in parts]),
+        "sequence_output": np.concatenate([padded(p, "sequence_output") for p in parts]),
+        "input_mask": np.concatenate([padded(p, "input_mask") for p in parts]),
+    }
+
+
+def layer_drift(m, feeds: dict, ref: dict, progress=_progress) -> dict:
     """Every layer's output against the reference's, at the real tokens.
 
     Runs a tapped copy of the bundle's model (``layer_taps``: the same kernels, more outputs)
@@ -101,6 +123,7 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
         got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
         try:
             runner = backends.open_runner(path)
+            ticker = Ticker("per-layer drift", len(lengths), say=progress)
             for idx, batch in m.batches(feeds):
                 out = {k: v[: len(idx)] for k, v in runner.run(batch).items()}
                 for i in range(num_layers):
@@ -108,6 +131,7 @@ def layer_drift(m, feeds: dict, ref: dict) -> dict:
                     x = out["sequence_output"] if i == num_layers - 1 else layer_taps.dequantize(out[name], quant[name])
                     for row, j in enumerate(idx):
                         got[i][offsets[j] : offsets[j + 1]] = x[row, : lengths[j]]
+                ticker.add(len(idx))
         except EdgebertError as e:  # the bundle's own verdict stands without the drift
             return {"available": False, "reason": f"the tapped copy did not run: {e.problem}"}
         finally:
@@ -174,14 +198,14 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
             # Same tokenizer code on both sides: a difference means the bundle's vocab or casing
             # differs from the reference's. The comparison below shows what it costs.
             progress("  note: the bundle's token ids differ from the reference's (vocab or casing)")
-        got = m.encode(req.texts, seq_length=req.seq_length)
+        got = encode_with_progress(m, req.texts, req.seq_length, progress)
         stats = metrics.compare(got, ref, ref["input_mask"])
         per_sentence = metrics.sentence_cosines(got, ref, ref["input_mask"])
         stats["token_ids_match_reference"] = bool(
             np.array_equal(feeds["input_word_ids"], ref["input_word_ids"][:, :width])
         )
         stats["per_layer"] = (
-            layer_drift(m, feeds, ref)
+            layer_drift(m, feeds, ref, progress)
             if stats["token_ids_match_reference"]
             else {"available": False, "reason": "token ids differ from the reference's"}
         )
