@@ -33,18 +33,31 @@ import numpy as np
 OPSET = 21  # QuantizeLinear's block_size
 
 
-def quantize(fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = ()) -> None:
+def quantize(
+    fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = (), fixed_zero_points: list | None = None
+) -> None:
     """Writes ``out_path``: ``fp32_path`` with every constant-weight MatMul (node names not
-    containing any of ``exclude``) in per-row int8."""
+    containing any of ``exclude``) in per-row int8; ``fixed_zero_points`` as in ``rewrite``."""
     import onnx
 
     model = onnx.load(str(fp32_path))
-    rewrite(model, exclude)
+    rewrite(model, exclude, fixed_zero_points)
     onnx.save(model, str(out_path))
 
 
-def rewrite(model, exclude: tuple[str, ...] = ()) -> None:
-    """Rewrites ``model`` (an ``onnx.ModelProto``) in place; see ``quantize``."""
+def rewrite(model, exclude: tuple[str, ...] = (), fixed_zero_points: list | None = None) -> None:
+    """Rewrites ``model`` (an ``onnx.ModelProto``) in place; see ``quantize``.
+
+    ``fixed_zero_points``: ``[regex, zero_point]`` pairs, first match on the node name wins. A
+    matching MatMul keeps a scale per row but one uint8 zero point ``z`` for the whole tensor,
+    which ``MatMulIntegerToFloat`` takes in and applies inside the product: no zero-point pass
+    over the output, and half the nodes. Each row's scale is the smallest that holds it,
+    ``max(row max / (255 - z), -row min / z)``, so nothing clips; ``z`` = 128 is symmetric (for
+    inputs of both signs, a LayerNorm's output), a small ``z`` suits an input bounded just below
+    zero (GELU's output, >= -0.17), where a symmetric range would leave half the codes unused.
+    """
+    import re
+
     from onnx import TensorProto, helper, numpy_helper
 
     from edgebert.quantize.onnx_quant import MIN_ELEMENTS  # smaller products stay float, as there
@@ -89,12 +102,43 @@ def rewrite(model, exclude: tuple[str, ...] = ()) -> None:
             nodes.append(helper.make_node(kind, inputs, [prefix + name], name=prefix + name, domain=domain, **attrs))
             return prefix + name
 
-        # The row's range, widened to hold 0 (so the zero point is a code).
         axes = const("row_int8/axes", [-1], np.int64)
         zero = const("row_int8/zero", 0.0)
+        tiny = const("row_int8/tiny", 1e-30)
+        z = next((int(zp) for pattern, zp in fixed_zero_points or () if re.search(pattern, p)), None)
+        if z is not None:
+            # Few nodes: at a small model's sizes each ONNX Runtime node costs more in dispatch
+            # than in arithmetic.
+            top = op(
+                "Mul",
+                [op("ReduceMax", [x, axes], "/row_max", keepdims=1), const(f"row_int8/up{z}", 1.0 / (255 - z))],
+                "/row_up",
+            )
+            bottom = op(
+                "Mul",
+                [op("ReduceMin", [x, axes], "/row_min", keepdims=1), const(f"row_int8/down{z}", -1.0 / z)],
+                "/row_down",
+            )
+            scale = op("Max", [top, bottom, tiny], "/row_scale")
+            # QuantizeLinear by blocks wants a zero point shaped like the scale: the scale itself
+            # quantized at a huge step is 0, plus z, in one node.
+            mid = const(f"row_int8/zero_point{z}", z, np.uint8)
+            zp_row = op("QuantizeLinear", [scale, const("row_int8/huge", 1e30), mid], "/row_zp")
+            xq = op("QuantizeLinear", [x, scale, zp_row], "/quantize", axis=-1, block_size=int(w.shape[0]))
+            nodes.append(
+                helper.make_node(
+                    "MatMulIntegerToFloat",
+                    [xq, wq_name, scale, ws_name, mid],
+                    [node.output[0]],
+                    name=p + "/int8",
+                    domain="com.microsoft",
+                )
+            )
+            continue
+        # The row's range, widened to hold 0 (so the zero point is a code).
         hi = op("Max", [op("ReduceMax", [x, axes], "/row_max", keepdims=1), zero], "/row_max0")
         lo = op("Min", [op("ReduceMin", [x, axes], "/row_min", keepdims=1), zero], "/row_min0")
-        span = op("Max", [op("Sub", [hi, lo], "/row_span"), const("row_int8/tiny", 1e-30)], "/row_span_pos")
+        span = op("Max", [op("Sub", [hi, lo], "/row_span"), tiny], "/row_span_pos")
         scale = op("Mul", [span, const("row_int8/inv255", 1.0 / 255.0)], "/row_scale")
         zp_f = op("Round", [op("Div", [op("Neg", [lo], "/row_neg_min"), scale], "/row_zp_raw")], "/row_zp_f")
         zp = op("Cast", [zp_f], "/row_zp", to=TensorProto.UINT8)

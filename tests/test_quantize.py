@@ -189,6 +189,57 @@ def test_per_row_int8_equals_the_exact_asymmetric_product():
     assert cos.min() >= 0.999, cos.min()
 
 
+def test_per_row_int8_at_fixed_zero_points_equals_the_exact_product():
+    """``fixed_zero_points``: each matching MatMul's rows get their own scale, the smallest that
+    holds the row at the tensor's one zero point z (``max(max / (255 - z), -min / z)``), which
+    ``MatMulIntegerToFloat`` applies itself: equal to that product in numpy, for z = 128
+    (symmetric) and z = 16 (an activation's output, bounded below); a MatMul no pair names keeps its own
+    zero point per row."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebert.quantize import onnx_row_int8
+
+    rng = np.random.default_rng(1)
+    k, n = 96, 200
+    w = rng.normal(0, 0.05, (k, n)).astype(np.float32)
+    w2 = rng.normal(0, 0.05, (n, k)).astype(np.float32)
+    w3 = rng.normal(0, 0.05, (k, k)).astype(np.float32)
+    x = rng.normal(0.3, 1.0, (2, 5, k)).astype(np.float32)
+    x[0, 0] = -np.abs(x[0, 0])  # a row of one sign: its minimum sets the scale
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="layer_0/intermediate/dense/MatMul"),
+            helper.make_node("Relu", ["h"], ["r"], name="layer_0/intermediate/activation"),
+            helper.make_node("MatMul", ["r", "w2"], ["y"], name="layer_0/output/dense/MatMul"),
+            helper.make_node("MatMul", ["y", "w3"], ["p"], name="pooler/dense/MatMul"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, k])],
+        [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in "hyp"],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(w3, "w3")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_row_int8.rewrite(model, fixed_zero_points=[["intermediate/dense", 128], ["^layer_\\d+/output/dense", 16]])
+    ops = [nd.op_type for nd in model.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 3 and ops.count("Round") == 1  # the per-row zero point: the pooler
+    h, y, _ = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    def exact(a, weight, z):
+        ws = np.abs(weight).max(0) / 127
+        wq = np.clip(np.round(weight / ws), -127, 127)
+        scale = np.maximum(a.max(-1, keepdims=True) / (255 - z), -a.min(-1, keepdims=True) / z)
+        aq = np.round(a / scale) + z
+        assert aq.min() >= 0 and aq.max() <= 255  # nothing clips
+        return scale * ((aq - z) @ wq) * ws
+
+    for got, a, weight, z in ((h, x, w, 128), (y, np.maximum(h, 0), w2, 16)):
+        want = exact(a, weight, z)
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+        cos = (got * (a @ weight)).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(a @ weight, axis=-1)
+        assert cos.min() >= 0.999, cos.min()
+
+
 def test_a_recipe_file_is_read_and_checked_like_the_built_in_ones(tmp_path, capsys):
     import json
 
