@@ -9,8 +9,9 @@ that slows down mid-run slows every form alike), at batch 1, 2 threads:
   Attention; the fused graph with ``SkipLayerNormalization`` instead of Add + LayerNormalization;
 - int8 on the fused graph: per-row asymmetric (``wi8_afp32``), MatMulNBits 8-bit blocks of 128
   (``wi8_afp32_blocks``), ``quantize_dynamic`` with QAttention (``wi8_afp32_naive --onnx-graph
-  fused``; that recipe's default is tf2onnx's graph), and
-  per-row with ``SkipLayerNormalization``.
+  fused``; that recipe's default is tf2onnx's graph),
+  per-row with ``SkipLayerNormalization``, and per-row scales at fixed zero points
+  (``FIXED_ZERO_POINTS``, the ``fixed_zero_points`` option of ``dynamic_per_row``).
 
 Writes ``onnx_forms.json`` and ``onnx_forms.md``. Weights are not smoothed here (speed only;
 accuracy is ``benchmarks/quantization_accuracy.py``'s).
@@ -30,6 +31,12 @@ from benchmarks import suite
 
 ROUNDS, CALLS, WARMUP = 15, 3, 5
 QATTENTION = "int8 quantize_dynamic, QAttention (wi8_afp32_naive)"
+# Symmetric where the input has both signs (LayerNorm outputs, attention context); 32 for
+# FFN-out, whose input is GELU's output (>= -0.17).
+FIXED_ZERO_POINTS = [
+    ["attention/self/query_key_value|attention/output/dense|intermediate/dense", 128],
+    ["^layer_\\d+/output/dense", 32],
+]
 
 
 def skip_layer_norm(model) -> None:
@@ -64,7 +71,7 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
 
     from edgebert.exporters.convert import onnx_export, onnx_graph
     from edgebert.exporters.sources import load_source
-    from edgebert.quantize import onnx_quant, recipes
+    from edgebert.quantize import onnx_quant, onnx_row_int8, recipes
 
     out = work / "onnx_forms" / key
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +99,7 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
     quantized("int8 per-row + SkipLayerNormalization", paths["fp32 fused + SkipLayerNormalization"], "wi8_afp32")
     quantized("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", mha, "wi8_afp32_blocks")
     quantized(QATTENTION, att, "wi8_afp32_naive")
+    onnx_row_int8.quantize(mha, path("int8 per-row, fixed zero points"), fixed_zero_points=FIXED_ZERO_POINTS)
     return paths
 
 
