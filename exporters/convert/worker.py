@@ -26,12 +26,43 @@ def _log(msg: str) -> None:
     print(f"  {msg}", file=sys.stderr, flush=True)
 
 
+def _run_by_length(model, feeds: dict, encoder_outputs: bool, batch_size: int = 16) -> dict:
+    """The reference's outputs, batches of similar length each run at its longest sentence (the
+    mask keeps padding out of every real token's result), padded back to the feeds' width:
+    500 movie sentences of about 28 tokens no longer pay for 128 positions each."""
+    from edgebert.exporters.sources.tf2_saved_model import run_encoder
+
+    lengths = feeds["input_mask"].sum(1).astype(int)
+    n, width = feeds["input_word_ids"].shape
+    order = np.argsort(-lengths, kind="stable")
+    outputs: dict[str, np.ndarray] = {}
+    layers: dict[int, list] = {}
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        w = max(int(lengths[idx].max()), 1)
+        out = run_encoder(model, *[feeds[k][idx, :w] for k in INPUT_NAMES])
+        pooled, seq = np.asarray(out["pooled_output"]), np.asarray(out["sequence_output"])
+        if not outputs:
+            outputs["pooled_output"] = np.zeros((n, pooled.shape[1]), pooled.dtype)
+            outputs["sequence_output"] = np.zeros((n, width, seq.shape[2]), seq.dtype)
+        outputs["pooled_output"][idx] = pooled
+        outputs["sequence_output"][idx, :w] = seq
+        if encoder_outputs:
+            for j, x in enumerate(out["encoder_outputs"]):
+                rows = layers.setdefault(j, [None] * n)
+                for r, s in enumerate(idx):
+                    rows[s] = np.asarray(x[r, : lengths[s]])
+    for j, rows in layers.items():
+        # Each layer at the real tokens only, in sentence order: a fraction of the padded size.
+        outputs[f"layer_{j}"] = np.concatenate(rows)
+    return outputs
+
+
 def task_reference(t: ReferenceTask) -> dict:
     """Imports the source into the reference and records its outputs on held-out text."""
     from edgebert.exporters.convert.reference import build_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.saved_model_util import load_saved_model
-    from edgebert.exporters.sources.tf2_saved_model import run_encoder
     from edgebert.tokenizer import BertTokenizer
 
     src = load_source(t.source)
@@ -43,18 +74,7 @@ def task_reference(t: ReferenceTask) -> dict:
         seq_length = head.seq_length  # truncate where the classifier's own preprocessing does
     feeds = tok(t.texts, seq_length=seq_length)
     model = ref.model or load_saved_model(ref.path)
-    parts: dict[str, list] = {}
-    for i in range(0, len(t.texts), 16):
-        batch = [feeds[k][i : i + 16] for k in INPUT_NAMES]
-        out = run_encoder(model, *batch)
-        parts.setdefault("pooled_output", []).append(out["pooled_output"])
-        parts.setdefault("sequence_output", []).append(out["sequence_output"])
-        if t.encoder_outputs:
-            # Each layer at the real tokens only (input_mask order): a fraction of the padded size.
-            real = batch[1].astype(bool)
-            for j, x in enumerate(out["encoder_outputs"]):
-                parts.setdefault(f"layer_{j}", []).append(x[real])
-    outputs = {k: np.concatenate(v) for k, v in parts.items()}
+    outputs = _run_by_length(model, feeds, t.encoder_outputs)
     result = {
         "kind": src.kind,
         "source_path": str(src.path),
