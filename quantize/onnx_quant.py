@@ -122,7 +122,13 @@ def _dynamic_per_row(fp32_path: Path, out_path: Path, params: dict, recipe: Reci
     """int8 weights per channel, uint8 activations per row (``onnx_row_int8``)."""
     from edgebert.quantize import onnx_row_int8
 
-    onnx_row_int8.quantize(fp32_path, out_path, fixed_zero_points=params.get("fixed_zero_points"))
+    onnx_row_int8.quantize(
+        fp32_path,
+        out_path,
+        fixed_zero_points=params.get("fixed_zero_points"),
+        normalized_rows=params.get("normalized_rows"),
+        float_products=params.get("float_products"),
+    )
 
 
 class _Reader:
@@ -192,7 +198,11 @@ METHODS: dict[str, Method] = {
         required=("bits", "block_size", "accuracy_level"),
         graphs=(FUSED_MHA, STANDARD),
     ),
-    "dynamic_per_row": Method(_dynamic_per_row, params=("fixed_zero_points",), graphs=(FUSED_MHA, STANDARD)),
+    "dynamic_per_row": Method(
+        _dynamic_per_row,
+        params=("fixed_zero_points", "normalized_rows", "float_products"),
+        graphs=(FUSED_MHA, STANDARD),
+    ),
     "qdq_static": Method(
         _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graphs=(STANDARD,)
     ),

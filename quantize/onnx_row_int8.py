@@ -34,18 +34,29 @@ OPSET = 21  # QuantizeLinear's block_size
 
 
 def quantize(
-    fp32_path: Path, out_path: Path, exclude: tuple[str, ...] = (), fixed_zero_points: list | None = None
+    fp32_path: Path,
+    out_path: Path,
+    exclude: tuple[str, ...] = (),
+    fixed_zero_points: list | None = None,
+    normalized_rows: str | None = None,
+    float_products: str | None = None,
 ) -> None:
     """Writes ``out_path``: ``fp32_path`` with every constant-weight MatMul (node names not
-    containing any of ``exclude``) in per-row int8; ``fixed_zero_points`` as in ``rewrite``."""
+    containing any of ``exclude``) in per-row int8; the options as in ``rewrite``."""
     import onnx
 
     model = onnx.load(str(fp32_path))
-    rewrite(model, exclude, fixed_zero_points)
+    rewrite(model, exclude, fixed_zero_points, normalized_rows, float_products)
     onnx.save(model, str(out_path))
 
 
-def rewrite(model, exclude: tuple[str, ...] = (), fixed_zero_points: list | None = None) -> None:
+def rewrite(
+    model,
+    exclude: tuple[str, ...] = (),
+    fixed_zero_points: list | None = None,
+    normalized_rows: str | None = None,
+    float_products: str | None = None,
+) -> None:
     """Rewrites ``model`` (an ``onnx.ModelProto``) in place; see ``quantize``.
 
     ``fixed_zero_points``: ``[regex, zero_point]`` pairs, first match on the node name wins. A
@@ -85,6 +96,7 @@ def rewrite(model, exclude: tuple[str, ...] = (), fixed_zero_points: list | None
             or len(weight.dims) != 2
             or np.prod(weight.dims) < MIN_ELEMENTS
             or any(e in node.name for e in exclude)
+            or (float_products and re.search(float_products, node.name))
         ):
             nodes.append(node)
             continue
@@ -106,6 +118,13 @@ def rewrite(model, exclude: tuple[str, ...] = (), fixed_zero_points: list | None
         zero = const("row_int8/zero", 0.0)
         tiny = const("row_int8/tiny", 1e-30)
         z = next((int(zp) for pattern, zp in fixed_zero_points or () if re.search(pattern, p)), None)
+        if normalized_rows and re.search(normalized_rows, p):
+            peak = op("ReduceMax", [op("Abs", [x], "/abs"), axes], "/row_peak", keepdims=1)
+            peak = op("Max", [peak, tiny], "/row_peak_pos")
+            unit = op("Div", [x, peak], "/row_normalized")
+            product = op("DynamicQuantizeMatMul", [unit, wq_name, ws_name], "/int8", domain="com.microsoft")
+            nodes.append(helper.make_node("Mul", [product, peak], [node.output[0]], name=p + "/rescaled"))
+            continue
         if z is not None:
             # Few nodes: at a small model's sizes each ONNX Runtime node costs more in dispatch
             # than in arithmetic.

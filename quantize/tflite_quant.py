@@ -32,6 +32,51 @@ def _dynamic_range(converter, params: dict, representative: Representative) -> N
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
+def float_products(flat: bytes, params: dict, calibration, precision) -> bytes:
+    """The flatbuffer with the dynamic-range FULLY_CONNECTEDs whose weight name (the dense
+    layer's scope, e.g. ``pooler/dense/MatMul``) matches ``params["float_products"]`` made float
+    again: their int8 weights dequantized (``q * scale`` per output channel). The converter has
+    no per-op switch for dynamic range, so this runs after it.
+
+    Why: a hybrid product quantizes its input per row, and a product that sees one row per
+    sentence (the pooler's [CLS] vector) loses more to that than all of a layer's products do,
+    at a cost in time that a single row never repays (README, int8 accuracy).
+    """
+    import re
+
+    import flatbuffers
+    import numpy as np
+
+    from edgebert.tflite_graph import load_schema
+
+    pattern = params.get("float_products")
+    if not pattern:
+        return flat
+    schema = load_schema()
+    model = schema.ModelT.InitFromPackedBuf(flat, 0)
+    fc = [i for i, c in enumerate(model.operatorCodes) if max(c.builtinCode, c.deprecatedBuiltinCode) == 9]
+    changed: dict[int, int] = {}  # buffer -> tensors; length buckets share one weight buffer
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.opcodeIndex not in fc:
+                continue
+            w = sg.tensors[op.inputs[1]]
+            if w.type != schema.TensorType.INT8 or not re.search(pattern, w.name.decode()):
+                continue
+            if w.buffer not in changed:
+                buf = model.buffers[w.buffer]
+                values = np.frombuffer(bytes(buf.data), np.int8).reshape(w.shape).astype(np.float32)
+                scale = np.asarray(w.quantization.scale, np.float32).reshape([-1] + [1] * (values.ndim - 1))
+                buf.data = np.frombuffer((values * scale).astype("<f4").tobytes(), np.uint8)
+            w.type, w.quantization = schema.TensorType.FLOAT32, None
+            changed[w.buffer] = changed.get(w.buffer, 0) + 1
+    if not changed:  # a graph without the product (a task head that drops the pooler)
+        return flat
+    builder = flatbuffers.Builder(len(flat) + (1 << 20))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _full_integer(converter, params: dict, representative: Representative) -> None:
     """Weights int8, activations int8 or int16 calibrated on ``representative``."""
     import tensorflow as tf
@@ -190,7 +235,7 @@ def _inline_buffers(flat: bytes) -> bytes:
 METHODS: dict[str, Method] = {
     "float": Method(_float),
     "float16_weights": Method(_float16_weights),
-    "dynamic_range": Method(_dynamic_range),
+    "dynamic_range": Method(_dynamic_range, params=("float_products",), after=float_products),
     "full_integer": Method(_full_integer, params=("activations",), required=("activations",)),
     "ai_edge_quantizer": Method(_float, params=("rules",), after=ai_edge_quantize),
 }

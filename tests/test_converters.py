@@ -2,6 +2,7 @@
 like the source, at fixed and dynamic shapes, for every catalog hidden size."""
 
 import numpy as np
+import onnx
 import pytest
 
 from edgebert import metrics
@@ -123,14 +124,15 @@ def test_fused_onnx_graph_matches_the_standard_graph_and_keeps_its_fused_ops(lon
     [
         (
             "wi8_afp32",
-            {"MultiHeadAttention": 2, "LayerNormalization": 5, "MatMulIntegerToFloat": 9, "QuantizeLinear": 9},
+            {"MultiHeadAttention": 2, "LayerNormalization": 5, "MatMulIntegerToFloat": 8, "QuantizeLinear": 8},
         ),
         ("wi8_afp32_naive", {"QAttention": 2, "LayerNormalization": 5, "MatMulInteger": 7}),  # --onnx-graph fused
     ],
 )
 def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_path):
-    """Quantizing must not unfuse: every dense layer (2 layers x 4 + the pooler; Q/K/V packed)
-    becomes an int8 kernel and the fused attention and LayerNorms stay."""
+    """Quantizing must not unfuse: every dense layer (2 layers x 4; Q/K/V packed; the pooler too
+    where the recipe does not keep it float) becomes an int8 kernel and the fused attention and
+    LayerNorms stay."""
     from edgebert.quantize import recipes
 
     path = onnx_export.convert(
@@ -138,7 +140,11 @@ def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_pa
     )
     counts = _op_counts(path)
     assert {op: counts[op] for op in fused} == fused, counts
-    assert counts["MatMul"] == 0, counts  # no dense layer left in float
+    float_products = recipes.get(recipe).onnx.get("float_products")
+    # No dense layer left in float but the recipe's float products.
+    assert [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "MatMul"] == (
+        ["pooler/dense/MatMul"] if float_products else []
+    ), counts
     inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
     want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)
     out = open_runner(path).run(_feeds(*inputs))
@@ -146,6 +152,40 @@ def test_int8_onnx_recipes_keep_the_fused_graph(recipe, fused, long_tiny, tmp_pa
         np.linalg.norm(out["pooled_output"], axis=1) * np.linalg.norm(want["pooled_output"], axis=1)
     )
     assert cos.min() > 0.99, cos
+
+
+def test_float_products_stay_float_in_tflite_with_their_int8_values(long_tiny, tmp_path):
+    """``wi8_afp32`` keeps the pooler float (``float_products``): in the TFLite file its weight
+    is FLOAT32 and holds the int8 weights dequantized (each output row a multiple of its own
+    step), every other dense weight is INT8, and the float product computes the pooled output
+    from the file's own sequence output."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgebert.quantize import recipes
+
+    path = tflite.convert(long_tiny, tmp_path / "d.tflite", seq_length=None, recipe=recipes.get("wi8_afp32"))
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    sg = model.subgraphs[0]
+    fc = [i for i, c in enumerate(model.operatorCodes) if max(c.builtinCode, c.deprecatedBuiltinCode) == 9]
+    weights = {}
+    for op in (op for op in sg.operators if op.opcodeIndex in fc):
+        w, b = sg.tensors[op.inputs[1]], sg.tensors[op.inputs[2]]
+        weights[w.name.decode()] = (w, model.buffers[w.buffer], model.buffers[b.buffer])
+    kinds = {name: w.type for name, (w, _, _) in weights.items()}
+    assert kinds.pop("pooler/dense/MatMul") == schema.TensorType.FLOAT32
+    assert len(kinds) == 2 * 6 and set(kinds.values()) == {schema.TensorType.INT8}, kinds
+    w, wbuf, bbuf = weights["pooler/dense/MatMul"]
+    kernel = np.frombuffer(bytes(wbuf.data), "<f4").reshape(w.shape)  # [out, in]
+    steps = kernel / (np.abs(kernel).max(1, keepdims=True) / 127)
+    assert np.abs(steps - np.round(steps)).max() < 1e-3 and np.abs(steps).max() == pytest.approx(127)
+    bias = np.frombuffer(bytes(bbuf.data), "<f4")
+    inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
+    out = open_runner(path).run(_feeds(*inputs))
+    np.testing.assert_allclose(
+        out["pooled_output"], np.tanh(out["sequence_output"][:, 0] @ kernel.T + bias), atol=2e-6
+    )
+    want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)["pooled_output"]
+    assert metrics.cosine(out["pooled_output"], want).min() > 0.99
 
 
 def test_each_recipe_gets_its_graph_and_refuses_one_it_cannot_quantize(long_tiny, tmp_path):
@@ -169,7 +209,8 @@ def test_each_recipe_gets_its_graph_and_refuses_one_it_cannot_quantize(long_tiny
     )
     counts = _op_counts(row)
     assert report["onnx_graph"]["form"] == "standard" and not fused_ops & set(counts)
-    assert counts["MatMulIntegerToFloat"] == 2 * 6 + 1 and counts["MatMul"] == 2 * 2  # Q.K and P.V stay float
+    # Q.K and P.V stay float, and the pooler (the recipe's float_products).
+    assert counts["MatMulIntegerToFloat"] == 2 * 6 and counts["MatMul"] == 2 * 2 + 1
     inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
     want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)["pooled_output"]
     got = open_runner(row).run(_feeds(*inputs))["pooled_output"]
