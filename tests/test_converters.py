@@ -181,9 +181,7 @@ def test_float_products_stay_float_in_tflite_with_their_int8_values(long_tiny, t
     bias = np.frombuffer(bytes(bbuf.data), "<f4")
     inputs = tiny_models.token_inputs(batch=2, seq=24, vocab=long_tiny.config.vocab_size)
     out = open_runner(path).run(_feeds(*inputs))
-    np.testing.assert_allclose(
-        out["pooled_output"], np.tanh(out["sequence_output"][:, 0] @ kernel.T + bias), atol=2e-6
-    )
+    np.testing.assert_allclose(out["pooled_output"], np.tanh(out["sequence_output"][:, 0] @ kernel.T + bias), atol=2e-6)
     want = numpy_bert.forward(long_tiny.config, long_tiny.weights, *inputs)["pooled_output"]
     assert metrics.cosine(out["pooled_output"], want).min() > 0.99
 

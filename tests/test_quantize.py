@@ -280,3 +280,51 @@ def test_android_int8_kinds_name_their_recipes():
     assert all(recipes.get(recipes.android_recipe(k)).int8 for k in recipes.INT8_KINDS)
     with pytest.raises(EdgebertError, match="--int8 'w4' is not a kind of int8.*dynamic, integer, a16w8"):
         recipes.android_recipe("w4")
+
+
+def test_per_row_int8_by_normalized_rows_equals_the_exact_product_and_float_products_stay_float():
+    """``normalized_rows``: a matching MatMul divides each row by its largest magnitude, lets
+    ``DynamicQuantizeMatMul`` quantize the result with one uint8 range (0 included) and multiplies
+    the rows back: equal to that product in numpy. ``float_products``: a matching MatMul stays
+    a float MatMul with its weights untouched."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebert.quantize import onnx_row_int8
+
+    rng = np.random.default_rng(2)
+    k, n = 96, 200
+    w = rng.normal(0, 0.05, (k, n)).astype(np.float32)
+    w3 = rng.normal(0, 0.05, (n, k)).astype(np.float32)
+    x = rng.normal(0.3, 1.0, (2, 5, k)).astype(np.float32)
+    x[1, 2] *= 40  # an outlier token: with its own scale it costs the others nothing
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="layer_0/attention/output/dense/MatMul"),
+            helper.make_node("MatMul", ["h", "w3"], ["p"], name="pooler/dense/MatMul"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, k])],
+        [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in "hp"],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w3, "w3")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_row_int8.rewrite(model, normalized_rows="attention/output", float_products="^pooler/")
+    ops = [nd.op_type for nd in model.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 1 and ops.count("MatMul") == 1 and "Round" not in ops, ops
+    assert np.array_equal(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w3")), w3)
+    h, p = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    ws = np.abs(w).max(0) / 127
+    wq = np.clip(np.round(w / ws), -127, 127)
+    peak = np.abs(x).max(-1, keepdims=True)
+    unit = x / peak
+    hi, lo = max(unit.max(), 0.0), min(unit.min(), 0.0)
+    scale = (hi - lo) / 255
+    zp = np.clip(np.round(-lo / scale), 0, 255)
+    uq = np.clip(np.round(unit / scale) + zp, 0, 255)
+    want = peak * (scale * ((uq - zp) @ wq) * ws)
+    assert np.abs(h - want).max() <= 1e-4 * np.abs(want).max()
+    np.testing.assert_allclose(p, h @ w3, rtol=1e-5, atol=1e-6)
+    cos = (h * (x @ w)).sum(-1) / np.linalg.norm(h, axis=-1) / np.linalg.norm(x @ w, axis=-1)
+    assert cos.min() >= 0.999, cos.min()
