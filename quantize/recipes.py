@@ -41,6 +41,7 @@ def android_recipe(int8: bool | str) -> str:
 SECTION_KEYS = {
     "thresholds": {"cosine_mean", "cosine_min", "agreement_min", "max_abs"},  # metrics.gate / gate_scores
     "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothing, via the worker
+    "rounding": {"method", "damp", "sentences"},  # quantize.rounding (GPTQ), via the worker
     "calibration": {"method", "sentences", "percentile"},  # the worker; onnx_quant's qdq_static
     "graph": {"mask_bias", "layer_norm_cls_apart"},  # the encoder graph builders
     # Integer recipes: op groups (regex on op name scopes) with int16 activations, and lookup
@@ -81,6 +82,7 @@ class Recipe:
     int8: bool
     thresholds: dict
     smoothing: dict | None = None
+    rounding: dict | None = None  # how int8 weights are rounded (GPTQ), before both converters
     calibration: dict | None = None
     graph: dict | None = None  # graph spelling for this recipe (e.g. mask_bias)
     precision: dict | None = None  # integer recipes: which op groups keep int16 activations
@@ -128,7 +130,13 @@ def method_of(recipe: Recipe, fmt: str, methods: dict[str, Method]) -> tuple[Met
     return method, section
 
 
+ROUNDINGS = {"gptq"}  # quantize.rounding
+
+
 def _check_sections(name: str, raw: dict) -> None:
+    rounding = raw.get("rounding")
+    if rounding and (rounding.get("method") not in ROUNDINGS or {"damp", "sentences"} - set(rounding)):
+        raise ValueError(f"recipe {name}: rounding needs method (one of {sorted(ROUNDINGS)}), damp and sentences")
     for section, keys in SECTION_KEYS.items():
         unread = set(raw.get(section) or {}) - keys
         if unread:

@@ -328,3 +328,53 @@ def test_per_row_int8_by_normalized_rows_equals_the_exact_product_and_float_prod
     np.testing.assert_allclose(p, h @ w3, rtol=1e-5, atol=1e-6)
     cos = (h * (x @ w)).sum(-1) / np.linalg.norm(h, axis=-1) / np.linalg.norm(x @ w, axis=-1)
     assert cos.min() >= 0.999, cos.min()
+
+
+def test_gptq_rounds_onto_the_converters_int8_grid_with_less_output_error_than_rounding():
+    """``rounding.gptq_int8``: every column on its symmetric int8 grid with the step the
+    converters recompute (``max |column| / 127``, the largest weight pinned at 127 steps), so
+    they find the same integers; ``x @ W``'s error on correlated inputs well under
+    round-to-nearest's."""
+    from edgebert.quantize import rounding
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 64)) @ rng.normal(size=(64, 64)) + rng.normal(size=64)
+    w = rng.normal(0, 0.05, (64, 48)).astype(np.float32)
+    got = rounding.gptq_int8(w, x.T @ x, damp=0.01)
+    step = np.abs(w).max(0) / 127
+    np.testing.assert_allclose(np.abs(got).max(0) / 127, step, rtol=1e-6)  # the same grid
+    steps = got / step
+    assert np.abs(steps - np.round(steps)).max() < 1e-3 and np.abs(steps).max() <= 127 + 1e-3
+    nearest = np.clip(np.round(w / step), -127, 127) * step
+    err_gptq, err_nearest = np.linalg.norm(x @ (got - w)), np.linalg.norm(x @ (nearest - w))
+    assert err_gptq < 0.8 * err_nearest, (err_gptq, err_nearest)  # 0.72 here
+
+
+def test_gptq_statistics_are_each_inputs_gram_and_rounding_keeps_the_model(tmp_path):
+    """``input_grams`` holds ``X^T X`` over real tokens of each dense input (layer 1's Q/K/V
+    input is layer 0's output); ``round_weights`` moves every layer kernel onto its grid, keeps
+    shapes, leaves the pooler and embeddings alone, and the model's output close."""
+    from edgebert.model.config import layer_names
+    from edgebert.quantize import rounding
+
+    src = load_source(tiny_models.make_hf(tmp_path / "hf"))
+    ids, mask, types = tiny_models.token_inputs(batch=3, seq=16, vocab=src.config.vocab_size)
+    grams = rounding.input_grams(src, [(ids, mask, types)])
+    out0 = numpy_bert.forward(src.config, src.weights, ids, mask, types, dtype=np.float32)["encoder_outputs"][0]
+    real = out0[mask.astype(bool)]
+    np.testing.assert_allclose(grams[layer_names(1)["qkv_smooth"]], real.T @ real, rtol=1e-4, atol=1e-3)
+    rounded = rounding.round_weights(src, grams, damp=0.01)
+    changed = {k for k in src.weights if rounded.weights[k] is not src.weights[k]}
+    kernels = {
+        layer_names(i)[k] for i in range(src.config.num_layers) for k in ("q_w", "k_w", "v_w", "o_w", "i_w", "out_w")
+    }
+    assert changed == kernels
+    for k in kernels:
+        a, b = src.weights[k], rounded.weights[k]
+        assert a.shape == b.shape and b.dtype == np.float32
+        steps = b / (np.abs(a).max(0) / 127)
+        assert np.abs(steps - np.round(steps)).max() < 1e-3
+    want = numpy_bert.forward(src.config, src.weights, ids, mask, types)["pooled_output"]
+    got = numpy_bert.forward(src.config, rounded.weights, ids, mask, types)["pooled_output"]
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.999, cos

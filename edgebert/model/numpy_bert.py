@@ -25,20 +25,34 @@ def _act(x, kind):
     return np.maximum(x, 0.0)
 
 
-def _observe(x, name, w, mask, record):
+def _observe(x, name, w, mask, record, gram):
     if record is not None:
         amax = np.abs(x[mask.astype(bool)]).max(0)
         record[name] = np.maximum(record.get(name, amax), amax)
-    return x * w[name] if name in w else x
+    x = x * w[name] if name in w else x
+    if gram is not None:
+        real = x[mask.astype(bool)]
+        gram[name] = gram.get(name, 0) + real.T @ real
+    return x
 
 
-def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None = None, dtype=np.float64) -> dict:
+def forward(
+    cfg: BertConfig,
+    w: dict,
+    ids,
+    mask,
+    type_ids,
+    record: dict | None = None,
+    dtype=np.float64,
+    gram: dict | None = None,
+) -> dict:
     """Returns ``sequence_output``, ``pooled_output``, ``encoder_outputs`` in ``dtype``.
 
     With ``record`` (a dict), stores the per-channel max-abs over real tokens of the
     inputs of each layer's dense kernels under the ``*_smooth`` names of
     ``bert_config.layer_names`` (what activation smoothing calibrates on), maximised
-    over calls. SmoothQuant scales (``*_smooth``) and int8 word embeddings (``*_int8`` with
+    over calls. With ``gram``, adds ``X^T X`` over real tokens of each of those inputs as the
+    kernels see it (smoothing applied) to the dict's entry (GPTQ's statistics). SmoothQuant scales (``*_smooth``) and int8 word embeddings (``*_int8`` with
     ``*_scale``) are applied as the exported graphs apply them.
     """
     w = {k: np.asarray(v, dtype) for k, v in w.items()}
@@ -60,7 +74,7 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None =
         def heads(t):
             return t.reshape(B, S, nh, dh).transpose(0, 2, 1, 3)
 
-        xa = _observe(x, n["qkv_smooth"], w, mask, record)
+        xa = _observe(x, n["qkv_smooth"], w, mask, record, gram)
         q = heads(xa @ w[n["q_w"]] + w[n["q_b"]])
         k = heads(xa @ w[n["k_w"]] + w[n["k_b"]])
         v = heads(xa @ w[n["v_w"]] + w[n["v_b"]])
@@ -68,10 +82,10 @@ def forward(cfg: BertConfig, w: dict, ids, mask, type_ids, record: dict | None =
         s = np.exp(s - s.max(-1, keepdims=True))
         p = s / s.sum(-1, keepdims=True)
         ctx = (p @ v).transpose(0, 2, 1, 3).reshape(B, S, nh * dh)
-        a = _observe(ctx, n["o_smooth"], w, mask, record) @ w[n["o_w"]] + w[n["o_b"]]
+        a = _observe(ctx, n["o_smooth"], w, mask, record, gram) @ w[n["o_w"]] + w[n["o_b"]]
         x = _layer_norm(a + x, w[n["ln1_g"]], w[n["ln1_b"]], cfg.layer_norm_eps)
-        h = _act(_observe(x, n["ffn_smooth"], w, mask, record) @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
-        h = _observe(h, n["out_smooth"], w, mask, record)
+        h = _act(_observe(x, n["ffn_smooth"], w, mask, record, gram) @ w[n["i_w"]] + w[n["i_b"]], cfg.activation)
+        h = _observe(h, n["out_smooth"], w, mask, record, gram)
         x = _layer_norm(h @ w[n["out_w"]] + w[n["out_b"]] + x, w[n["ln2_g"]], w[n["ln2_b"]], cfg.layer_norm_eps)
         outs.append(x)
     pooled = np.tanh(x[:, 0] @ w[POOLER_NAMES["w"]] + w[POOLER_NAMES["b"]])

@@ -38,6 +38,7 @@ class ConvertTask:
     seq_length: int | None = 128
     calibration: list[str] = dataclasses.field(default_factory=list)
     smoothing_cache: str | None = None  # SmoothQuant ranges shared by the formats of one export
+    rounding_cache: str | None = None  # GPTQ-rounded kernels, likewise
     onnx_graph: str | None = None  # "standard" / "fused": overrides the recipe's ONNX graph
     batch_size: int | None = None
     buckets: list[int] | None = None  # TFLite: one static signature per length

@@ -114,6 +114,10 @@ def task_convert(t: ConvertTask) -> dict:
         ranges = _smoothing_ranges(src, tok, texts[:n], t.seq_length, t.smoothing_cache)
         src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
         info["smoothing"] = {**recipe.smoothing, "sentences": n}
+    if recipe.rounding:
+        n = min(len(texts), recipe.rounding["sentences"])
+        src = _rounded(src, tok, texts[:n], t.seq_length, recipe.rounding, t.rounding_cache)
+        info["rounding"] = {**recipe.rounding, "sentences": n}
     calibration = None
     if recipe.calibration:
         n = min(len(texts), recipe.calibration["sentences"])
@@ -148,30 +152,61 @@ def task_convert(t: ConvertTask) -> dict:
 def _smoothing_ranges(src, tok, texts: list[str], seq_length: int | None, cache: str | None) -> dict:
     """SmoothQuant's activation ranges, computed once per export: the second format of an
     export reads what the first wrote to ``cache`` (same reference, texts and length)."""
-    from edgebert.files import atomic_write_bytes
     from edgebert.quantize import smoothing
 
     if cache and Path(cache).exists():
         _log(f"SmoothQuant: the activation ranges calibrated for the first format ({len(texts)} sentences)")
-        with np.load(cache) as z:
-            return dict(z)
+        return _load_npz(cache)
     _log(f"calibrating SmoothQuant scales on {len(texts)} sentences")
+    ranges = smoothing.activation_ranges(src, _calibration_batches(src, tok, texts, seq_length))
+    _save_npz(cache, ranges)
+    return ranges
+
+
+def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict, cache: str | None):
+    """``src`` with its dense kernels rounded as ``rounding`` says (GPTQ), computed once per
+    export: the second format reads the kernels the first wrote to ``cache``."""
+    import dataclasses
+
+    from edgebert.quantize import rounding as gptq
+
+    if rounding["method"] != "gptq":
+        raise ValueError(f"rounding method {rounding['method']!r}: use gptq")
+    if cache and Path(cache).exists():
+        _log(f"GPTQ: the int8 kernels rounded for the first format ({len(texts)} sentences)")
+        return dataclasses.replace(src, weights={**src.weights, **_load_npz(cache)})
+    _log(f"rounding the int8 kernels by GPTQ, input statistics from {len(texts)} sentences")
+    grams = gptq.input_grams(src, _calibration_batches(src, tok, texts, seq_length))
+    out = gptq.round_weights(src, grams, float(rounding["damp"]))
+    del grams
+    _save_npz(cache, {k: v for k, v in out.weights.items() if v is not src.weights[k]})
+    return out
+
+
+def _calibration_batches(src, tok, texts: list[str], seq_length: int | None) -> list[tuple]:
+    """Length-sorted batches of 32: calibration statistics (maxima, sums) do not depend on the
+    order, and each batch is padded only to its own longest sentence."""
     length = _seq_length(seq_length, src.config)
-    # Length-sorted batches: the ranges are maxima over real tokens, so the order does not
-    # matter, and each batch is padded only to its own longest sentence.
     order = np.argsort(tok(texts, seq_length=length)["input_mask"].sum(1), kind="stable")
     texts = [texts[i] for i in order]
-    batches = [
-        _tuple(tok(texts[i : i + 32], seq_length=length, dynamic_padding=True)) for i in range(0, len(texts), 32)
-    ]
-    ranges = smoothing.activation_ranges(src, batches)
-    if cache:
-        import io
+    return [_tuple(tok(texts[i : i + 32], seq_length=length, dynamic_padding=True)) for i in range(0, len(texts), 32)]
 
-        buf = io.BytesIO()
-        np.savez(buf, **ranges)
-        atomic_write_bytes(Path(cache), buf.getvalue())
-    return ranges
+
+def _load_npz(path: str) -> dict:
+    with np.load(path) as z:
+        return dict(z)
+
+
+def _save_npz(path: str | None, arrays: dict) -> None:
+    if not path:
+        return
+    import io
+
+    from edgebert.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _seq_length(requested: int | None, cfg) -> int:

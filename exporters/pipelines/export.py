@@ -129,6 +129,7 @@ def _export(
                 seq_length=req.seq_length,
                 calibration=cal_texts,
                 smoothing_cache=str(work / "smoothing-ranges.npz"),
+                rounding_cache=str(work / "rounded-kernels.npz"),
                 onnx_graph=req.onnx_graph,
                 batch_size=req.batch_size,
                 buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
