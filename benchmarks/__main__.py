@@ -15,6 +15,9 @@ and ONNX Runtime's own profiles per op type and per layer (``benchmarks/profile.
 ``python -m benchmarks onnx-forms [--models default,base] [--seq N] [-o DIR]``: every ONNX graph
 form and int8 kernel the exporter chose between, timed side by side (``benchmarks/onnx_forms.py``).
 
+``python -m benchmarks ab BUNDLE_A BUNDLE_B [--backend tflite|onnx] [--seq N]``: two bundles
+timed interleaved in one process through the runtime (``benchmarks/ab.py``).
+
 ``python -m benchmarks buckets [--sentences N] [-o DIR]``: real-text throughput at batch 1 of a
 length-bucketed bundle vs one fixed at 128 (``benchmarks/buckets.py``).
 """
@@ -26,7 +29,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import buckets, export_cost, onnx_forms, profile, report, suite
+from benchmarks import ab, buckets, export_cost, onnx_forms, profile, report, suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     of.add_argument("--seq", type=int, default=128)
     of.add_argument("--threads", type=int, default=2)
     of.add_argument("-o", "--output", type=Path, default=suite.RESULTS / "onnx_forms")
+    abp = sub.add_parser("ab", help="two bundles timed interleaved in one process")
+    abp.add_argument("bundles", nargs=2)
+    abp.add_argument("--backend", default="tflite", choices=("tflite", "onnx"))
+    abp.add_argument("--seq", type=int, default=128)
+    abp.add_argument("--rounds", type=int, default=15)
+    abp.add_argument("--calls", type=int, default=10)
+    abp.add_argument("--threads", type=int, default=2)
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
@@ -90,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "onnx-forms":
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         onnx_forms.run(models, args.seq, args.threads, args.output)
+        return 0
+    if args.command == "ab":
+        ab.run(list(args.bundles), args.backend, args.seq, args.rounds, args.calls, args.threads)
         return 0
     if args.command == "report":
         res = json.loads(args.json.read_text())

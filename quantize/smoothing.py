@@ -31,11 +31,13 @@ GROUPS = {
 }
 
 
-def activation_ranges(src: SourceModel, batches) -> dict[str, np.ndarray]:
-    """Per-channel max-abs of every dense input over real tokens of ``batches``."""
+def activation_ranges(src: SourceModel, batches, grams: dict | None = None) -> dict[str, np.ndarray]:
+    """Per-channel max-abs of every dense input over real tokens of ``batches``; with a
+    ``grams`` dict, each input's ``X^T X`` too (``numpy_bert.forward``'s ``gram``), in the
+    same pass."""
     record: dict[str, np.ndarray] = {}
     for ids, mask, types in batches:
-        numpy_bert.forward(src.config, src.weights, ids, mask, types, record=record, dtype=np.float32)
+        numpy_bert.forward(src.config, src.weights, ids, mask, types, record=record, dtype=np.float32, gram=grams)
     return record
 
 

@@ -363,6 +363,16 @@ def test_gptq_statistics_are_each_inputs_gram_and_rounding_keeps_the_model(tmp_p
     out0 = numpy_bert.forward(src.config, src.weights, ids, mask, types, dtype=np.float32)["encoder_outputs"][0]
     real = out0[mask.astype(bool)]
     np.testing.assert_allclose(grams[layer_names(1)["qkv_smooth"]], real.T @ real, rtol=1e-4, atol=1e-3)
+    # The statistics of the smoothing pass (unsmoothed inputs), carried over to the smoothed
+    # model, are the smoothed model's own.
+    raw: dict = {}
+    ranges = smoothing.activation_ranges(src, [(ids, mask, types)], raw)
+    smoothed = smoothing.smooth(src, ranges, 0.5, ("qkv", "ffn_in"))
+    rounding.smooth_grams(raw, smoothed.weights)
+    direct = rounding.input_grams(smoothed, [(ids, mask, types)])
+    assert set(raw) == set(direct)
+    for name in direct:
+        np.testing.assert_allclose(raw[name], direct[name], rtol=1e-3, atol=1e-3 * np.abs(direct[name]).max())
     rounded = rounding.round_weights(src, grams, damp=0.01)
     changed = {k for k in src.weights if rounded.weights[k] is not src.weights[k]}
     kernels = {

@@ -32,7 +32,8 @@ def _observe(x, name, w, mask, record, gram):
     x = x * w[name] if name in w else x
     if gram is not None:
         real = x[mask.astype(bool)]
-        gram[name] = gram.get(name, 0) + real.T @ real
+        part = real.T @ real
+        gram[name] = part if name not in gram else gram[name] + part
     return x
 
 
