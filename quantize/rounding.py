@@ -71,18 +71,21 @@ def gptq_int8(kernel: np.ndarray, gram: np.ndarray, damp: float) -> np.ndarray:
     h[np.diag_indices(k)] += damp * float(np.mean(np.diag(h)))
     u = _inverse_upper_factor(h)
     q = np.empty_like(w)
-    # Rows in blocks (GPTQ's lazy batches): inside a block the error moves row by row, to the
-    # rows after the block in one matrix product.
+    # Rows in blocks (GPTQ's lazy batches): inside a block each row takes the earlier rows'
+    # errors when its turn comes (one vector-matrix product), the rows after the block all of
+    # them in one matrix product.
     for b0 in range(0, k, BLOCK):
         b1 = min(b0 + BLOCK, k)
         errors = np.empty((b1 - b0, w.shape[1]))
         for r in range(b0, b1):
+            i = r - b0
+            if i:  # the block's earlier errors, applied to this row only when it is reached
+                w[r] -= u[b0:r, r] @ errors[:i]
             qr = np.clip(np.round(w[r] / step), -127, 127)
             pinned = top == r
             qr[pinned] = 127 * sign[pinned]
             q[r] = qr
-            errors[r - b0] = err = (w[r] - qr * step) / u[r, r]
-            w[r + 1 : b1] -= np.outer(u[r, r + 1 : b1], err)
+            errors[i] = (w[r] - qr * step) / u[r, r]
         w[b1:] -= u[b0:b1, b1:].T @ errors
     return (q * step).astype(np.float32)
 

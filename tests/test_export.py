@@ -230,3 +230,25 @@ def test_worker_tasks_round_trip_and_refuse_unknown_fields():
     assert tasks.from_json(json.loads(json.dumps(tasks.to_json(r)))) == r
     with pytest.raises(TypeError, match="held_out"):  # the old dict key: caught where the task is read
         tasks.from_json({**tasks.to_json(r), "held_out": ["a"]})
+
+
+def test_calibration_is_cached_by_what_it_depends_on(hf_tiny, tmp_path):
+    """SmoothQuant's ranges and GPTQ's kernels are written once to the calibration cache, named
+    by the reference, the recipe sections, the text and the length: exporting the same model
+    again reads them and writes the same model bytes; another rounding setting is another entry."""
+    from edgebert.cache import cache_dir
+
+    default = recipes.get("wi8_afp32")
+    export(_request(hf_tiny, tmp_path / "a", default, formats=("tflite",)))
+    entries = sorted(p.name.split("-")[0] for p in (cache_dir() / "calibration").iterdir())
+    assert entries == ["rounding", "smoothing"]
+    export(_request(hf_tiny, tmp_path / "b", default, formats=("tflite",)))
+    assert len(list((cache_dir() / "calibration").iterdir())) == 2
+    assert file_sha256(tmp_path / "a" / "model.tflite") == file_sha256(tmp_path / "b" / "model.tflite")
+    data = {**default.to_json(), "name": "my_damp", "rounding": {**default.rounding, "damp": 0.1}}
+    (tmp_path / "my_damp.json").write_text(json.dumps(data))
+    other = recipes.from_file(tmp_path / "my_damp.json")  # what the worker reads again
+    export(_request(hf_tiny, tmp_path / "c", other, formats=("tflite",)))
+    assert file_sha256(tmp_path / "a" / "model.tflite") != file_sha256(tmp_path / "c" / "model.tflite")
+    entries = sorted(p.name.split("-")[0] for p in (cache_dir() / "calibration").iterdir())
+    assert entries == ["rounding", "rounding", "smoothing"]

@@ -158,14 +158,15 @@ def task_convert(t: ConvertTask) -> dict:
 def _smoothing_ranges(
     src, tok, texts: list[str], seq_length: int | None, cache: str | None, grams: dict | None = None
 ) -> dict:
-    """SmoothQuant's activation ranges, computed once per export: the second format of an
-    export reads what the first wrote to ``cache`` (same reference, texts and length). A
+    """SmoothQuant's activation ranges, computed once: the second format of an export, and any
+    later export of the same model, recipe and text, reads what the first wrote to ``cache``
+    (``export.calibration_cache``). A
     ``grams`` dict, when the ranges are computed, receives each dense input's ``X^T X`` too
     (``rounding.input_grams``, before smoothing)."""
     from edgebert.quantize import smoothing
 
     if cache and Path(cache).exists():
-        _log(f"SmoothQuant: the activation ranges calibrated for the first format ({len(texts)} sentences)")
+        _log(f"SmoothQuant: activation ranges from the calibration cache ({len(texts)} sentences)")
         return _load_npz(cache)
     _log(f"calibrating SmoothQuant scales on {len(texts)} sentences")
     ranges = smoothing.activation_ranges(src, _calibration_batches(src, tok, texts, seq_length), grams)
@@ -174,8 +175,9 @@ def _smoothing_ranges(
 
 
 def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict, cache: str | None, grams: dict | None):
-    """``src`` with its dense kernels rounded as ``rounding`` says (GPTQ), computed once per
-    export: the second format reads the kernels the first wrote to ``cache``. ``grams``: the
+    """``src`` with its dense kernels rounded as ``rounding`` says (GPTQ), computed once: later
+    conversions of the same model, recipe and text read the kernels the first wrote to
+    ``cache``. ``grams``: the
     inputs' ``X^T X`` from the smoothing pass (before smoothing, which ``src`` now has), else
     computed here."""
     import dataclasses
@@ -185,7 +187,7 @@ def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict,
     if rounding["method"] != "gptq":
         raise ValueError(f"rounding method {rounding['method']!r}: use gptq")
     if cache and Path(cache).exists():
-        _log(f"GPTQ: the int8 kernels rounded for the first format ({len(texts)} sentences)")
+        _log(f"GPTQ: rounded int8 kernels from the calibration cache ({len(texts)} sentences)")
         weights = {**src.weights, **_load_npz(cache)}
         src.weights.clear()  # as below: only the rounded model lives on
         return dataclasses.replace(src, weights=weights)
@@ -240,6 +242,7 @@ def _save_npz(path: str | None, arrays: dict) -> None:
     import os
     import tempfile
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=".npz-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
