@@ -112,7 +112,8 @@ def calibration_cache(kind: str, ref: dict, sections: list, texts: list[str], se
 
     from edgebert.cache import cache_dir
 
-    key = [CALIBRATION_CACHE_FORMAT, kind, ref["sha256"], sections, texts, seq_length]
+    # A dynamic length calibrates at TF Hub's 128 (``worker._seq_length``), as a fixed 128 does.
+    key = [CALIBRATION_CACHE_FORMAT, kind, ref["sha256"], sections, texts, seq_length or 128]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return str(cache_dir() / "calibration" / f"{kind}-{digest}.npz")
 
