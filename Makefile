@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/edgebert export --int8 -o out/demo
 
+# Two processes, a whole test file each (--dist loadfile keeps a file's module fixtures in one
+# process): the default tier's exports are mostly single-threaded, so this halves its time on 2 cores.
 test: lint pi-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # ruff (lint + format check) over everything, mypy over the device-side package (pyproject.toml).
 lint: $(STAMP)

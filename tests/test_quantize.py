@@ -325,7 +325,9 @@ def test_per_row_int8_by_normalized_rows_equals_the_exact_product_and_float_prod
     uq = np.clip(np.round(unit / scale) + zp, 0, 255)
     want = peak * (scale * ((uq - zp) @ wq) * ws)
     assert np.abs(h - want).max() <= 1e-4 * np.abs(want).max()
-    np.testing.assert_allclose(p, h @ w3, rtol=1e-5, atol=1e-6)
+    # Float against float: only the summation order differs (the outlier row's products are
+    # 40x the rest); int8 would be off by about 1e-2 of the output's range.
+    np.testing.assert_allclose(p, h @ w3, rtol=1e-4, atol=1e-5 * np.abs(p).max())
     cos = (h * (x @ w)).sum(-1) / np.linalg.norm(h, axis=-1) / np.linalg.norm(x @ w, axis=-1)
     assert cos.min() >= 0.999, cos.min()
 
