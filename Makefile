@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/edgebert export --int8 -o out/demo
 
 # Two processes, a whole test file each (--dist loadfile keeps a file's module fixtures in one
-# process): the default tier's exports are mostly single-threaded, so this halves its time on 2 cores.
+# process): the default tier's exports are mostly single-threaded, so two of them take a third off its time on 2 cores.
 test: lint pi-tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
