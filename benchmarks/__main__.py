@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--models", help=f"comma-separated subset of {', '.join(suite.MODELS)}")
     r.add_argument("--variants", help="comma-separated variant names (see benchmarks/suite.py VARIANTS)")
     r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--rounds", type=int, help="fresh processes per variant (default: 1 with --quick, else 2)")
     r.add_argument("-o", "--output", type=Path, default=suite.RESULTS)
     ec = sub.add_parser("export-cost", help="export time and peak memory per step, cold, --int8")
     ec.add_argument(

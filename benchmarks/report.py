@@ -76,12 +76,48 @@ def markdown(res: dict, command: str) -> str:
             )
             + "."
         )
+    roof32 = res.get("roofline_fp32") or {}
+    if roof32:
+        lines.append("")
+        lines.append(
+            "fp32 roofline, the same products in fp32: "
+            + "; ".join(
+                f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof32.items()
+            )
+            + "."
+        )
+    shares = roofline_shares(res)
+    if shares:
+        lines.append("")
+        lines.append("Of the roofline at seq 128 (the model's multiply-accumulates per second over its backend's best")
+        lines.append("single product of the same precision):")
+        lines.append("")
+        lines += [f"- {line}" for line in shares]
     lines.append("")
     lines.append(
         "x TF: TensorFlow running the fp32 SavedModel at the same length (latency) or padded to 128 as TF Hub "
         "preprocessing does (throughput). RSS: a process that loads the bundle and embeds one sentence."
     )
     return "\n".join(lines) + "\n"
+
+
+def roofline_shares(res: dict) -> list[str]:
+    """One line per model: each fp32 and dynamic int8 variant's GMAC/s at seq 128 as a share of
+    the same backend's single-product rate in the same precision."""
+    rooflines = {"int8": res.get("roofline") or {}, "fp32": res.get("roofline_fp32") or {}}
+    lines = []
+    for key, model in res.get("models", {}).items():
+        parts = []
+        for name, r in model["variants"].items():
+            backend = "tflite" if name.startswith("TFLite") else "onnx" if name.startswith("ONNX") else None
+            precision = "int8" if name.endswith("dynamic int8") else "fp32" if name.endswith("fp32") else None
+            peak = rooflines.get(precision or "", {}).get(backend or "")
+            if peak and "gmacs_per_s_seq128" in r:
+                share = r["gmacs_per_s_seq128"] / peak["gmacs_per_s"]
+                parts.append(f"{name} {r['gmacs_per_s_seq128']:.0f} GMAC/s = {share:.0%}")
+        if parts:
+            lines.append(f"{key}: " + "; ".join(parts))
+    return lines
 
 
 def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
@@ -154,24 +190,26 @@ def plots(res: dict, out: Path, prefix: str = "benchmarks") -> list[Path]:
 
     roof = res.get("roofline") or {}
     if roof:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        rooflines = {"int8": roof, "fp32": res.get("roofline_fp32") or {}}
+        fig, ax = plt.subplots(figsize=(7, 5))
         labels, vals, colors = [], [], []
-        for backend, peak in roof.items():
-            labels.append(f"{backend}: single int8 matmul")
-            vals.append(peak["gmacs_per_s"])
-            colors.append("#999")
-            for key, model in models.items():
-                name = f"{'TFLite' if backend == 'tflite' else 'ONNX'} dynamic int8"
-                r = model["variants"].get(name)
-                if r and "gmacs_per_s_seq128" in r:
-                    labels.append(f"{backend}: {key} @128")
-                    vals.append(r["gmacs_per_s_seq128"])
-                    colors.append("#36c")
+        for precision, variant in (("int8", "dynamic int8"), ("fp32", "fp32")):
+            for backend, peak in rooflines[precision].items():
+                labels.append(f"{backend}: single {precision} matmul")
+                vals.append(peak["gmacs_per_s"])
+                colors.append("#999")
+                for key, model in models.items():
+                    r = model["variants"].get(f"{'TFLite' if backend == 'tflite' else 'ONNX'} {variant}")
+                    if r and "gmacs_per_s_seq128" in r:
+                        labels.append(f"{backend} {precision}: {key} @128")
+                        vals.append(r["gmacs_per_s_seq128"])
+                        colors.append("#36c" if precision == "int8" else "#c63")
         ax.barh(labels, vals, color=colors)
+        ax.invert_yaxis()
         for i, v in enumerate(vals):
             ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
-        ax.set_xlabel("GMAC/s (int8, batch 1, 2 threads)")
-        ax.set_title("roofline: achieved vs best single int8 matrix product")
+        ax.set_xlabel(f"GMAC/s (batch 1, {res.get('machine', {}).get('threads', 2)} threads)")
+        ax.set_title("roofline: achieved vs best single matrix product, per precision")
         fig.tight_layout()
         paths.append(out / f"{prefix}_roofline.png")
         fig.savefig(paths[-1], dpi=100)

@@ -66,7 +66,8 @@ VARIANTS = [
     Variant("ONNX dynamic int8", "onnx", "wi8_afp32"),
     Variant("ONNX static int8", "onnx", "wi8_ai8"),
 ]
-QUICK_VARIANTS = ("TF SavedModel fp32", "TFLite dynamic int8", "ONNX dynamic int8")
+# fp32 of both formats too: issue 20's "ONNX fp32 >= TFLite fp32" is a ratio within one run.
+QUICK_VARIANTS = ("TF SavedModel fp32", "TFLite fp32", "TFLite dynamic int8", "ONNX fp32", "ONNX dynamic int8")
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ def make_plan(args) -> Plan:
         variants=variants,
         seqs=[16, 128] if args.quick else [16, 64, 128, 512],
         reps=10 if args.quick else 20,
-        rounds=1 if args.quick else 2,
+        rounds=getattr(args, "rounds", None) or (1 if args.quick else 2),
         sentences={m: (2000 if m == "default" else 200) if args.quick else 2000 for m in models},
         threads=args.threads,
         out=args.output,
@@ -198,9 +199,16 @@ def macs(spec_cfg: dict, seq: int) -> float:
 
 
 def matmul_models(work: Path, m: int, k: int, n: int) -> dict:
-    """One [m, k] x [k, n] product, quantized as the dynamic int8 recipe quantizes BERT's."""
+    """One [m, k] x [k, n] product per backend: quantized as the dynamic int8 recipe quantizes
+    BERT's (keys ``tflite``, ``onnx``) and in fp32 (``tflite_fp32``, ``onnx_fp32``)."""
     out = work / "roofline"
-    paths = {"tflite": out / f"matmul_{m}x{k}x{n}.tflite", "onnx": out / f"matmul_{m}x{k}x{n}.onnx"}
+    stem = f"matmul_{m}x{k}x{n}"
+    paths = {
+        "tflite": out / f"{stem}.tflite",
+        "onnx": out / f"{stem}.onnx",
+        "tflite_fp32": out / f"{stem}_fp32.tflite",
+        "onnx_fp32": out / f"{stem}_fp32.onnx",
+    }
     if all(p.exists() for p in paths.values()):
         return paths
     out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,8 @@ w = tf.constant(np.random.default_rng(0).normal(0, 0.05, ({k}, {n})).astype(np.f
 f = tf.function(lambda x: tf.matmul(x, w), input_signature=[tf.TensorSpec([{m}, {k}], tf.float32)])
 r = recipes.get("wi8_afp32")
 c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
+Path("{paths["tflite_fp32"]}").write_bytes(c.convert())
+c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
 tflite_quant.configure(c, r, None)
 Path("{paths["tflite"]}").write_bytes(c.convert())
 from onnx import TensorProto, helper, numpy_helper
@@ -219,7 +229,7 @@ graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="m
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [{m}, {k}])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [{m}, {n}])],
                           [numpy_helper.from_array(w.numpy(), "w")])
-fp32 = Path("{out}") / "fp32.onnx"
+fp32 = Path("{paths["onnx_fp32"]}")
 onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
 onnx_quant.apply(fp32, Path("{paths["onnx"]}"), r, None)
 """
@@ -314,6 +324,7 @@ def run(plan: Plan) -> dict:
         results["models"][key] = model_result
         _progress(f"{key}: done ({(time.perf_counter() - t_start) / 60:.1f} min so far)")
     results["roofline"] = roofline(plan, work, results)
+    results["roofline_fp32"] = roofline(plan, work, results, "fp32")
     results["wall_minutes"] = round((time.perf_counter() - t_start) / 60, 1)
     return results
 
@@ -351,14 +362,15 @@ def _add_ratios(model_result: dict, plan: Plan) -> None:
             r["gmacs_per_s_seq128"] = macs(cfg, 128) / (lat[128]["p50_ms"] / 1e3) / 1e9
 
 
-def roofline(plan: Plan, work: Path, results: dict) -> dict:
-    """The best int8 matrix-product rate per backend (dynamic int8, as the recipe runs BERT)."""
+def roofline(plan: Plan, work: Path, results: dict, precision: str = "int8") -> dict:
+    """The best matrix-product rate per backend: ``int8`` as the dynamic int8 recipe runs BERT,
+    or ``fp32`` (what the fp32 variants are held against)."""
     out = {}
     shapes = [(128, 768, 3072), (128, 1024, 4096)]
     for backend in ("tflite", "onnx"):
         best = None
         for m, k, n in shapes:
-            path = matmul_models(work, m, k, n)[backend]
+            path = matmul_models(work, m, k, n)[backend if precision == "int8" else backend + "_fp32"]
             r = probe(f"matmul_{backend}", path=str(path), threads=plan.threads, reps=plan.reps * 3)
             rate = m * k * n / (r["p50_ms"] / 1e3) / 1e9
             if best is None or rate > best["gmacs_per_s"]:

@@ -237,3 +237,41 @@ def test_encoding_in_chunks_pads_as_one_call_does():
     for k in whole:
         assert chunked[k].shape == whole[k].shape
         np.testing.assert_array_equal(chunked[k], whole[k])
+
+
+def test_roofline_shares_hold_each_variant_against_its_own_precision():
+    from benchmarks import report
+
+    res = {
+        "roofline": {
+            "tflite": {"gmacs_per_s": 800.0, "shape": [128, 1024, 4096]},
+            "onnx": {"gmacs_per_s": 600.0, "shape": [1, 2, 3]},
+        },
+        "roofline_fp32": {
+            "tflite": {"gmacs_per_s": 200.0, "shape": [128, 1024, 4096]},
+            "onnx": {"gmacs_per_s": 160.0, "shape": [1, 2, 3]},
+        },
+        "models": {
+            "base": {
+                "variants": {
+                    "TF SavedModel fp32": {"gmacs_per_s_seq128": 100.0},  # no roofline of its own
+                    "TFLite fp32": {"gmacs_per_s_seq128": 150.0},
+                    "TFLite dynamic int8": {"gmacs_per_s_seq128": 520.0},
+                    "ONNX fp32": {"gmacs_per_s_seq128": 120.0},
+                    "ONNX dynamic int8": {"gmacs_per_s_seq128": 450.0},
+                    "ONNX static int8": {"gmacs_per_s_seq128": 300.0},  # static: not the dynamic roofline
+                }
+            }
+        },
+    }
+    assert report.roofline_shares(res) == [
+        "base: TFLite fp32 150 GMAC/s = 75%; TFLite dynamic int8 520 GMAC/s = 65%; "
+        "ONNX fp32 120 GMAC/s = 75%; ONNX dynamic int8 450 GMAC/s = 75%"
+    ]
+    assert report.roofline_shares({"models": res["models"]}) == []
+    machine = dict.fromkeys(
+        ("cpu", "cores", "threads", "python", "ai-edge-litert", "onnxruntime", "tensorflow", "date"), "x"
+    )
+    plan = {"rounds": 1, "reps": 10}
+    md = report.markdown({**res, "machine": machine, "plan": plan, "models": {}, "wall_minutes": 1}, "cmd")
+    assert "fp32 roofline, the same products in fp32: tflite 200.0 GMAC/s" in md
