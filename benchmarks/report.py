@@ -29,7 +29,7 @@ def markdown(res: dict, command: str) -> str:
             "| variant | MB | "
             + " | ".join(f"p50/p90 ms @{s}" for s in seqs)
             + " | x TF @128 | sent/s dynamic | sent/s fixed 128 | dyn/fixed | x TF sent/s | cold start s "
-            "| RSS MB (load+1) | RSS/file | GMAC/s @128 | cos vs ref | export s | export GB |",
+            "| RSS MB (load+1, default runner) | RSS/file | GMAC/s @128 | cos vs ref | export s | export GB |",
             "|" + " --- |" * (15 + len(seqs)),
         ]
         for name, r in model["variants"].items():
@@ -40,7 +40,7 @@ def markdown(res: dict, command: str) -> str:
             lines.append(
                 f"| {name} | {_f(r.get('file_mb'), '.1f')} | {lat} | {_f(r.get('speedup_vs_tf', {}).get(128), '.2f')} | "
                 f"{r['dynamic_sentences_per_s']:.0f} | {r['fixed128_sentences_per_s']:.0f} | {r['dynamic_vs_fixed128']:.2f} | "
-                f"{_f(r.get('throughput_vs_tf'), '.2f')} | {r['cold_start_s']:.2f} | {_f(r.get('rss_only_mb'), '.0f')} | "
+                f"{_f(r.get('throughput_vs_tf'), '.2f')} | {r['cold_start_s']:.2f} | {_f(r.get('rss_mb', r.get('rss_only_mb')), '.0f')} | "
                 f"{_f(r.get('rss_over_file'), '.2f')} | {_f(r.get('gmacs_per_s_seq128'), '.1f')} | "
                 f"{_f(r.get('cosine_pooled'), '.5f')} | {_f(r.get('export_s'), '.0f')} | {_f(r.get('export_peak_rss_gb'), '.2f')} |"
             )

@@ -355,8 +355,10 @@ def _add_ratios(model_result: dict, plan: Plan) -> None:
             for key in ("rss_only_mb", "rss_seq128_mb", "rss_cache_mb", "rss_cache_seq128_mb"):
                 if r.get(key):
                     r[key.replace("_mb", "_over_file")] = r[key] / r["file_mb"]
-            if "rss_only_over_file" in r:
-                r["rss_over_file"] = r["rss_only_over_file"]
+            # The main table's RSS is the default runner's: the weight cache where TFLite has one.
+            r["rss_mb"] = r.get("rss_cache_mb") or r.get("rss_only_mb")
+            if r["rss_mb"]:
+                r["rss_over_file"] = r["rss_mb"] / r["file_mb"]
         cfg = model_result["architecture"]
         if 128 in lat:
             r["gmacs_per_s_seq128"] = macs(cfg, 128) / (lat[128]["p50_ms"] / 1e3) / 1e9
