@@ -69,7 +69,7 @@ def rewrite(
     """
     import re
 
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     from edgebert.quantize.onnx_quant import MIN_ELEMENTS  # smaller products stay float, as there
 
@@ -154,18 +154,27 @@ def rewrite(
                 )
             )
             continue
-        # The row's range, widened to hold 0 (so the zero point is a code).
-        hi = op("Max", [op("ReduceMax", [x, axes], "/row_max", keepdims=1), zero], "/row_max0")
+        # The row's range, widened to hold 0 (so the zero point is a code); the top at least
+        # `tiny`, so the span is never 0. Every node on these [.., 1] columns costs ONNX Runtime
+        # a dispatch, more than its arithmetic: each step below is one node.
+        hi = op("Max", [op("ReduceMax", [x, axes], "/row_max", keepdims=1), tiny], "/row_max0")
         lo = op("Min", [op("ReduceMin", [x, axes], "/row_min", keepdims=1), zero], "/row_min0")
-        span = op("Max", [op("Sub", [hi, lo], "/row_span"), tiny], "/row_span_pos")
-        scale = op("Mul", [span, const("row_int8/inv255", 1.0 / 255.0)], "/row_scale")
-        zp_f = op("Round", [op("Div", [op("Neg", [lo], "/row_neg_min"), scale], "/row_zp_raw")], "/row_zp_f")
-        zp = op("Cast", [zp_f], "/row_zp", to=TensorProto.UINT8)
+        scale = op("Mul", [op("Sub", [hi, lo], "/row_span"), const("row_int8/inv255", 1.0 / 255.0)], "/row_scale")
+        # round(-lo / scale) as uint8 by QuantizeLinear (round half to even, as Round), and
+        # zp * scale back by DequantizeLinear: two nodes where Div, Round, Cast and Mul were four.
+        zp = op(
+            "QuantizeLinear",
+            [op("Neg", [lo], "/row_neg_min"), scale],  # no zero point given: uint8, zero point 0
+            "/row_zp",
+            axis=-1,
+            block_size=1,
+        )
         xq = op("QuantizeLinear", [x, scale, zp], "/quantize", axis=-1, block_size=int(w.shape[0]))
         # (The dense bias stays a separate Add: given as this kernel's bias input next to a
         # per-row scale, ONNX Runtime 1.32 computed wrong results, pooled cosine 0.96.)
         product = op("MatMulIntegerToFloat", [xq, wq_name, scale, ws_name], "/int8", domain="com.microsoft")
-        shift = op("Mul", [op("Mul", [zp_f, scale], "/row_zp_value"), colsum], "/zero_point_share")
+        zp_value = op("DequantizeLinear", [zp, scale], "/row_zp_value", axis=-1, block_size=1)
+        shift = op("Mul", [zp_value, colsum], "/zero_point_share")
         nodes.append(helper.make_node("Sub", [product, shift], [node.output[0]], name=p + "/dequantized"))
     del g.node[:]
     g.node.extend(nodes)
