@@ -1,7 +1,7 @@
 """``python -m benchmarks run [--quick] [--large] [--models a,b] [--variants ...] [-o DIR]``.
 
 ``--quick`` (under 10 minutes here): the default model and the BERT-base shape; TensorFlow
-fp32, TFLite and ONNX dynamic int8; lengths 16 and 128; one round. Without it: also the Small
+fp32, TFLite and ONNX fp32 and dynamic int8; lengths 16 and 128; one round (``--rounds N``). Without it: also the Small
 BERT L4/H512 shape, every variant, lengths 16/64/128/512, two rounds; ``--large`` adds the
 BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by later runs.
 

@@ -71,21 +71,12 @@ def markdown(res: dict, command: str) -> str:
     if roof:
         lines.append(
             "Roofline: best single int8 matrix product (dynamic int8, as the recipe quantizes) per backend: "
-            + "; ".join(
-                f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof.items()
-            )
-            + "."
+            + _rates(roof)
         )
     roof32 = res.get("roofline_fp32") or {}
     if roof32:
         lines.append("")
-        lines.append(
-            "fp32 roofline, the same products in fp32: "
-            + "; ".join(
-                f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof32.items()
-            )
-            + "."
-        )
+        lines.append("fp32 roofline, the same products in fp32: " + _rates(roof32))
     shares = roofline_shares(res)
     if shares:
         lines.append("")
@@ -99,6 +90,14 @@ def markdown(res: dict, command: str) -> str:
         "preprocessing does (throughput). RSS: a process that loads the bundle and embeds one sentence."
     )
     return "\n".join(lines) + "\n"
+
+
+def _rates(roof: dict) -> str:
+    """``tflite 752.4 GMAC/s (128x768x3072); onnx ...``: one roofline's products per backend."""
+    return (
+        "; ".join(f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof.items())
+        + "."
+    )
 
 
 def roofline_shares(res: dict) -> list[str]:

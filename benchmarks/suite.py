@@ -97,7 +97,7 @@ def make_plan(args) -> Plan:
         variants=variants,
         seqs=[16, 128] if args.quick else [16, 64, 128, 512],
         reps=10 if args.quick else 20,
-        rounds=getattr(args, "rounds", None) or (1 if args.quick else 2),
+        rounds=args.rounds or (1 if args.quick else 2),
         sentences={m: (2000 if m == "default" else 200) if args.quick else 2000 for m in models},
         threads=args.threads,
         out=args.output,
