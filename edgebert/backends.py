@@ -484,8 +484,19 @@ def _refuse_dynamic_for_gpu(path) -> None:
 class OnnxRunner:
     """Runs a ``.onnx`` with ONNX Runtime on the execution provider for ``delegate``."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, delegate: str = "auto"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_threads: int | None = None,
+        delegate: str = "auto",
+        exact_int8: bool | None = None,
+    ):
+        """``exact_int8``: on the CPU provider, load the int8 weights re-signed for ONNX
+        Runtime's u8 x u8 kernel (``edgebert.onnx_exact_int8``): None (default) where this CPU's
+        u8 x s8 kernel saturates (x86 without VNNI), True always, False never."""
         import onnxruntime as ort
+
+        from edgebert import onnx_exact_int8
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = num_threads or os.cpu_count() or 1
@@ -493,8 +504,13 @@ class OnnxRunner:
         self.runtime = f"onnxruntime {ort.__version__}"
         self.path = Path(path)
         providers = delegates.ort_providers(delegate, ort.get_available_providers())
+        if providers[0] != "CPUExecutionProvider":
+            exact_int8 = False  # the rewrite is for MLAS, the CPU provider's kernels
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers)
+            with onnx_exact_int8.loadable(path, exact_int8) as (load_path, resigned):
+                self.session = ort.InferenceSession(str(load_path), so, providers=providers)
+        except EdgebertError as e:
+            raise EdgebertError(f"onnxruntime cannot load {path}: {e.problem}", e.fix) from None
         except Exception as e:  # ORT raises its own exception types
             raise EdgebertError(
                 f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}",
@@ -517,6 +533,10 @@ class OnnxRunner:
                 "install its libraries (CUDA/cuDNN for CUDA), or pass fallback=True",
             )
         self.report = DelegateReport(requested=delegate, used=active[0])
+        if resigned:
+            self.report.int8_products = (
+                f"u8 x u8 ({resigned} products re-signed: this CPU's u8 x s8 kernel adds in saturating int16)"
+            )
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in self.session.get_outputs()]
@@ -538,6 +558,7 @@ def open_runner(
     gpu_enforce_f32: bool = False,
     weight_cache: str | None = None,
     output_widths: dict[str, int] | None = None,
+    exact_int8: bool | None = None,
 ):
     """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there).
 
@@ -571,7 +592,7 @@ def open_runner(
     if suffix == ".onnx":
         if delegate_library:
             raise EdgebertError("delegate_library is a TFLite option", "use backend='tflite', or drop it")
-        return OnnxRunner(path, num_threads, delegate)
+        return OnnxRunner(path, num_threads, delegate, exact_int8)
     raise EdgebertError(f"cannot run {path}", "expected a .tflite or .onnx file")
 
 

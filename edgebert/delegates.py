@@ -64,6 +64,8 @@ class DelegateReport:
       fully_accelerated: LiteRT CompiledModel's own verdict, where it gives one.
       counted: where the op counts come from: ``run`` (this interpreter's graph) or ``export``
         (the manifest's, for LiteRT's CompiledModel, which does not expose its graph).
+      int8_products: ONNX on the CPU: how the int8 products run, where the runner changed their
+        form for this CPU (``edgebert.onnx_exact_int8``); None otherwise.
     """
 
     requested: str
@@ -76,6 +78,7 @@ class DelegateReport:
     not_delegated: dict[str, int] = dataclasses.field(default_factory=dict)
     fully_accelerated: bool | None = None
     counted: str | None = None
+    int8_products: str | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,6 +103,8 @@ class DelegateReport:
             s += f"; fell back from {self.requested}: {self.reason}"
         elif self.reason:
             s += f"; {self.reason}"
+        if self.int8_products:
+            s += f"; int8 products {self.int8_products}"
         return s
 
 

@@ -48,6 +48,7 @@ def load(
     batch_size: int = 32,
     fast_tokenizer: bool = False,
     weight_cache: str | os.PathLike | None = "auto",
+    exact_int8: bool | None = None,
 ) -> BertModel:
     """Loads an edgebert bundle (a directory written by ``edgebert export``).
 
@@ -74,6 +75,9 @@ def load(
         ignored by ONNX, the GPU, NNAPI and delegate libraries; the Interpreter where LiteRT's
         CompiledModel cannot load the file), a file path, ``":memory"``, or ``"off"`` / None
         (the LiteRT Interpreter, whose delegate report counts the ops at run time).
+      exact_int8: ONNX on the CPU: None (default) re-signs the int8 weights for ONNX Runtime's
+        u8 x u8 kernel on x86 CPUs without VNNI, whose u8 x s8 kernel adds in saturating int16
+        (``edgebert.onnx_exact_int8``; the delegate report says so); True always; False never.
 
     Returns:
       A ``BertModel``.
@@ -91,6 +95,7 @@ def load(
         batch_size=batch_size,
         fast_tokenizer=fast_tokenizer,
         weight_cache=weight_cache,
+        exact_int8=exact_int8,
     )
 
 
@@ -138,6 +143,7 @@ class BertModel:
         batch_size=32,
         fast_tokenizer=False,
         weight_cache="auto",
+        exact_int8=None,
     ):
         self.bundle = Path(bundle)
         self.info = read_manifest(self.bundle)
@@ -170,6 +176,7 @@ class BertModel:
             gpu_enforce_f32=gpu_enforce_f32,
             output_widths=widths,
             weight_cache=self._weight_cache_path(weight_cache, entry, delegate, delegate_library),
+            exact_int8=exact_int8,
         )
         first, opts = self._open_with_cache(delegate, opts, fallback, str(weight_cache) == "auto")
         if first.report.used == "xnnpack-weight-cache" and entry.xnnpack_delegation:

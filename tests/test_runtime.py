@@ -346,6 +346,37 @@ def test_onnx_weights_file_is_checked(default_bundles, tmp_path):
         load(bundle, backend="onnx")
 
 
+def test_onnx_int8_products_are_exact_on_every_x86(default_bundles, sentiment_dir):
+    """On an x86 CPU without VNNI, ONNX Runtime's u8 x s8 kernel adds in saturating int16; the
+    runner then loads the int8 weights re-signed for its exact u8 x u8 kernel. Where the CPU's
+    u8 x s8 kernel is exact, both forms give the same bits; where it saturates, they differ and
+    only the re-signed one holds the recipe's accuracy against the fp32 file."""
+    from edgebert import onnx_exact_int8
+
+    bundle = default_bundles["wi8_afp32"][0]
+    texts = _texts(sentiment_dir)
+    exact = load(bundle, backend="onnx", num_threads=2, exact_int8=True)
+    native = load(bundle, backend="onnx", num_threads=2, exact_int8=False)
+    assert "int8 products u8 x u8 (24 products re-signed" in exact.delegate.summary()
+    assert native.delegate.int8_products is None
+    a, b = (m.encode(texts, seq_length=128)["pooled_output"] for m in (exact, native))
+    saturates = onnx_exact_int8.u8s8_saturates()
+    if saturates:
+        assert np.abs(a - b).max() > 1e-3
+    else:
+        assert np.array_equal(a, b)
+    ref = load(default_bundles["fp32"][0], backend="onnx", num_threads=2).encode(texts, seq_length=128)
+    cos = metrics.cosine(a, ref["pooled_output"])  # (the fp32 bundle is a fixed-128 one)
+    assert cos.mean() >= 0.9995 and cos.min() >= 0.998, (cos.mean(), cos.min())
+    native_cos = metrics.cosine(b, ref["pooled_output"])
+    print(
+        f"pooled cosine, 64 sentences: re-signed {cos.mean():.5f} (min {cos.min():.5f}), as stored {native_cos.mean():.5f} (min {native_cos.min():.5f})"
+    )
+    # The default decides by the CPU.
+    auto = load(bundle, backend="onnx", num_threads=2)
+    assert (auto.delegate.int8_products is not None) is saturates
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
