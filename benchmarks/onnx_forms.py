@@ -106,6 +106,8 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
 def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, float]:
     import onnxruntime as ort
 
+    from edgebert import onnx_exact_int8
+
     ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
     feeds = {"input_word_ids": ids, "input_mask": np.ones_like(ids), "input_type_ids": np.zeros_like(ids)}
     sessions = {}
@@ -113,7 +115,8 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, floa
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        with onnx_exact_int8.loadable(path) as (load_path, _):  # as the runner loads it on this CPU
+            sessions[name] = ort.InferenceSession(str(load_path), opts, providers=["CPUExecutionProvider"])
         for _ in range(WARMUP):
             sessions[name].run(None, feeds)
     times: dict[str, list[float]] = {name: [] for name in sessions}

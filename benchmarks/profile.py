@@ -54,7 +54,10 @@ def profile_onnx(model: Path, feeds: dict[str, np.ndarray], threads: int, work: 
     opts.intra_op_num_threads = threads
     opts.enable_profiling = True
     opts.profile_file_prefix = str(work / "ort_profile")
-    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    from edgebert import onnx_exact_int8
+
+    with onnx_exact_int8.loadable(model) as (load_path, _):  # the form the runner runs on this CPU
+        sess = ort.InferenceSession(str(load_path), opts, providers=["CPUExecutionProvider"])
     for _ in range(WARMUP):
         sess.run(None, feeds)
     for _ in range(RUNS):

@@ -94,8 +94,14 @@ def markdown(res: dict, command: str) -> str:
 
 def _rates(roof: dict) -> str:
     """``tflite 752.4 GMAC/s (128x768x3072); onnx ...``: one roofline's products per backend."""
+
+    def form(r: dict) -> str:  # ONNX on an x86 CPU without VNNI: the exact u8 x u8 kernel
+        return ", u8 x u8: weights re-signed as the runner does on this CPU" if r.get("resigned") else ""
+
     return (
-        "; ".join(f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))})" for b, r in roof.items())
+        "; ".join(
+            f"{b} {r['gmacs_per_s']:.1f} GMAC/s ({'x'.join(map(str, r['shape']))}{form(r)})" for b, r in roof.items()
+        )
         + "."
     )
 

@@ -535,7 +535,7 @@ class OnnxRunner:
         self.report = DelegateReport(requested=delegate, used=active[0])
         if resigned:
             self.report.int8_products = (
-                f"u8 x u8 ({resigned} products re-signed: this CPU's u8 x s8 kernel adds in saturating int16)"
+                f"u8 x u8 ({resigned} products re-signed: x86 without VNNI adds u8 x s8 in saturating int16)"
             )
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ INTEGER_PRODUCTS = {
     ("com.microsoft", "MatMulIntegerToFloat"): (1, 5),
     ("com.microsoft", "DynamicQuantizeMatMul"): (1, 3),
     ("", "MatMulInteger"): (1, 3),
+    ("com.microsoft", "QAttention"): (1, 7),
 }
 EXACT_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # u8 x s8 accumulates in int32
 ZERO_POINT = "edgebert/u8u8_zero_point_128"
@@ -73,7 +74,8 @@ def u8s8_saturates(flags: Iterable[str] | None = None, machine: str | None = Non
 
 def saturating_products(graph: bytes) -> tuple[list[int], set[str]]:
     """The indices (among the graph's nodes) of integer products whose weight is an int8
-    initializer with zero point 0, and those initializers' names.
+    initializer (with zero point 0, or an int8 zero-point initializer), and the names of the
+    initializers to re-sign (weights and their zero points).
 
     A weight that some other node also reads is left as it is (with its products), since that
     node would read the re-signed bytes; one shared by several products is re-signed once."""
@@ -92,16 +94,24 @@ def saturating_products(graph: bytes) -> tuple[list[int], set[str]]:
             if name in reads:
                 reads[name].append((i, slot))
 
+    def zero_point(i: int) -> str:
+        slots = _slots(nodes[i])
+        assert slots is not None
+        inputs = w.strings(nodes[i], w.NODE_INPUT)
+        return inputs[slots[1]] if len(inputs) > slots[1] else ""
+
     def product_weight(i: int, slot: int) -> bool:
         slots = _slots(nodes[i])
         if slots is None or slot != slots[0]:
             return False
-        inputs = w.strings(nodes[i], w.NODE_INPUT)
-        return not (len(inputs) > slots[1] and inputs[slots[1]])  # no zero point of its own
+        zp = zero_point(i)  # none (0), or an int8 initializer re-signed with the weight
+        return not zp or (zp in reads and all(_slots(nodes[j]) and s == _slots(nodes[j])[1] for j, s in reads[zp]))
 
     weights = {name for name, r in reads.items() if r and all(product_weight(i, s) for i, s in r)}
     picked = sorted({i for name in weights for i, _ in reads[name]})
-    return picked, weights
+    # A zero point stored beside the weight is re-signed with it (int8 z -> uint8 z + 128).
+    zero_points = {zero_point(i) for i in picked} - {""}
+    return picked, weights | zero_points
 
 
 def _slots(node: list[w.Field]) -> tuple[int, int] | None:
@@ -168,6 +178,8 @@ def _with_zero_point(node: list[w.Field]) -> bytes:
     slots = _slots(node)
     assert slots is not None
     inputs = w.strings(node, w.NODE_INPUT)
+    if len(inputs) > slots[1] and inputs[slots[1]]:
+        return b"".join(f.raw for f in node)  # its own zero point, re-signed as an initializer
     inputs += [""] * (slots[1] + 1 - len(inputs))
     inputs[slots[1]] = ZERO_POINT
     rest = [f.raw for f in node if f.number != w.NODE_INPUT]

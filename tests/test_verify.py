@@ -53,8 +53,11 @@ def test_default_bundles_pass_on_real_sentences(recipe, default_bundles, movie, 
         assert 0.65 < s["probe"]["reference_accuracy"] < 0.95
         drift = s["per_layer"]
         assert drift["available"] and len(drift["layers"]) == 6 and drift["tokens"] > 10 * N_REAL
-        # The tapped run's last layer is the bundle's sequence_output: the same numbers.
-        assert drift["layers"][-1]["cosine"] == s["sequence_output"]["cosine"]
+        # The tapped run's last layer is the bundle's sequence_output: the same numbers (to float
+        # rounding: on ONNX Runtime's u8 x u8 kernel, x86 without VNNI, the extra outputs move
+        # the last bits, p5 0.9991421 vs 0.9991425).
+        for key, value in s["sequence_output"]["cosine"].items():
+            assert drift["layers"][-1]["cosine"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
         # Token-level cosines sit below the sentence-level ones (int8 TFLite, last layer: 0.99896).
         layer_floor = 0.99999 if recipe == "fp32" else 0.998
         assert all(d["cosine"]["mean"] >= layer_floor for d in drift["layers"]), [d["cosine"] for d in drift["layers"]]
