@@ -172,7 +172,6 @@ def test_per_row_int8_equals_the_exact_asymmetric_product():
     """``onnx_row_int8`` run by ONNX Runtime equals the asymmetric per-row product computed in
     numpy: each row's own scale and zero point (its range widened to hold 0), the zero point's
     share taken out, per-channel int8 weights."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     from edgebert.quantize import onnx_row_int8
@@ -222,7 +221,6 @@ def test_per_row_int8_at_fixed_zero_points_equals_the_exact_product():
     ``MatMulIntegerToFloat`` applies itself: equal to that product in numpy, for z = 128
     (symmetric) and z = 16 (an activation's output, bounded below); a MatMul no pair names keeps its own
     zero point per row."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     from edgebert.quantize import onnx_row_int8
@@ -316,7 +314,6 @@ def test_per_row_int8_by_normalized_rows_equals_the_exact_product_and_float_prod
     ``DynamicQuantizeMatMul`` quantize the result with one uint8 range (0 included) and multiplies
     the rows back: equal to that product in numpy. ``float_products``: a matching MatMul stays
     a float MatMul with its weights untouched."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     from edgebert.quantize import onnx_row_int8
