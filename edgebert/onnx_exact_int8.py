@@ -105,7 +105,7 @@ def saturating_products(graph: bytes) -> tuple[list[int], set[str]]:
         if slots is None or slot != slots[0]:
             return False
         zp = zero_point(i)  # none (0), or an int8 initializer re-signed with the weight
-        return not zp or (zp in reads and all(_slots(nodes[j]) and s == _slots(nodes[j])[1] for j, s in reads[zp]))
+        return not zp or (zp in reads and all(s == (_slots(nodes[j]) or (-1, -1))[1] for j, s in reads[zp]))
 
     weights = {name for name, r in reads.items() if r and all(product_weight(i, s) for i, s in r)}
     picked = sorted({i for name in weights for i, _ in reads[name]})
