@@ -72,14 +72,16 @@ def u8s8_saturates(flags: Iterable[str] | None = None, machine: str | None = Non
     return flags is None or not any(f in flags for f in EXACT_INT8_FLAGS)
 
 
-def saturating_products(graph: bytes) -> tuple[list[int], set[str]]:
+def saturating_products(fields: list[w.Field]) -> tuple[list[int], set[str]]:
     """The indices (among the graph's nodes) of integer products whose weight is an int8
     initializer (with zero point 0, or an int8 zero-point initializer), and the names of the
     initializers to re-sign (weights and their zero points).
 
     A weight that some other node also reads is left as it is (with its products), since that
-    node would read the re-signed bytes; one shared by several products is re-signed once."""
-    fields = w.parse(graph)
+    node would read the re-signed bytes; one shared by several products is re-signed once.
+
+    Args:
+      fields: the GraphProto's fields (``onnx_wire.parse``)."""
     nodes = [w.parse(bytes(f.value)) for f in fields if f.number == w.GRAPH_NODE]
     int8 = set()
     for f in fields:
@@ -132,31 +134,34 @@ def rewrite(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> int:
     graph_field = next((f for f in model if f.number == w.MODEL_GRAPH), None)
     if graph_field is None:
         raise EdgebertError(f"{model_path} has no graph", "export it again")
-    graph = bytes(graph_field.value)
-    picked, weights = saturating_products(graph)
+    fields = w.parse(bytes(graph_field.value))
+    picked, weights = saturating_products(fields)
     if not picked:
         return 0
-    fields = w.parse(graph)
-    flips: dict[str, list[tuple[int, int]]] = {}  # external data file -> (offset, length)
-    node_index, rewritten = 0, set(picked)
+    # Every external data file the graph reads -> the (offset, length) ranges to re-sign in it:
+    # the copy needs them all beside it, re-signed or not.
+    flips: dict[str, list[tuple[int, int]]] = {}
+    node_index, rewritten, shared_zero_point = 0, set(picked), False
     out: list[bytes] = []
     for f in fields:
         if f.number == w.GRAPH_NODE:
-            if node_index in rewritten:
-                out.append(w.encode(w.GRAPH_NODE, _with_zero_point(w.parse(bytes(f.value)))))
-            else:
-                out.append(f.raw)
+            node = _with_zero_point(w.parse(bytes(f.value))) if node_index in rewritten else None
+            out.append(f.raw if node is None else w.encode(w.GRAPH_NODE, node))
+            shared_zero_point |= node is not None
             node_index += 1
         elif f.number == w.GRAPH_INITIALIZER:
             t = w.parse(bytes(f.value))
+            if w.first(t, w.TENSOR_DATA_LOCATION) == w.EXTERNAL:
+                flips.setdefault(w.external_data(t).get("location", ""), [])
             if bytes(w.first(t, w.TENSOR_NAME, b"")).decode() in weights:
                 out.append(w.encode(w.GRAPH_INITIALIZER, _as_uint8(t, flips)))
             else:
                 out.append(f.raw)
         else:
             out.append(f.raw)
-    zp = w.encode(w.TENSOR_DATA_TYPE, w.UINT8) + w.encode(w.TENSOR_NAME, ZERO_POINT.encode())
-    out.append(w.encode(w.GRAPH_INITIALIZER, zp + w.encode(w.TENSOR_RAW_DATA, b"\x80")))
+    if shared_zero_point:  # some product had no zero point of its own
+        zp = w.encode(w.TENSOR_DATA_TYPE, w.UINT8) + w.encode(w.TENSOR_NAME, ZERO_POINT.encode())
+        out.append(w.encode(w.GRAPH_INITIALIZER, zp + w.encode(w.TENSOR_RAW_DATA, b"\x80")))
     new_graph = w.encode(w.MODEL_GRAPH, b"".join(out))
     out_dir.mkdir(parents=True, exist_ok=True)
     for location, ranges in flips.items():
@@ -165,21 +170,24 @@ def rewrite(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> int:
             raise EdgebertError(f"{model_path} points outside its folder ({location})", "export it again")
         target = out_dir / location
         shutil.copyfile(source, target)
-        data = np.memmap(target, np.uint8, "r+")
-        for offset, length in ranges:
-            data[offset : offset + length] ^= 0x80  # int8 -> uint8 + 128, two's complement
-        data.flush()
-        del data
+        if ranges:
+            data = np.memmap(target, np.uint8, "r+")
+            for offset, length in ranges:
+                data[offset : offset + length] ^= 0x80  # int8 -> uint8 + 128, two's complement
+            data.flush()
+            del data
     (out_dir / model_path.name).write_bytes(b"".join(f.raw if f is not graph_field else new_graph for f in model))
     return len(picked)
 
 
-def _with_zero_point(node: list[w.Field]) -> bytes:
+def _with_zero_point(node: list[w.Field]) -> bytes | None:
+    """``node`` reading the shared zero point 128; None where it has its own (re-signed as an
+    initializer, so the node stays as it is)."""
     slots = _slots(node)
     assert slots is not None
     inputs = w.strings(node, w.NODE_INPUT)
     if len(inputs) > slots[1] and inputs[slots[1]]:
-        return b"".join(f.raw for f in node)  # its own zero point, re-signed as an initializer
+        return None
     inputs += [""] * (slots[1] + 1 - len(inputs))
     inputs[slots[1]] = ZERO_POINT
     rest = [f.raw for f in node if f.number != w.NODE_INPUT]

@@ -106,6 +106,25 @@ def test_rewrite_resigns_product_weights_and_runs_exact(tmp_path, external):
         assert np.array_equal(native_mmi, exact) and np.array_equal(native_itf, y_itf)
 
 
+def test_external_data_file_travels_even_when_no_weight_in_it_is_resigned(tmp_path):
+    """Int8 weights inline, a float tensor in the data file: the copy still needs that file."""
+    from onnx import external_data_helper
+
+    path, w = _graph(tmp_path, external=False)
+    model = onnx.load(str(path))
+    scale = next(i for i in model.graph.initializer if i.name == "b_scale")
+    external_data_helper.set_external_data(scale, "floats.bin")
+    onnx.save(model, str(path))
+    assert (path.parent / "floats.bin").is_file()
+    assert onnx_exact_int8.rewrite(path, tmp_path / "out") == 3
+    assert (tmp_path / "out" / "floats.bin").read_bytes() == (path.parent / "floats.bin").read_bytes()
+    a = np.random.default_rng(1).integers(0, 256, (8, K)).astype(np.uint8)
+    x = np.zeros((8, K), np.float32)
+    y_itf = _run(tmp_path / "out" / "model.onnx", {"a": a, "x": x})[0]
+    exact = a.astype(np.int64) @ w["w_itf"].astype(np.int64)
+    np.testing.assert_allclose(y_itf, exact * np.float32(0.02 * 0.01), rtol=1e-5)
+
+
 def test_rewrite_keeps_every_other_byte(tmp_path):
     """Fields the edit does not touch pass through as they were: doc strings, opsets, metadata."""
     path, _ = _graph(tmp_path, external=False)
