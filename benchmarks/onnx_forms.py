@@ -115,8 +115,7 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, floa
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        with onnx_exact_int8.loadable(path) as (load_path, _):  # as the runner loads it on this CPU
-            sessions[name] = ort.InferenceSession(str(load_path), opts, providers=["CPUExecutionProvider"])
+        sessions[name], _ = onnx_exact_int8.cpu_session(path, opts)  # as the runner loads it on this CPU
         for _ in range(WARMUP):
             sessions[name].run(None, feeds)
     times: dict[str, list[float]] = {name: [] for name in sessions}

@@ -186,8 +186,7 @@ def matmul_onnx(path: str, threads: int, reps: int) -> dict:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     # In the form the runner runs it on this CPU (re-signed where u8 x s8 saturates).
-    with onnx_exact_int8.loadable(path) as (load_path, resigned):
-        sess = ort.InferenceSession(str(load_path), so, providers=["CPUExecutionProvider"])
+    sess, resigned = onnx_exact_int8.cpu_session(path, so)
     i = sess.get_inputs()[0]
     x = np.random.default_rng(0).normal(0, 1, i.shape).astype(np.float32)
     sess.run(None, {i.name: x})

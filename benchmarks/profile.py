@@ -56,8 +56,7 @@ def profile_onnx(model: Path, feeds: dict[str, np.ndarray], threads: int, work: 
     opts.profile_file_prefix = str(work / "ort_profile")
     from edgebert import onnx_exact_int8
 
-    with onnx_exact_int8.loadable(model) as (load_path, _):  # the form the runner runs on this CPU
-        sess = ort.InferenceSession(str(load_path), opts, providers=["CPUExecutionProvider"])
+    sess, _ = onnx_exact_int8.cpu_session(model, opts)  # the form the runner runs on this CPU
     for _ in range(WARMUP):
         sess.run(None, feeds)
     for _ in range(RUNS):

@@ -403,13 +403,13 @@ def int8_isa(flags: set[str]) -> str:
 
 
 def machine(threads: int) -> dict:
-    cpu, flags = "unknown", set()
+    from edgebert.onnx_exact_int8 import cpu_flags
+
+    cpu, flags = "unknown", cpu_flags() or set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-            elif line.startswith(("flags", "Features")) and not flags:
-                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     from importlib import metadata

@@ -244,3 +244,12 @@ def loadable(path: str | os.PathLike, exact_int8: bool | None = None) -> Iterato
         yield (Path(folder) / path.name if count else path), count
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # Windows keeps a mapped file: left to the OS
+
+
+def cpu_session(path: str | os.PathLike, options=None, exact_int8: bool | None = None):
+    """An ONNX Runtime CPU session for ``path`` in the form the runner loads on this CPU, and
+    how many products were re-signed (see ``loadable``)."""
+    import onnxruntime as ort
+
+    with loadable(path, exact_int8) as (load_path, resigned):
+        return ort.InferenceSession(str(load_path), options, providers=["CPUExecutionProvider"]), resigned

@@ -35,15 +35,12 @@ def _exact_session(model):
     import tempfile
     from pathlib import Path
 
-    import onnxruntime as ort
-
     from edgebert import onnx_exact_int8
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.onnx"
         path.write_bytes(model.SerializeToString())
-        with onnx_exact_int8.loadable(path) as (load_path, _):
-            return ort.InferenceSession(str(load_path), providers=["CPUExecutionProvider"])
+        return onnx_exact_int8.cpu_session(path)[0]
 
 
 def test_calibration_text_formats(tmp_path):
