@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebert import delegates
+from edgebert import delegates, file_pages
 from edgebert.delegates import DelegateReport
 from edgebert.errors import EdgebertError
 
@@ -224,6 +224,8 @@ class TFLiteRunner:
         if not self._counted:  # XNNPACK applies itself at the first run: count what it took then
             self._counted = True
             self._fill_counts()
+            # ... and packs the weights it took into memory: the file's copy of them is not read again.
+            file_pages.release_mapped_file(self.path)
         return out
 
     def _fill_counts(self):
@@ -300,6 +302,9 @@ class LiteRtAcceleratedRunner:
                     building is not None and weight_cache and building.exists()
                 ):  # XNNPACK wrote it while creating the model
                     os.replace(building, weight_cache)
+                if accelerator == "cpu":
+                    # XNNPACK runs from its packed weights now: the file's own copy is not read again.
+                    file_pages.release_mapped_file(path)
         except RuntimeError as e:
             if accelerator == "cpu":
                 raise EdgebertError(
