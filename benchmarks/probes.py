@@ -104,12 +104,30 @@ def _evict_page_cache(bundle: str) -> None:
             os.close(fd)
 
 
-def rss_only(bundle: str, backend: str, threads: int, weight_cache: str = "off", cache_dir: str | None = None) -> dict:
+def rss_only(
+    bundle: str,
+    backend: str,
+    threads: int,
+    weight_cache: str = "off",
+    cache_dir: str | None = None,
+    page_cache: str = "cold",
+) -> dict:
     """Peak RSS of a process that loads the bundle and embeds one sentence; then the peak after
-    one more call at 128 tokens, and that call's median latency (timed after both readings)."""
+    one more call at 128 tokens, and that call's median latency (timed after both readings).
+
+    ``page_cache``: ``cold`` drops the model files from the page cache first (a device that
+    received a copy); ``warm`` reads them through first (the machine that just exported them)."""
     if cache_dir:
         os.environ["EDGEBERT_CACHE"] = cache_dir
-    _evict_page_cache(bundle)
+    if page_cache == "warm":
+        from pathlib import Path
+
+        for f in Path(bundle).glob("model.*"):
+            with open(f, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+    else:
+        _evict_page_cache(bundle)
     import edgebert
 
     m = edgebert.load(bundle, backend=backend, num_threads=threads, weight_cache=weight_cache)
