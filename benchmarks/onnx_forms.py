@@ -13,6 +13,11 @@ that slows down mid-run slows every form alike), at batch 1, 2 threads:
   per-row with ``SkipLayerNormalization``, and per-row scales at fixed zero points
   (``FIXED_ZERO_POINTS``, the ``fixed_zero_points`` option of ``dynamic_per_row``).
 
+Two more entries bound what any graph can reach: ``FLOOR``, the model's dense products and nothing
+else (one ``DynamicQuantizeMatMul`` a product, chained on a float input: no attention, LayerNorm,
+GELU or per-row work; ONNX Runtime's cheapest int8 product, quantization included), and ``TF``, the
+fp32 reference SavedModel run by TensorFlow in the same rounds, which the speed bars are ratios to.
+
 Writes ``onnx_forms.json`` and ``onnx_forms.md``. Weights are not smoothed here (speed only;
 accuracy is ``benchmarks/quantization_accuracy.py``'s).
 """
@@ -31,6 +36,9 @@ from benchmarks import suite
 
 ROUNDS, CALLS, WARMUP = 15, 3, 5
 QATTENTION = "int8 quantize_dynamic, QAttention (wi8_afp32_naive)"
+FLOOR = "int8 dense products alone (floor: DynamicQuantizeMatMul chain)"
+TF = "TF SavedModel fp32 (the bars' baseline)"
+INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 # Symmetric where the input has both signs (LayerNorm outputs, attention context); 32 for
 # FFN-out, whose input is GELU's output (>= -0.17).
 FIXED_ZERO_POINTS = [
@@ -64,6 +72,60 @@ def skip_layer_norm(model) -> None:
         drop |= {id(add), id(bias_add)}
     del g.node[:]
     g.node.extend(x for x in nodes if id(x) not in drop)
+
+
+def products_floor(layers: int, hidden: int, intermediate: int, path: Path) -> None:
+    """Writes the dense products of a BERT of that shape as one chain of ``DynamicQuantizeMatMul``
+    (per layer attention-out, FFN-in, FFN-out in sequence, the packed Q/K/V product beside them as
+    an output), float input ``x`` [batch, seq, hidden]: what the products cost with nothing else."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = {"qkv": (hidden, 3 * hidden), "attention_out": (hidden, hidden)}
+    shapes.update({"ffn_in": (hidden, intermediate), "ffn_out": (intermediate, hidden)})
+    nodes, inits, outputs, x = [], [], [], "x"
+    for i in range(layers):
+        for name, (k, n) in shapes.items():
+            w, y = f"layer_{i}/{name}/kernel", f"layer_{i}/{name}/out"
+            inits.append(numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), w))
+            # Scales that keep the chain's values near 1 (the speed does not depend on them).
+            inits.append(numpy_helper.from_array(np.full(n, 1.0 / (127 * np.sqrt(k)), np.float32), w + "_scale"))
+            nodes.append(helper.make_node("DynamicQuantizeMatMul", [x, w, w + "_scale"], [y], domain="com.microsoft"))
+            if name == "qkv":
+                outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, None))
+            else:
+                x = y
+    outputs.append(helper.make_tensor_value_info(x, TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes,
+        "dense_products",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", hidden])],
+        outputs,
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    onnx.save(model, str(path))
+
+
+def reference_saved_model(key: str, work: Path) -> Path:
+    """The fp32 reference SavedModel of ``key`` (written into the edgebert cache if missing)."""
+    from edgebert.exporters.convert import workers
+    from edgebert.exporters.convert.tasks import ReferenceTask
+    from edgebert.exporters.pipelines.export import reference_dir_for
+
+    src = suite.model_source(key, work)
+    job = work / "onnx_forms" / key / "reference_job"
+    job.mkdir(parents=True, exist_ok=True)
+    ref = workers.run(
+        ReferenceTask(
+            source=str(src), reference_dir=str(reference_dir_for(src)), texts=["a"], outputs_npz=str(job / "ref.npz")
+        ),
+        job,
+    )
+    return Path(ref["reference"])
 
 
 def build_forms(key: str, work: Path) -> dict[str, Path]:
@@ -100,39 +162,66 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
     quantized("int8 MatMulNBits 8/128 (wi8_afp32_blocks)", mha, "wi8_afp32_blocks")
     quantized(QATTENTION, att, "wi8_afp32_naive")
     onnx_row_int8.quantize(mha, path("int8 per-row, fixed zero points"), fixed_zero_points=FIXED_ZERO_POINTS)
+    products_floor(cfg.num_layers, cfg.hidden_size, cfg.intermediate_size, path(FLOOR))
     return paths
 
 
-def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, float]:
+def time_forms(paths: dict[str, Path], seq: int, threads: int, tensorflow=None) -> dict[str, float]:
+    """Median ms per call of every form (and of ``tensorflow``, a call from ``_tensorflow_call``),
+    interleaved."""
     import onnxruntime as ort
 
     from edgebert import onnx_exact_int8
 
     ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
     feeds = {"input_word_ids": ids, "input_mask": np.ones_like(ids), "input_type_ids": np.zeros_like(ids)}
-    sessions = {}
+    calls = {}
     for name, path in paths.items():
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        sessions[name], _ = onnx_exact_int8.cpu_session(path, opts)  # as the runner loads it on this CPU
+        sess, _ = onnx_exact_int8.cpu_session(path, opts)  # as the runner loads it on this CPU
+        first = sess.get_inputs()[0]
+        given = feeds if first.name in feeds else {first.name: np.ones((1, seq, first.shape[-1]), np.float32)}
+        calls[name] = lambda sess=sess, given=given: sess.run(None, given)
+    if tensorflow is not None:
+        calls[TF] = tensorflow
+    for call in calls.values():
         for _ in range(WARMUP):
-            sessions[name].run(None, feeds)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(ROUNDS):
-        for name, sess in sessions.items():
+        for name, call in calls.items():
             for _ in range(CALLS):
                 t0 = time.perf_counter()
-                sess.run(None, feeds)
+                call()
                 times[name].append(time.perf_counter() - t0)
     return {name: round(statistics.median(t) * 1000, 2) for name, t in times.items()}
+
+
+def _tensorflow_call(saved_model: Path, seq: int, threads: int):
+    """A call of the reference SavedModel as the suite's TensorFlow baseline makes it."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:  # settable before TF's first op only
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = tf.saved_model.load(str(saved_model))
+    ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
+    inputs = {k: tf.constant(v) for k, v in zip(INPUTS, (ids, np.ones_like(ids), np.zeros_like(ids)))}
+    return lambda: model(inputs)["pooled_output"].numpy()
 
 
 def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
     work = out / "work"
     results = {"machine": suite.machine(threads), "seq": seq, "threads": threads, "models": {}}
     for key in models:
-        results["models"][key] = time_forms(build_forms(key, work), seq, threads)
+        # TensorFlow first: its thread settings hold only before its first op (tf2onnx's, in build_forms).
+        tensorflow = _tensorflow_call(reference_saved_model(key, work), seq, threads)
+        results["models"][key] = time_forms(build_forms(key, work), seq, threads, tensorflow)
     out.mkdir(parents=True, exist_ok=True)
     (out / "onnx_forms.json").write_text(json.dumps(results, indent=1))
     m = results["machine"]
@@ -148,6 +237,14 @@ def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
     names = list(next(iter(results["models"].values())))
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{results['models'][k][name]:.2f}" for k in models) + " |")
+    lines.append("")
+    for key in models:
+        r = results["models"][key]
+        lines.append(
+            f"- {key}: 5x TF fp32 means at most {r[TF] / 5:.2f} ms; the dense products alone take "
+            f"{r[FLOOR]:.2f} ms ({r[TF] / r[FLOOR]:.2f}x TF), the per-row int8 model "
+            f"{r['int8 per-row (wi8_afp32)']:.2f} ms ({r[TF] / r['int8 per-row (wi8_afp32)']:.2f}x TF)."
+        )
     (out / "onnx_forms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return results
