@@ -16,7 +16,8 @@ that slows down mid-run slows every form alike), at batch 1, 2 threads:
 Two more entries bound what any graph can reach: ``FLOOR``, the model's dense products and nothing
 else (one ``DynamicQuantizeMatMul`` a product, chained on a float input: no attention, LayerNorm,
 GELU or per-row work; ONNX Runtime's cheapest int8 product, quantization included), and ``TF``, the
-fp32 reference SavedModel run by TensorFlow in the same rounds, which the speed bars are ratios to.
+fp32 reference SavedModel run by TensorFlow (the suite's probe, in its own process before and after
+the rounds), which the speed bars are ratios to.
 
 Writes ``onnx_forms.json`` and ``onnx_forms.md``. Weights are not smoothed here (speed only;
 accuracy is ``benchmarks/quantization_accuracy.py``'s).
@@ -37,8 +38,7 @@ from benchmarks import suite
 ROUNDS, CALLS, WARMUP = 15, 3, 5
 QATTENTION = "int8 quantize_dynamic, QAttention (wi8_afp32_naive)"
 FLOOR = "int8 dense products alone (floor: DynamicQuantizeMatMul chain)"
-TF = "TF SavedModel fp32 (the bars' baseline)"
-INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+TF = "TF SavedModel fp32 (the bars' baseline; its own process, before and after)"
 # Symmetric where the input has both signs (LayerNorm outputs, attention context); 32 for
 # FFN-out, whose input is GELU's output (>= -0.17).
 FIXED_ZERO_POINTS = [
@@ -166,9 +166,8 @@ def build_forms(key: str, work: Path) -> dict[str, Path]:
     return paths
 
 
-def time_forms(paths: dict[str, Path], seq: int, threads: int, tensorflow=None) -> dict[str, float]:
-    """Median ms per call of every form (and of ``tensorflow``, a call from ``_tensorflow_call``),
-    interleaved."""
+def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, float]:
+    """Median ms per call of every form, interleaved."""
     import onnxruntime as ort
 
     from edgebert import onnx_exact_int8
@@ -184,8 +183,6 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, tensorflow=None) 
         first = sess.get_inputs()[0]
         given = feeds if first.name in feeds else {first.name: np.ones((1, seq, first.shape[-1]), np.float32)}
         calls[name] = lambda sess=sess, given=given: sess.run(None, given)
-    if tensorflow is not None:
-        calls[TF] = tensorflow
     for call in calls.values():
         for _ in range(WARMUP):
             call()
@@ -199,29 +196,35 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, tensorflow=None) 
     return {name: round(statistics.median(t) * 1000, 2) for name, t in times.items()}
 
 
-def _tensorflow_call(saved_model: Path, seq: int, threads: int):
-    """A call of the reference SavedModel as the suite's TensorFlow baseline makes it."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    if tf.config.threading.get_intra_op_parallelism_threads() != threads:  # settable before TF's first op only
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = tf.saved_model.load(str(saved_model))
-    ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
-    inputs = {k: tf.constant(v) for k, v in zip(INPUTS, (ids, np.ones_like(ids), np.zeros_like(ids)))}
-    return lambda: model(inputs)["pooled_output"].numpy()
+def tensorflow_ms(saved_model: Path, vocab: Path, seq: int, threads: int) -> float:
+    """p50 ms of the reference SavedModel in TensorFlow at ``seq``, in a fresh process as the
+    suite's baseline (in this process its thread pool and ONNX Runtime's spin against each other
+    on 2 cores)."""
+    r = suite.probe(
+        "tensorflow",
+        saved_model=str(saved_model),
+        vocab=str(vocab),
+        lower=True,
+        threads=threads,
+        seqs=[seq],
+        reps=30,
+        corpus=str(suite.CORPUS),
+        n_texts=32,
+    )
+    return float(r["latency"][str(seq)]["p50_ms"])  # JSON made the length a string
 
 
 def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
     work = out / "work"
     results = {"machine": suite.machine(threads), "seq": seq, "threads": threads, "models": {}}
     for key in models:
-        # TensorFlow first: its thread settings hold only before its first op (tf2onnx's, in build_forms).
-        tensorflow = _tensorflow_call(reference_saved_model(key, work), seq, threads)
-        results["models"][key] = time_forms(build_forms(key, work), seq, threads, tensorflow)
+        saved_model, vocab = reference_saved_model(key, work), suite.model_source(key, work) / "vocab.txt"
+        paths = build_forms(key, work)
+        before = tensorflow_ms(saved_model, vocab, seq, threads)
+        results["models"][key] = time_forms(paths, seq, threads)
+        after = tensorflow_ms(saved_model, vocab, seq, threads)
+        results["models"][key][TF] = round((before + after) / 2, 2)
+        results["models"][key]["tf_before_after_ms"] = [round(before, 2), round(after, 2)]
     out.mkdir(parents=True, exist_ok=True)
     (out / "onnx_forms.json").write_text(json.dumps(results, indent=1))
     m = results["machine"]
@@ -234,7 +237,7 @@ def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
         "| form | " + " | ".join(f"{k} ms" for k in models) + " |",
         "| --- | " + " | ".join("---" for _ in models) + " |",
     ]
-    names = list(next(iter(results["models"].values())))
+    names = [n for n in next(iter(results["models"].values())) if n != "tf_before_after_ms"]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{results['models'][k][name]:.2f}" for k in models) + " |")
     lines.append("")
