@@ -36,6 +36,7 @@ import numpy as np
 from benchmarks import suite
 
 ROUNDS, CALLS, WARMUP = 15, 3, 5
+PARK_S = 0.05
 QATTENTION = "int8 quantize_dynamic, QAttention (wi8_afp32_naive)"
 FLOOR = "int8 dense products alone (floor: DynamicQuantizeMatMul chain)"
 TF = "TF SavedModel fp32 (the bars' baseline; its own process, before and after)"
@@ -189,6 +190,11 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int) -> dict[str, floa
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(ROUNDS):
         for name, call in calls.items():
+            # Each session has its own thread pool, whose threads spin after a run: let the last
+            # form's park, and wake this form's, before timing it (without this, 2 cores shared
+            # with a spinning pool timed the default model's int8 file at 16.9 ms, its suite 11.1).
+            time.sleep(PARK_S)
+            call()
             for _ in range(CALLS):
                 t0 = time.perf_counter()
                 call()
