@@ -25,36 +25,40 @@ from pathlib import Path
 _MADV_RANDOM, _MADV_DONTNEED = 1, 4  # the same values on every Linux architecture
 
 
-def mapped_ranges(path: str | os.PathLike) -> list[tuple[int, int, bool]]:
-    """This process's mappings of ``path``: (start, end, writable) from ``/proc/self/maps``."""
+def _mappings(path: str | os.PathLike, smaps: bool = False):
+    """Yields ``(start, end, writable, rss_bytes)`` for this process's mappings of ``path``, from
+    ``/proc/self/maps`` (``rss_bytes`` None) or ``/proc/self/smaps``; nothing where procfs is missing
+    (not Linux, or a sandbox that hides it)."""
     real = os.path.realpath(path)
-    ranges = []
+    found = None  # the mapping of ``path`` whose fields smaps is listing
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
+        with open(f"/proc/self/{'smaps' if smaps else 'maps'}", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
                 parts = line.rstrip("\n").split(maxsplit=5)
+                if parts and parts[0].endswith(":"):  # an smaps field of the last mapping
+                    if found is not None and parts[0] == "Rss:":
+                        yield (*found, int(parts[1]) * 1024)
+                        found = None
+                    continue
+                found = None
                 if len(parts) == 6 and parts[5] == real:
                     start, end = (int(x, 16) for x in parts[0].split("-"))
-                    ranges.append((start, end, "w" in parts[1]))
-    except OSError:  # no procfs: not Linux, or a sandbox that hides it
-        return []
-    return ranges
+                    if smaps:
+                        found = (start, end, "w" in parts[1])
+                    else:
+                        yield start, end, "w" in parts[1], None
+    except OSError:
+        return
+
+
+def mapped_ranges(path: str | os.PathLike) -> list[tuple[int, int, bool]]:
+    """This process's mappings of ``path``: (start, end, writable)."""
+    return [(start, end, writable) for start, end, writable, _ in _mappings(path)]
 
 
 def resident_bytes(path: str | os.PathLike) -> int:
     """How much of ``path`` this process holds resident (``Rss`` of its mappings, Linux)."""
-    real, total, inside = os.path.realpath(path), 0, False
-    try:
-        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
-            for line in smaps:
-                head = line.split(maxsplit=5)
-                if head and "-" in head[0] and len(head) >= 5 and all(c in "0123456789abcdef-" for c in head[0]):
-                    inside = len(head) == 6 and head[5].rstrip("\n") == real
-                elif inside and line.startswith("Rss:"):
-                    total += int(line.split()[1]) * 1024
-    except OSError:
-        return 0
-    return total
+    return sum(rss for *_, rss in _mappings(path, smaps=True))
 
 
 def release_mapped_file(path: str | os.PathLike) -> int:
