@@ -275,3 +275,44 @@ def test_roofline_shares_hold_each_variant_against_its_own_precision():
     plan = {"rounds": 1, "reps": 10}
     md = report.markdown({**res, "machine": machine, "plan": plan, "models": {}, "wall_minutes": 1}, "cmd")
     assert "fp32 roofline, the same products in fp32: tflite 200.0 GMAC/s" in md
+
+
+def test_onnx_forms_bounds_hold_each_runtime_against_its_own_single_product():
+    from benchmarks import onnx_forms as of
+
+    cfg = {"hidden_size": 64, "intermediate_size": 256, "num_layers": 2}
+    total = 2 * (4 * 128 * 64 * 64 + 2 * 128 * 64 * 256 + 2 * 128 * 128 * 64) + 64 * 64
+    ms = {of.TF: 50.0, of.PER_ROW: 10.0, of.FLOOR: 5.0, of.FP32: 12.0, of.FLOOR_FP32: 9.0}
+    ms |= {of.TFLITE["wi8_afp32"]: 4.0, of.TFLITE["fp32"]: 10.0}
+    for name, (backend, precision, (m, k, n)) in of.SINGLE_PRODUCTS.items():
+        # 1000 GMAC/s for ONNX Runtime's int8 at the large shape, half that at the small one.
+        rate = {"onnx": 1000.0, "tflite": 2000.0}[backend] / (1 if precision == "int8" else 4)
+        ms[name] = m * k * n / (rate if k == 1024 else rate / 2) / 1e6
+    b = of.bounds(ms, cfg, 128)
+    assert b["roofline_int8_gmacs"] == 1000.0 and b["tflite_roofline_int8_gmacs"] == 2000.0
+    assert b["roofline_fp32_gmacs"] == 250.0
+    assert b["onnx_int8_share"] == round(total / 10.0 / 1e6 / 1000.0, 3)
+    assert b["floor_int8_share"] == round(total / 5.0 / 1e6 / 1000.0, 3)
+    assert b["tflite_int8_share"] == round(total / 4.0 / 1e6 / 2000.0, 3)
+    assert (b["five_x_tf_ms"], b["onnx_int8_x_tf"], b["tflite_int8_x_tf"], b["floor_int8_x_tf"]) == (10, 5, 12.5, 10)
+    assert (b["onnx_fp32_over_tflite_fp32"], b["floor_fp32_over_tflite_fp32"]) == (1.2, 0.9)
+
+
+@pytest.mark.parametrize("precision, op", [("int8", "DynamicQuantizeMatMul"), ("fp32", "MatMul")])
+def test_products_floor_is_the_models_dense_products_and_nothing_else(tmp_path, precision, op):
+    import onnx
+    import onnxruntime as ort
+
+    from benchmarks.onnx_forms import products_floor
+
+    path = tmp_path / "floor.onnx"
+    products_floor(2, 16, 64, path, precision)
+    model = onnx.load(str(path))
+    assert [n.op_type for n in model.graph.node] == [op] * 8  # Q/K/V, attention-out, FFN-in, FFN-out a layer
+    shapes = sorted(tuple(i.dims) for i in model.graph.initializer if i.name.endswith("/kernel"))
+    assert shapes == sorted([(16, 48), (16, 16), (16, 64), (64, 16)] * 2)
+    x = np.random.default_rng(0).normal(0, 1, (1, 8, 16)).astype(np.float32)
+    outs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    # The chain keeps its values near 1 (no overflow or denormals skewing the timing).
+    assert [o.shape for o in outs] == [(1, 8, 48), (1, 8, 48), (1, 8, 16)]
+    assert 0.1 < float(np.abs(outs[-1]).mean()) < 10
