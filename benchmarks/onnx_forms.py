@@ -52,7 +52,7 @@ FP32 = "fp32 fused (MultiHeadAttention)"
 FLOOR = "int8 dense products alone (floor: DynamicQuantizeMatMul chain)"
 FLOOR_FP32 = "fp32 dense products alone (floor: MatMul chain)"
 TFLITE = {"fp32": "TFLite fp32 (XNNPACK, weight cache)", "wi8_afp32": "TFLite int8 wi8_afp32 (XNNPACK, weight cache)"}
-# The suite's roofline shapes: ONNX Runtime's best single product is the faster of the two.
+# The suite's roofline shapes: each runtime's best single product is the faster of the two.
 ROOFLINE_SHAPES = [(128, 768, 3072), (128, 1024, 4096)]
 TF = "TF SavedModel fp32 (the bars' baseline; its own process, before and after)"
 # Symmetric where the input has both signs (LayerNorm outputs, attention context); 32 for
@@ -272,9 +272,9 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, hidden: int) -> d
 
 
 def bounds(ms: dict[str, float], cfg: dict, seq: int) -> dict[str, float]:
-    """Issue 20's bars from one model's column of the table: ratios to TensorFlow, shares of ONNX
-    Runtime's best single product, and the most any ONNX graph could reach (its dense products
-    alone, everything else free).
+    """Issue 20's bars from one model's column of the table: ratios to TensorFlow, shares of each
+    runtime's best single product, the most any ONNX graph could reach (its dense products alone,
+    everything else free), and ONNX fp32 (and its products alone) over TFLite fp32.
 
     Args:
       ms: form -> median ms, the model's column (``TF`` included).
