@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import suite
+from benchmarks import probes, suite
 
 ROUNDS, CALLS, WARMUP = 15, 3, 5
 PARK_S, HEAT_S = 0.05, 0.05
@@ -216,7 +216,6 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, hidden: int) -> d
     cache), a single product's on LiteRT's Interpreter (XNNPACK) as the suite's roofline probe
     runs it; a BERT takes [1, seq] ids, any other graph ones of its input's shape."""
     import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
 
     from edgebert import backends, onnx_exact_int8
 
@@ -225,11 +224,7 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, hidden: int) -> d
     calls: dict[str, Callable[[], object]] = {}
     for name, path in paths.items():
         if path.suffix == ".tflite" and name in SINGLE_PRODUCTS:
-            it = Interpreter(model_path=str(path), num_threads=threads)
-            it.allocate_tensors()
-            x = it.get_input_details()[0]
-            it.set_tensor(x["index"], np.ones(x["shape"], np.float32))
-            calls[name] = it.invoke
+            calls[name] = probes.tflite_product_call(str(path), threads)
             continue
         if path.suffix == ".tflite":
             runner = backends.open_runner(path, num_threads=threads, hidden_size=hidden, weight_cache=":memory")
@@ -289,21 +284,24 @@ def bounds(ms: dict[str, float], cfg: dict, seq: int) -> dict[str, float]:
 
     r8 = {b: best_rate(b, "int8") for b in ("onnx", "tflite")}
     r32 = {b: best_rate(b, "fp32") for b in ("onnx", "tflite")}
-    share = {name: total / ms[name] / 1e6 / r8["onnx"] for name in (PER_ROW, FLOOR)}
+
+    def share(name: str, backend: str) -> float:  # the model's GMAC/s over the runtime's best int8
+        return round(total / ms[name] / 1e6 / r8[backend], 3)
+
     return {
         "roofline_int8_gmacs": round(r8["onnx"], 1),
         "roofline_fp32_gmacs": round(r32["onnx"], 1),
         "tflite_roofline_int8_gmacs": round(r8["tflite"], 1),
         "tflite_roofline_fp32_gmacs": round(r32["tflite"], 1),
-        "tflite_int8_share": round(total / ms[TFLITE["wi8_afp32"]] / 1e6 / r8["tflite"], 3),
+        "tflite_int8_share": share(TFLITE["wi8_afp32"], "tflite"),
         "five_x_tf_ms": round(ms[TF] / 5, 2),
         "onnx_int8_x_tf": round(ms[TF] / ms[PER_ROW], 2),
         "tflite_int8_x_tf": round(ms[TF] / ms[TFLITE["wi8_afp32"]], 2),
         "floor_int8_x_tf": round(ms[TF] / ms[FLOOR], 2),
-        "onnx_int8_share": round(share[PER_ROW], 3),
+        "onnx_int8_share": share(PER_ROW, "onnx"),
         # The model's multiply-accumulates over the time of its dense products alone: an upper
         # bound on any ONNX graph's share (the attention's products and the rest not counted).
-        "floor_int8_share": round(share[FLOOR], 3),
+        "floor_int8_share": share(FLOOR, "onnx"),
         "onnx_fp32_over_tflite_fp32": round(ms[FP32] / ms[TFLITE["fp32"]], 3),
         "floor_fp32_over_tflite_fp32": round(ms[FLOOR_FP32] / ms[TFLITE["fp32"]], 3),
     }
@@ -342,8 +340,9 @@ def run(models: list[str], seq: int, threads: int, out: Path) -> dict:
         results["bounds"][key] = bounds(results["models"][key], shape, seq)
     out.mkdir(parents=True, exist_ok=True)
     (out / "onnx_forms.json").write_text(json.dumps(results, indent=1))
-    (out / "onnx_forms.md").write_text(report(results, models))
-    print(report(results, models))
+    text = report(results, models)
+    (out / "onnx_forms.md").write_text(text)
+    print(text)
     return results
 
 

@@ -184,16 +184,23 @@ def tensorflow(
     return out
 
 
-def matmul_tflite(path: str, threads: int, reps: int) -> dict:
+def tflite_product_call(path: str, threads: int):
+    """One run of a single-product ``.tflite`` (the roofline's) on LiteRT's Interpreter, its input
+    set: the call to time."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=path, num_threads=threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     it.set_tensor(inp["index"], np.random.default_rng(0).normal(0, 1, inp["shape"]).astype(np.float32))
-    it.invoke()
+    return it.invoke
+
+
+def matmul_tflite(path: str, threads: int, reps: int) -> dict:
+    call = tflite_product_call(path, threads)
+    call()
     print("READY", flush=True)
-    return _timed(it.invoke, reps, warmup=2)
+    return _timed(call, reps, warmup=2)
 
 
 def matmul_onnx(path: str, threads: int, reps: int) -> dict:
