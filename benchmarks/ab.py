@@ -21,7 +21,7 @@ WARMUP = 5
 
 
 def run(bundles: list[str], backend: str, seq: int, rounds: int, calls: int, threads: int = 2) -> dict:
-    from edgebert import runtime
+    from edgebert.runtime import edge_model as runtime
 
     ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
     ids[0, 0], ids[0, -1] = 101, 102

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.suite import CORPUS, RESULTS, machine
-from edgebert.bundle import is_bundle, read_manifest
+from edgebert.model.bundle import is_bundle, read_manifest
 
 BUCKETS = (16, 32, 64, 128)
 RECIPES = ("fp32", "wi8_afp32")
@@ -38,11 +38,11 @@ for t in texts:
 rate = len(texts) / (time.perf_counter() - t0)
 peak_mb = peak_gb() * 1e3
 # Each signature alone, at its own length: the model's cost per bucket without tokenizer or runtime.
-from edgebert import backends
-r = backends.open_runner(m.model_path, num_threads=int(sys.argv[2]))
+from edgebert.runtime import runners
+r = runners.open_runner(m.model_path, num_threads=int(sys.argv[2]))
 per = {}
 for n in (r.buckets or [r.seq_length]):
-    f = {k: np.ones((1, n), np.int32) for k in backends.INPUT_NAMES}
+    f = {k: np.ones((1, n), np.int32) for k in runners.INPUT_NAMES}
     for _ in range(5):
         r.run(f)
     t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def _texts(n: int) -> list[str]:
 
 
 def main(out: Path, sentences: int = 1000, rounds: int = 3, threads: int = 2, command: str = "") -> dict:
-    from edgebert.runtime import load
+    from edgebert.runtime.edge_model import load
 
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ def recipe_file(name: str, change: dict, work: Path) -> Path:
 
 def main() -> int:
     import edgebert
-    from edgebert.text_files import read_labelled
+    from edgebert.eval.text_files import read_labelled
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", help="variant names to redo, separated by ;, merged into an existing results.json")

@@ -1,5 +1,5 @@
 """What the exact int8 form costs: one ONNX int8 file run as stored (u8 x s8) and re-signed
-(u8 x u8, ``edgebert.onnx_exact_int8``), interleaved in one process, batch 1, seq 128.
+(u8 x u8, ``edgebert.formats.onnx_exact_int8``), interleaved in one process, batch 1, seq 128.
 
     .venv/bin/python benchmarks/exact_int8_cost.py BUNDLE/model.onnx [rounds]
 
@@ -19,7 +19,7 @@ import numpy as np
 
 def main() -> None:
     import edgebert
-    from edgebert import backends
+    from edgebert.runtime import runners as backends
 
     path = Path(sys.argv[1])
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 10

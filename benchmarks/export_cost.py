@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks import suite
-from edgebert.bundle import read_manifest
+from edgebert.model.bundle import read_manifest
 
 # The issue's bars: peak GB of the whole export, and seconds.
 BARS = {"default": (1.5, None), "base": (3.0, 120), "multilingual": (4.0, None), "large": (6.0, 600)}
@@ -37,7 +37,7 @@ def _progress(msg: str) -> None:
 def multilingual_source(work: Path) -> Path:
     """bert_multi_cased's shape: L12 H768 and a 119,547-word vocab (the uncased vocab, then
     filler word pieces, so real English text still tokenizes as it does for the uncased one)."""
-    from edgebert import default_model
+    from edgebert.hub import default_model
 
     path = work / "models" / "multilingual"
     if (path / "model.safetensors").exists():

@@ -57,7 +57,7 @@ def main() -> int:
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune")
     args = ap.parse_args()
     import edgebert
-    from edgebert.text_files import read_labelled
+    from edgebert.eval.text_files import read_labelled
 
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / "classifier"

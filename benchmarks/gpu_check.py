@@ -1,6 +1,6 @@
 """Runs bundles on LiteRT's GPU accelerator and on the CPU, and reports what the GPU took.
 
-For each bundle's ``model.tflite``: the static check (``edgebert.gpu_compat``), whether LiteRT
+For each bundle's ``model.tflite``: the static check (``edgebert.checks.gpu``), whether LiteRT
 says the graph is fully accelerated, whether a strict (GPU-only) compile is accepted, and, on
 real sentences, token cosine / pooled max-abs of the GPU run against the CPU (XNNPACK) run,
 with both GPU precisions (LiteRT's default, and ``enforce_f32``), plus median latency.
@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgebert import gpu_compat  # noqa: E402
-from edgebert.backends import LiteRtAcceleratedRunner  # noqa: E402
+from edgebert.checks import gpu as gpu_compat  # noqa: E402
 from edgebert.errors import EdgebertError  # noqa: E402
-from edgebert.metrics import cosine  # noqa: E402
-from edgebert.runtime import load  # noqa: E402
+from edgebert.eval.metrics import cosine  # noqa: E402
+from edgebert.runtime.edge_model import load  # noqa: E402
+from edgebert.runtime.runners import LiteRtAcceleratedRunner  # noqa: E402
 
 
 def read_texts(path: Path, n: int) -> list[str]:

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert.bundle import is_bundle
+from edgebert.model.bundle import is_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 
 
 def export_variants(out: Path) -> dict[str, Path]:
-    from edgebert import default_model
     from edgebert.exporters.pipelines.export import ExportRequest, export
+    from edgebert.hub import default_model
     from edgebert.quantize import recipes
 
     paths = {}
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--per-round", type=int, default=10)
     args = ap.parse_args(argv)
-    from edgebert.runtime import load
+    from edgebert.runtime.edge_model import load
 
     paths = export_variants(args.output)
     models = {k: load(p, num_threads=2) for k, p in paths.items()}

@@ -54,12 +54,14 @@ def _rules(base: int, group: str | None) -> list[dict]:
 
 
 def main() -> int:
-    from edgebert import backends, default_model, metrics
+    from edgebert.eval import metrics
     from edgebert.exporters.convert import tflite
     from edgebert.exporters.sources import load_source
+    from edgebert.hub import default_model
     from edgebert.model import numpy_bert
     from edgebert.quantize import calibration, recipes, smoothing, tflite_quant
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.runtime import runners
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     p = argparse.ArgumentParser()
     p.add_argument("--sentences", type=int, default=60)
@@ -72,7 +74,7 @@ def main() -> int:
     src = load_source(str(default_model.model_dir()))
     tok = BertTokenizer(src.vocab_file, src.do_lower_case)
     cal_texts, _ = calibration.split(calibration.read_texts())
-    inputs = backends.INPUT_NAMES
+    inputs = runners.INPUT_NAMES
     batches = [
         tuple(tok(cal_texts[i : i + 32], seq_length=128, dynamic_padding=True)[k] for k in inputs)
         for i in range(0, 256, 32)
@@ -107,9 +109,9 @@ def main() -> int:
         for name, rules in runs:
             path = Path(work) / "q.tflite"
             path.write_bytes(tflite_quant.ai_edge_quantize(flat, {"rules": rules}, cal, None))
-            runner = backends.open_runner(path, num_threads=2)
+            runner = runners.open_runner(path, num_threads=2)
             t0 = time.perf_counter()
-            got = backends.run_batches(
+            got = runners.run_batches(
                 runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts[: args.sentences])))
             )
             ms = (time.perf_counter() - t0) / args.sentences * 1000

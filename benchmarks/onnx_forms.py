@@ -217,7 +217,8 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, hidden: int) -> d
     runs it; a BERT takes [1, seq] ids, any other graph ones of its input's shape."""
     import onnxruntime as ort
 
-    from edgebert import backends, onnx_exact_int8
+    from edgebert.formats import onnx_exact_int8
+    from edgebert.runtime import runners
 
     ids = np.random.default_rng(0).integers(1000, 20000, (1, seq)).astype(np.int32)
     feeds = {"input_word_ids": ids, "input_mask": np.ones_like(ids), "input_type_ids": np.zeros_like(ids)}
@@ -227,7 +228,7 @@ def time_forms(paths: dict[str, Path], seq: int, threads: int, hidden: int) -> d
             calls[name] = probes.tflite_product_call(str(path), threads)
             continue
         if path.suffix == ".tflite":
-            runner = backends.open_runner(path, num_threads=threads, hidden_size=hidden, weight_cache=":memory")
+            runner = runners.open_runner(path, num_threads=threads, hidden_size=hidden, weight_cache=":memory")
             calls[name] = functools.partial(runner.run, feeds)
             continue
         opts = ort.SessionOptions()

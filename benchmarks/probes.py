@@ -55,7 +55,7 @@ def exact_length_text(n_tokens: int) -> str:
 
 def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int, corpus: str, n_texts: int) -> dict:
     import edgebert
-    from edgebert import backends
+    from edgebert.runtime import runners
 
     m = edgebert.load(bundle, backend=backend, num_threads=threads)
     m.embed("The movie was great")
@@ -74,10 +74,10 @@ def runtime(bundle: str, backend: str, threads: int, seqs: list[int], reps: int,
     out["dynamic_sentences_per_s"] = len(texts) / (time.perf_counter() - t)
     # The same runner fed every sentence padded to 128, as a fixed-length export computes.
     feeds = m.tokenizer(texts, seq_length=min(128, m.max_seq_length))
-    runner = backends.open_runner(m.model_path, num_threads=threads)
-    backends.run_batches(runner, [{k: v[:32] for k, v in feeds.items()}])
+    runner = runners.open_runner(m.model_path, num_threads=threads)
+    runners.run_batches(runner, [{k: v[:32] for k, v in feeds.items()}])
     t = time.perf_counter()
-    backends.run_batches(runner, ({k: v[i : i + 32] for k, v in feeds.items()} for i in range(0, len(texts), 32)))
+    runners.run_batches(runner, ({k: v[i : i + 32] for k, v in feeds.items()} for i in range(0, len(texts), 32)))
     out["fixed128_sentences_per_s"] = len(texts) / (time.perf_counter() - t)
     out["sentences"] = len(texts)
     out["peak_rss_mb"] = _peak_rss_mb()
@@ -152,7 +152,7 @@ def tensorflow(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -206,7 +206,7 @@ def matmul_tflite(path: str, threads: int, reps: int) -> dict:
 def matmul_onnx(path: str, threads: int, reps: int) -> dict:
     import onnxruntime as ort
 
-    from edgebert import onnx_exact_int8
+    from edgebert.formats import onnx_exact_int8
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads

@@ -54,7 +54,7 @@ def profile_onnx(model: Path, feeds: dict[str, np.ndarray], threads: int, work: 
     opts.intra_op_num_threads = threads
     opts.enable_profiling = True
     opts.profile_file_prefix = str(work / "ort_profile")
-    from edgebert import onnx_exact_int8
+    from edgebert.formats import onnx_exact_int8
 
     sess, _ = onnx_exact_int8.cpu_session(model, opts)  # the form the runner runs on this CPU
     for _ in range(WARMUP):
@@ -108,7 +108,7 @@ ROOFLINE_SHAPE = (128, 1024, 4096)  # the suite's largest roofline product
 def _feeds(bundle: Path, seq: int) -> dict[str, np.ndarray]:
     """One real sentence padded and cut to exactly ``seq`` tokens (as the latency probes use)."""
     from benchmarks.probes import exact_length_text
-    from edgebert.runtime import load
+    from edgebert.runtime.edge_model import load
 
     with load(bundle, backend="onnx") as m:
         feeds = m.tokenize([exact_length_text(seq)], seq_length=seq)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert.bundle import read_manifest
 from edgebert.exporters.convert import onnx_external
 from edgebert.exporters.convert.tasks import ReferenceTask
+from edgebert.model.bundle import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
@@ -30,9 +30,9 @@ SLOW = {"wi8_ai16": 100}  # reference int16 kernels: ~0.5 s a sentence in TFLite
 
 
 def main() -> None:
-    from edgebert import default_model
     from edgebert.exporters.convert import workers
     from edgebert.exporters.pipelines.export import ExportRequest, export, reference_dir_for
+    from edgebert.hub import default_model
     from edgebert.quantize import recipes
 
     p = argparse.ArgumentParser()
@@ -103,15 +103,16 @@ def reference_outputs(ref: dict, texts: list[str]) -> dict:
 
 
 def evaluate(recipe: str, fmt: str, path: Path, texts: list[str], ref: dict, export_s: float) -> dict:
-    from edgebert import backends, metrics
+    from edgebert.eval import metrics
+    from edgebert.runtime import runners
 
     data = dict(reference_outputs(ref, texts))
-    feeds = {k: data.pop(k) for k in backends.INPUT_NAMES}
-    runner = backends.open_runner(path, num_threads=2)
+    feeds = {k: data.pop(k) for k in runners.INPUT_NAMES}
+    runner = runners.open_runner(path, num_threads=2)
     one = {k: v[:1] for k, v in feeds.items()}
     runner.run(one)  # warm-up
     t0 = time.perf_counter()
-    got = backends.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+    got = runners.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
     ms = (time.perf_counter() - t0) / len(texts) * 1000
     res = metrics.compare(got, data, feeds["input_mask"])
     return {

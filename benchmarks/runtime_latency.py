@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgebert.bundle import read_manifest
+from edgebert.model.bundle import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"

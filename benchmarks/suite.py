@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgebert.bundle import is_bundle, read_manifest
+from edgebert.model.bundle import is_bundle, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
@@ -111,7 +111,7 @@ def _progress(msg: str) -> None:
 # ---------------------------------------------------------------- models and bundles
 def model_source(key: str, work: Path) -> Path:
     """The default model's directory, or a random-weight BERT of the spec's shape (cached)."""
-    from edgebert import default_model
+    from edgebert.hub import default_model
 
     spec = MODELS[key]
     if not spec.layers:
@@ -403,7 +403,7 @@ def int8_isa(flags: set[str]) -> str:
 
 
 def machine(threads: int) -> dict:
-    from edgebert.onnx_exact_int8 import cpu_flags
+    from edgebert.formats.onnx_exact_int8 import cpu_flags
 
     cpu, flags = "unknown", cpu_flags() or set()
     try:

@@ -50,8 +50,8 @@ def main() -> None:
 
     import preprocess_reference
 
-    from edgebert import default_model
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.hub import default_model
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     texts = sentences()
     vocab = default_model.vocab_file()

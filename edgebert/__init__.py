@@ -8,6 +8,6 @@ ai-edge-litert / onnxruntime only (the tokenizer is pure Python). The export sid
 __version__ = "0.1.0"
 
 from edgebert.errors import EdgebertError  # noqa: E402
-from edgebert.runtime import BertModel, load  # noqa: E402
+from edgebert.runtime.edge_model import BertModel, load  # noqa: E402
 
 __all__ = ["BertModel", "EdgebertError", "__version__", "load"]

@@ -1,6 +1,6 @@
 """Where edgebert keeps what it builds or fetches once (downloads, packed weights, references).
 
-Kept apart from ``edgebert.download`` so that the runtime, which only needs the path, does not
+Kept apart from ``edgebert.hub.download`` so that the runtime, which only needs the path, does not
 import the HTTP and archive code (and ``ssl`` with it): about 7 MB of a device process's RSS.
 """
 

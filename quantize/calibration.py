@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgebert.errors import EdgebertError
-from edgebert.text_files import read_sentences
+from edgebert.eval.text_files import read_sentences
 
 DEFAULT_CORPUS = "data/calibration_en.txt"
 

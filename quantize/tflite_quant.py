@@ -47,7 +47,7 @@ def float_products(flat: bytes, params: dict, calibration, precision) -> bytes:
     import flatbuffers
     import numpy as np
 
-    from edgebert.tflite_graph import load_schema
+    from edgebert.formats.tflite_graph import load_schema
 
     pattern = params.get("float_products")
     if not pattern:
@@ -139,7 +139,7 @@ def _rule_scopes(select: str, outputs: dict[str, str]) -> str:
 
 def _signature_outputs(flat: bytes) -> dict[str, str]:
     """{signature output name: tensor name} of every signature of a flatbuffer."""
-    from edgebert.tflite_graph import load_schema
+    from edgebert.formats.tflite_graph import load_schema
 
     model = load_schema().Model.GetRootAsModel(flat, 0)
     out = {}
@@ -222,7 +222,7 @@ def _inline_buffers(flat: bytes) -> bytes:
     buffer specified an out of range offset")."""
     import flatbuffers
 
-    from edgebert.tflite_graph import inline_buffers, load_schema
+    from edgebert.formats.tflite_graph import inline_buffers, load_schema
 
     model = load_schema().ModelT.InitFromPackedBuf(flat, 0)
     if not inline_buffers(model, flat):

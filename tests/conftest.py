@@ -81,7 +81,7 @@ def tf2_hub_tiny(tiny_dir):
 
 @pytest.fixture(scope="session")
 def default_model_dir():
-    from edgebert import default_model
+    from edgebert.hub import default_model
 
     return default_model.model_dir()
 

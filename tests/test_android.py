@@ -11,7 +11,7 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import workers
 from edgebert.exporters.pipelines import android_metadata as amd
 from edgebert.exporters.pipelines.android import AndroidRequest, build
-from edgebert.runtime import load
+from edgebert.runtime.edge_model import load
 from fixtures import cache
 
 pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed: pip install '.[android]'")
@@ -41,7 +41,7 @@ def _mp(path, task):
 
 @pytest.fixture(scope="module")
 def movie_sentences(sentiment_dir):
-    from edgebert.text_files import read_texts
+    from edgebert.eval.text_files import read_texts
 
     texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
     return texts[:-700], labels[:-700]  # the last 700 hold the calibration corpus
@@ -277,6 +277,6 @@ def test_integer_asset_loads_in_mediapipe_and_computes_in_integers(default_model
     # Not bit-exact as fp32 and dynamic int8 are (1e-5): MediaPipe 1.2.3's own TFLite kernels
     # round int16 / int8 ops differently from ai-edge-litert 2.3's (measured 2026-12-01: cosine
     # min 0.99775, max-abs 0.068 on embeddings of norm 4.5).
-    from edgebert import metrics
+    from edgebert.eval import metrics
 
     assert metrics.cosine(theirs, ours).min() >= 0.995

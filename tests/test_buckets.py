@@ -7,13 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from edgebert import backends, gpu_compat, metrics
+from edgebert.checks import gpu as gpu_compat
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
+from edgebert.eval import metrics
 from edgebert.exporters.convert import layer_taps
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.quantize import recipes
-from edgebert.runtime import load
+from edgebert.runtime import runners
+from edgebert.runtime.edge_model import load
 from fixtures import cache, exports, tiny_models
 
 TINY_BUCKETS = (8, 16, 40)
@@ -39,13 +41,13 @@ def tiny_pair(hf_tiny, tmp_path_factory):
 
 
 def test_bucket_helpers():
-    assert backends.bucket_lengths(["seq_64", "seq_16", "seq_128"]) == (16, 64, 128)
-    assert backends.bucket_lengths(["serving_default"]) is None
-    assert backends.bucket_lengths(["seq_16", "serving_default"]) is None
-    assert [backends.pick_bucket((16, 32, 64), w) for w in (1, 16, 17, 64)] == [16, 16, 32, 64]
+    assert runners.bucket_lengths(["seq_64", "seq_16", "seq_128"]) == (16, 64, 128)
+    assert runners.bucket_lengths(["serving_default"]) is None
+    assert runners.bucket_lengths(["seq_16", "serving_default"]) is None
+    assert [runners.pick_bucket((16, 32, 64), w) for w in (1, 16, 17, 64)] == [16, 16, 32, 64]
     with pytest.raises(EdgebertError, match="longer than the model's longest length bucket \\(64\\)"):
-        backends.pick_bucket((16, 32, 64), 65)
-    padded = backends.pad_to_bucket(
+        runners.pick_bucket((16, 32, 64), 65)
+    padded = runners.pad_to_bucket(
         {"input_word_ids": np.ones((2, 5), np.int32), "input_mask": np.ones((2, 5), np.int32)}, 8
     )
     assert padded["input_mask"].shape == (2, 8) and padded["input_mask"][:, 5:].sum() == 0
@@ -56,8 +58,8 @@ def test_every_tiny_bucket_equals_the_dynamic_bundle_at_its_length(tiny_pair):
     entry = bm["models"]["tflite"]
     assert entry["buckets"] == list(TINY_BUCKETS) and bm["buckets"] == list(TINY_BUCKETS)
     assert bm["seq_length"] is None and bm["max_seq_length"] == 40 and "buckets" not in bm["models"]["onnx"]
-    bucketed = backends.open_runner(bdir / "model.tflite")
-    dynamic = backends.open_runner(ddir / "model.tflite")
+    bucketed = runners.open_runner(bdir / "model.tflite")
+    dynamic = runners.open_runner(ddir / "model.tflite")
     assert bucketed.buckets == TINY_BUCKETS and bucketed.batch_size == 1
     for length in TINY_BUCKETS:
         # The signature itself, at its own length, against the dynamic graph at that length.
@@ -109,8 +111,8 @@ def test_each_signature_is_checked_for_the_gpu_and_none_is_dynamic(tiny_pair):
 def test_layer_taps_cover_every_bucket(tiny_pair, tmp_path, hf_tiny):
     bdir, _, _, _ = tiny_pair
     tapped, quant = layer_taps.tap_model(bdir / "model.tflite", 2, tmp_path)
-    runner = backends.open_runner(tapped)
-    plain = backends.open_runner(bdir / "model.tflite")
+    runner = runners.open_runner(tapped)
+    plain = runners.open_runner(bdir / "model.tflite")
     for width in (5, 12, 30):
         feeds = _feeds(width, seed=width)
         got = runner.run(feeds)
@@ -168,8 +170,8 @@ def test_default_fp32_buckets_equal_the_dynamic_bundle_at_each_length(default_mo
     with cache.using(shared_cache):
         _export(default_model_dir, tmp_path / "b", formats=("tflite",), seq_length=None, buckets=DEFAULT_BUCKETS)
         _export(default_model_dir, tmp_path / "d", formats=("tflite",), seq_length=None)
-    bucketed = backends.open_runner(tmp_path / "b" / "model.tflite")
-    dynamic = backends.open_runner(tmp_path / "d" / "model.tflite")
+    bucketed = runners.open_runner(tmp_path / "b" / "model.tflite")
+    dynamic = runners.open_runner(tmp_path / "d" / "model.tflite")
     tok = load(tmp_path / "b").tokenizer
     words = "the film is a quietly moving story about two brothers who never speak".split()
     for length in DEFAULT_BUCKETS:

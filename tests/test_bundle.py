@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edgebert.bundle import FORMAT_VERSION, MANIFEST, Manifest, ModelEntry, read_manifest, write_manifest
 from edgebert.errors import EdgebertError
+from edgebert.model.bundle import FORMAT_VERSION, MANIFEST, Manifest, ModelEntry, read_manifest, write_manifest
 
 ENTRY = {
     "file": "model.tflite",

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from edgebert import catalog
 from edgebert.errors import EdgebertError
+from edgebert.hub import catalog
 
 
 def test_catalog_holds_the_whole_collection():
@@ -70,7 +70,7 @@ def test_models_filters(capsys):
 
 def test_importing_edgebert_does_not_import_tensorflow():
     code = (
-        "import sys, edgebert, edgebert.cli, edgebert.catalog, edgebert.download, edgebert.default_model;"
+        "import sys, edgebert, edgebert.cli, edgebert.hub.catalog, edgebert.hub.download, edgebert.hub.default_model;"
         "print('tensorflow' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -80,7 +80,7 @@ def test_importing_edgebert_does_not_import_tensorflow():
 def test_the_runtime_imports_no_download_code():
     """A device process (``import edgebert``, load, run) pays no RSS for HTTP, TLS and archives:
     they cost about 7 MB, a tenth of the 1.5x-the-file memory bar on BERT-base."""
-    code = "import sys, edgebert; print(sorted(m for m in ('ssl', 'http.client', 'tarfile', 'edgebert.download') if m in sys.modules))"
+    code = "import sys, edgebert; print(sorted(m for m in ('ssl', 'http.client', 'tarfile', 'edgebert.hub.download') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 

@@ -5,11 +5,11 @@ import numpy as np
 import onnx
 import pytest
 
-from edgebert import metrics
-from edgebert.backends import open_runner
+from edgebert.eval import metrics
 from edgebert.exporters.convert import onnx_export, tflite
 from edgebert.exporters.sources import load_source
 from edgebert.model import numpy_bert
+from edgebert.runtime.runners import open_runner
 from fixtures import tiny_models
 
 CONVERTERS = {"tflite": (tflite.convert, ".tflite"), "onnx": (onnx_export.convert, ".onnx")}

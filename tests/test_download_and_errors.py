@@ -8,10 +8,10 @@ import sys
 import pytest
 from hub_server import tar_gz_of_dir
 
-from edgebert import download, http_fetch
 from edgebert.cli import main
 from edgebert.errors import DownloadError, SourceError
 from edgebert.exporters.sources import load_source
+from edgebert.hub import download, http_fetch
 
 HANDLE = "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
 

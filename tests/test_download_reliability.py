@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from hub_server import WEB_PAGE, HubServer, escaping_tar_gz, symlink_escaping_tar_gz, tar_gz_of, tar_gz_of_dir
 
-from edgebert import download, http_fetch
-from edgebert.archive import extract_tar
 from edgebert.cli import main
 from edgebert.errors import DownloadError
 from edgebert.exporters.sources.resolve import resolve_source
+from edgebert.hub import download, http_fetch
+from edgebert.hub.archive import extract_tar
 
 HANDLE = "tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
 ENTRY = HANDLE.replace("/", "__")

@@ -1,10 +1,10 @@
-"""Static Edge TPU check (``edgebert.edgetpu_compat``) on real converted files of the tiny model:
+"""Static Edge TPU check (``edgebert.checks.edgetpu``) on real converted files of the tiny model:
 Coral's op table, 8-bit-only tensors, static shapes, and the single segment that ends at the
 first op the compiler cannot map."""
 
 import pytest
 
-from edgebert import edgetpu_compat
+from edgebert.checks import edgetpu as edgetpu_compat
 from edgebert.errors import EdgebertError
 from fixtures import exports
 
@@ -45,7 +45,7 @@ def test_bert_stops_at_its_first_op_and_the_check_says_why(tiny_tflite):
 def test_op_rules_on_the_int8_file(tiny_tflite):
     """Per op: an int8 FULLY_CONNECTED with its int32 constant bias is mappable; SOFTMAX over
     attention scores is not (the table's 1-D limit); QUANTIZE of a float input is not."""
-    from edgebert import tflite_graph
+    from edgebert.formats import tflite_graph
 
     seen = {}
 

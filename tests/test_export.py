@@ -7,9 +7,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edgebert import backends, metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
+from edgebert.eval import metrics
 from edgebert.exporters.convert import layer_taps, onnx_external, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
 from edgebert.exporters.pipelines.export import export
@@ -17,6 +17,7 @@ from edgebert.exporters.sources import load_source
 from edgebert.files import file_sha256
 from edgebert.model import numpy_bert
 from edgebert.quantize import recipes
+from edgebert.runtime import runners
 from fixtures import exports, tiny_models
 
 
@@ -51,16 +52,14 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
             graph = onnx.load(str(f), load_external_data=False).graph  # every tensor of 1 KB or more moved out
             inline = [t.name for t in graph.initializer if len(t.raw_data) >= onnx_external.MIN_EXTERNAL_BYTES]
             assert inline == [] and any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer)
-        assert [i["name"] for i in e["inputs"]] == list(backends.INPUT_NAMES)
-        runner = backends.open_runner(f)
+        assert [i["name"] for i in e["inputs"]] == list(runners.INPUT_NAMES)
+        runner = runners.open_runner(f)
         ids, mask, types = tiny_models.token_inputs(batch=2, seq=16, vocab=45)
         feeds = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
         res = runner.run(feeds)
         assert res["sequence_output"].shape == (2, 16, 32) and np.isfinite(res["pooled_output"]).all()
         if _fmt == "tflite":  # the default CPU path (XNNPACK's weight cache) gives the Interpreter's numbers
-            cached = backends.open_runner(f, hidden_size=32, weight_cache=str(tmp_path / f"{recipe}.xnnpack")).run(
-                feeds
-            )
+            cached = runners.open_runner(f, hidden_size=32, weight_cache=str(tmp_path / f"{recipe}.xnnpack")).run(feeds)
             assert all(np.array_equal(res[k], cached[k]) for k in res), recipe
         assert e["accuracy"]["n"] == 64 and "misses" in e["gate"]
     if recipe == "fp32":
@@ -81,8 +80,8 @@ def _check_layer_taps(out, manifest, recipe, source_dir, tmp_path):
     layers = manifest["architecture"]["num_layers"]
     for fmt, e in manifest["models"].items():
         tapped, quant = layer_taps.tap_model(out / e["file"], layers, tmp_path)
-        got = backends.open_runner(tapped).run(feeds)
-        plain = backends.open_runner(out / e["file"]).run(feeds)
+        got = runners.open_runner(tapped).run(feeds)
+        plain = runners.open_runner(out / e["file"]).run(feeds)
         assert np.array_equal(got["sequence_output"], plain["sequence_output"]), fmt
         for i in range(layers - 1):
             x = layer_taps.dequantize(got[f"layer_tap_{i}"], quant[f"layer_tap_{i}"])
@@ -175,12 +174,12 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
     )
     assert ref["sha256"] == m["reference"]["sha256"]
     expected = dict(np.load(tmp_path / "ref.npz"))
-    feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
+    feeds = {k: expected.pop(k) for k in runners.INPUT_NAMES}
     fp32_dir, fp32 = default_bundles["fp32"]
     for fmt, e in m["models"].items():
         assert e["bytes"] <= 0.27 * fp32["models"][fmt]["bytes"], fmt
-        runner = backends.open_runner(int8_dir / e["file"])
-        got = backends.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+        runner = runners.open_runner(int8_dir / e["file"])
+        got = runners.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
         res = metrics.compare(got, expected, feeds["input_mask"])
         for output in ("pooled_output", "mean_pooled"):
             c = res[output]["cosine"]

@@ -1,4 +1,4 @@
-"""``edgebert.file_pages``: a runtime's read-only model mapping given back to the kernel, the bytes
+"""``edgebert.runtime.file_pages``: a runtime's read-only model mapping given back to the kernel, the bytes
 read again unchanged, written private pages never dropped."""
 
 import hashlib
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgebert import file_pages
+from edgebert.runtime import file_pages
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
 

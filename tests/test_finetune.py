@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgebert.errors import EdgebertError, SourceError
-from edgebert.runtime import load
+from edgebert.runtime.edge_model import load
 from fixtures import exports, tutorial
 
 pytest.importorskip("tensorflow_hub", reason="the export extra (tensorflow-hub) is not installed")
@@ -20,7 +20,7 @@ pytest.importorskip("tensorflow_hub", reason="the export extra (tensorflow-hub) 
 @pytest.fixture(scope="module")
 def real_sentences(sentiment_dir):
     """500 test sentences and 400 others (for a head), in a fixed shuffled order."""
-    from edgebert.text_files import read_texts
+    from edgebert.eval.text_files import read_texts
 
     texts, labels = read_texts(sentiment_dir / "movieReviewSnippets_GroundTruth.txt")
     order = np.random.default_rng(7).permutation(len(texts))
@@ -43,7 +43,7 @@ def tiny_tutorial(tf2_hub_tiny, tmp_path_factory):
 def finetuned_real(default_model_dir, real_sentences, sentiment_dir, tmp_path_factory):
     """`edgebert finetune` on the default model (tutorial form: hub.KerasLayer preprocessing and
     encoder, dropout, dense): one epoch on 2,000 sentences that are not among the 500 test ones."""
-    from edgebert.text_files import read_texts
+    from edgebert.eval.text_files import read_texts
 
     root = tmp_path_factory.mktemp("finetune_real")
     test = set(real_sentences[0][0])

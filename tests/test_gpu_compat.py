@@ -4,11 +4,11 @@ classic form and GPU-hostile graphs are flagged for the right ops; the CPU loses
 import numpy as np
 import pytest
 
-from edgebert import gpu_compat
-from edgebert.backends import TFLiteRunner
+from edgebert.checks import gpu as gpu_compat
 from edgebert.exporters.convert import tflite
 from edgebert.exporters.sources import load_source
 from edgebert.quantize import recipes
+from edgebert.runtime.runners import TFLiteRunner
 from fixtures import tiny_models
 
 CATALOG_HIDDEN = (128, 256, 512, 768, 1024)  # every hidden size in the catalog

@@ -1,10 +1,12 @@
-"""The integer-only check (``edgebert.integer_ops``) and the integer recipe ``wi8_ai8i16``."""
+"""The integer-only check (``edgebert.checks.integer_ops``) and the integer recipe ``wi8_ai8i16``."""
 
 import numpy as np
 import pytest
 
-from edgebert import backends, integer_ops, metrics
-from edgebert.bundle import read_manifest
+from edgebert.checks import integer_ops
+from edgebert.eval import metrics
+from edgebert.model.bundle import read_manifest
+from edgebert.runtime import runners
 from fixtures import exports
 
 
@@ -137,10 +139,10 @@ def test_layer_norm_cls_apart_is_the_same_function_in_float(hf_tiny, tmp_path):
 def test_integer_recipe_keeps_the_default_models_accuracy(default_model_dir, sentiment_dir, in_shared_cache, tmp_path):
     """The real model, both formats, static [1, 64]: integer-only, and within the recipe's
     thresholds on 200 real sentences (the calibration corpus is the file's last 600)."""
+    from edgebert.eval.text_files import read_sentences
     from edgebert.exporters.sources import load_source
     from edgebert.model import numpy_bert
-    from edgebert.text_files import read_sentences
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     out = tmp_path / "b"
     m = exports.export_json(default_model_dir, out, "wi8_ai8i16", label="default", seq_length=64, batch_size=1)
@@ -148,11 +150,11 @@ def test_integer_recipe_keeps_the_default_models_accuracy(default_model_dir, sen
     manifest = read_manifest(out)
     src = load_source(default_model_dir)
     feeds = BertTokenizer(out / "vocab.txt", True)(texts, seq_length=64)
-    ref = numpy_bert.forward(src.config, src.weights, *(feeds[k] for k in backends.INPUT_NAMES), dtype=np.float32)
+    ref = numpy_bert.forward(src.config, src.weights, *(feeds[k] for k in runners.INPUT_NAMES), dtype=np.float32)
     for fmt, e in manifest.models.items():
         assert m["models"][fmt]["integer_ops"]["integer_only"], fmt
-        runner = backends.open_runner(out / e.file, num_threads=2)
-        got = backends.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+        runner = runners.open_runner(out / e.file, num_threads=2)
+        got = runners.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
         res = metrics.compare(got, ref, feeds["input_mask"])
         for output in ("pooled_output", "mean_pooled"):
             cos = res[output]["cosine"]

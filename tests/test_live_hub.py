@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebert import catalog, http_fetch
+from edgebert.hub import catalog, http_fetch
 
 pytestmark = [
     pytest.mark.live,

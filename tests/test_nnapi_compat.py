@@ -1,12 +1,12 @@
-"""Static NNAPI-delegate check (``edgebert.nnapi_compat``) on real converted files of the tiny
+"""Static NNAPI-delegate check (``edgebert.checks.nnapi``) on real converted files of the tiny
 model: what NNAPIDelegateKernel::Validate accepts per feature level, the op versions it knows,
 the partition limit, dynamic shapes, and what ``load(delegate="nnapi")`` says."""
 
 import pytest
 
-from edgebert import nnapi_compat
+from edgebert.checks import nnapi as nnapi_compat
 from edgebert.errors import EdgebertError
-from edgebert.runtime import load
+from edgebert.runtime.edge_model import load
 from fixtures import exports
 
 

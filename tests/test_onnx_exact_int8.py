@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebert import onnx_exact_int8, onnx_wire
 from edgebert.errors import EdgebertError
+from edgebert.formats import onnx_exact_int8, onnx_wire
 
 K, N = 256, 64
 

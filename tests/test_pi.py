@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebert.metrics import cosine
-from edgebert.runtime import load
+from edgebert.eval.metrics import cosine
+from edgebert.runtime.edge_model import load
 
 HERE = Path(__file__).resolve().parent / "pi"
 sys.path.insert(0, str(HERE))

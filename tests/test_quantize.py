@@ -30,12 +30,12 @@ def test_recipes_are_data_with_decoded_names_and_thresholds():
 
 def _exact_session(model):
     """``model`` in ONNX Runtime as the runner loads it: on x86 without VNNI with the int8
-    weights re-signed for the exact u8 x u8 kernel (``edgebert.onnx_exact_int8``), whose u8 x s8
+    weights re-signed for the exact u8 x u8 kernel (``edgebert.formats.onnx_exact_int8``), whose u8 x s8
     kernel would add in saturating int16 (off by 0.4 of 5.4 on these products)."""
     import tempfile
     from pathlib import Path
 
-    from edgebert import onnx_exact_int8
+    from edgebert.formats import onnx_exact_int8
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.onnx"

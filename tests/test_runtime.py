@@ -11,11 +11,11 @@ import numpy as np
 import preprocess_reference
 import pytest
 
-from edgebert import metrics
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
+from edgebert.eval import metrics
 from edgebert.quantize import recipes
-from edgebert.runtime import load
+from edgebert.runtime.edge_model import load
 
 HARD = ["Straße und ﬁsh, naïve CAFÉ", "东京是日本的首都。", "e-mail: a.b@c.d — «quoted» text…", "ok", "Hi!"]
 
@@ -145,7 +145,7 @@ def test_threads_give_sequential_results(backend, pool, default_bundles, sentime
 
 LEAK_PROBE = """
 import json, os, sys
-from edgebert.runtime import load
+from edgebert.runtime.edge_model import load
 m = load(sys.argv[1], num_threads=2, backend=sys.argv[2])
 words = "the a movie film great awful plot actor scene story".split()
 texts = [" ".join(words[: 1 + i % 10]) for i in range(10)]  # ten lengths: reshapes every call
@@ -265,7 +265,7 @@ def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
 
 def test_litert_compiled_model_path_on_cpu(static_bundle):
     """The code path that runs the GPU accelerator (CompiledModel and its buffers), on the CPU."""
-    from edgebert.backends import LiteRtAcceleratedRunner
+    from edgebert.runtime.runners import LiteRtAcceleratedRunner
 
     m = load(static_bundle, num_threads=2)
     runner = LiteRtAcceleratedRunner(static_bundle / "model.tflite", 32, accelerator="cpu")
@@ -351,7 +351,7 @@ def test_onnx_int8_products_are_exact_on_every_x86(default_bundles, sentiment_di
     runner then loads the int8 weights re-signed for its exact u8 x u8 kernel. Where the CPU's
     u8 x s8 kernel is exact, both forms give the same bits; where it saturates, they differ and
     only the re-signed one holds the recipe's accuracy against the fp32 file."""
-    from edgebert import onnx_exact_int8
+    from edgebert.formats import onnx_exact_int8
 
     bundle = default_bundles["wi8_afp32"][0]
     texts = _texts(sentiment_dir)
@@ -476,12 +476,12 @@ def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(defa
 def test_default_weight_cache_falls_back_to_the_interpreter(default_bundles, monkeypatch):
     """Where LiteRT's CompiledModel cannot load a file, the default runs it on the Interpreter and
     says why; a weight cache asked for by name raises instead."""
-    from edgebert import backends
+    from edgebert.runtime import runners
 
     def refuse(*a, **k):
         raise EdgebertError("LiteRT's CompiledModel could not load it on the CPU: test", "load it without weight_cache")
 
-    monkeypatch.setattr(backends, "LiteRtAcceleratedRunner", refuse)
+    monkeypatch.setattr(runners, "LiteRtAcceleratedRunner", refuse)
     bundle = default_bundles["wi8_afp32"][0]
     m = load(bundle, num_threads=2)
     m.embed("a fine film")
@@ -510,7 +510,7 @@ def test_runner_gives_back_the_model_files_weight_pages(default_bundles, tmp_pat
     import gc
     import shutil
 
-    from edgebert import file_pages
+    from edgebert.runtime import file_pages
 
     bundle = tmp_path / "bundle"  # a path no other runner of this process maps
     shutil.copytree(default_bundles["wi8_afp32"][0], bundle)

@@ -133,7 +133,7 @@ def test_checked_reference_is_reused_and_a_damaged_one_rebuilt(hf_tiny, tmp_path
 def test_default_model_reference_matches_numpy_on_quick_brown_fox(default_model_dir, tmp_path):
     from safetensors.numpy import load_file
 
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     src = load_source(default_model_dir)
     assert src.config.activation == "gelu_erf"  # all-MiniLM-L6-v2's config says "gelu"

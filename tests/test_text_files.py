@@ -4,8 +4,8 @@ import pytest
 
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
+from edgebert.eval.text_files import label_warnings, read_labelled, read_sentences, read_texts
 from edgebert.quantize import calibration
-from edgebert.text_files import label_warnings, read_labelled, read_sentences, read_texts
 
 
 @pytest.fixture

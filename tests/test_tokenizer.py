@@ -11,7 +11,7 @@ from test_vocabs import build_vocab
 from tokenizer_corpus import HARD_CASES, PAIR_CASES
 
 from edgebert.errors import EdgebertError
-from edgebert.tokenizer import BertTokenizer, round_robin_lengths
+from edgebert.tokenizer.wordpiece import BertTokenizer, round_robin_lengths
 
 KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 

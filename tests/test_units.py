@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebert import delegates, linear_probe
 from edgebert.errors import EdgebertError
+from edgebert.eval import linear_probe
 from edgebert.exporters.convert.layer_taps import Op, find_layer_outputs
-from edgebert.runtime import LENGTH_BUCKET, BertModel
+from edgebert.runtime import delegates
+from edgebert.runtime.edge_model import LENGTH_BUCKET, BertModel
 
 
 # ------------------------------------------------------------------ layer-output search

@@ -8,13 +8,13 @@ import shutil
 import pytest
 
 from edgebert.cli import main
+from edgebert.eval.text_files import read_texts
 from edgebert.exporters.convert import tflite
 from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.exporters.sources import load_source
 from edgebert.files import file_sha256
 from edgebert.quantize import recipes
-from edgebert.text_files import read_texts
 from fixtures import exports
 
 N_REAL = 500

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from edgebert import catalog
+from edgebert.eval.text_files import read_texts
 from edgebert.exporters.pipelines.export import ExportRequest, export
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
+from edgebert.hub import catalog
 from edgebert.quantize import recipes
-from edgebert.text_files import read_texts
 from fixtures import tiny_models
 
 SHAPES = sorted({(m.layers, m.hidden, m.heads, m.intermediate) for m in catalog.filter_models(language="en")})

@@ -22,8 +22,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from edgebert.backends import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
 from edgebert.model.config import EMBEDDING_NAMES, MASK_BIAS, POOLER_NAMES, BertConfig, expected_shapes, layer_names
+from edgebert.runtime.runners import INPUT_NAMES  # the TF Hub encoder inputs, defined once (runtime side)
 
 GRAPH_FORMS = ("gpu", "classic")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import tflite_graph
 from edgebert.errors import EdgebertError
+from edgebert.formats import tflite_graph
 
 TAP_PREFIX = "layer_tap_"
 # Ops between a layer's output and the next layer's query matmul that do not change its value

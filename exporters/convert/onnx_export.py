@@ -7,11 +7,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgebert.backends import INPUT_NAMES
 from edgebert.errors import EdgebertError
+from edgebert.eval.metrics import FLOAT_TOLERANCE
 from edgebert.files import atomic_write_bytes
-from edgebert.metrics import FLOAT_TOLERANCE
 from edgebert.model.source_model import SourceModel
+from edgebert.runtime.runners import INPUT_NAMES
 
 OPSET = 17
 OUTPUTS = ("pooled_output", "sequence_output")

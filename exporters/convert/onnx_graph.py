@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebert.backends import INPUT_NAMES
 from edgebert.model.config import EMBEDDING_NAMES, MASK_BIAS, POOLER_NAMES, BertConfig, layer_names
+from edgebert.runtime.runners import INPUT_NAMES
 
 MS = "com.microsoft"
 OPSET = 17

@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 from edgebert.errors import EdgebertError
+from edgebert.eval.metrics import FLOAT_TOLERANCE
 from edgebert.exporters.sources import probe, tf1_hub
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
 from edgebert.files import atomic_write_bytes, replace_dir, tree_sha256
-from edgebert.metrics import FLOAT_TOLERANCE
 from edgebert.model import numpy_bert
 from edgebert.model.config import BertConfig
 from edgebert.model.source_model import SourceModel

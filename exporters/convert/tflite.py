@@ -12,10 +12,10 @@ import gc
 import tempfile
 from pathlib import Path
 
-from edgebert.backends import BUCKET_SIGNATURE
 from edgebert.exporters.convert.encoder_graph import INPUT_NAMES, BertEncoderModule, serving_outputs
 from edgebert.files import atomic_write_bytes
 from edgebert.model.source_model import SourceModel
+from edgebert.runtime.runners import BUCKET_SIGNATURE
 
 
 def convert(
@@ -49,7 +49,7 @@ def convert(
       release: empty ``src.weights`` once the graph holds them (a worker that converts once
         keeps one copy of the weights instead of two).
       buckets: lengths for one static ``[batch_size or 1, length]`` signature each
-        (``backends.BUCKET_SIGNATURE``) instead of ``serving_default``; ``seq_length`` is then
+        (``runners.BUCKET_SIGNATURE``) instead of ``serving_default``; ``seq_length`` is then
         not used.
     """
     import tensorflow as tf

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert.backends import INPUT_NAMES
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import tasks
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
+from edgebert.runtime.runners import INPUT_NAMES
 
 
 def _log(msg: str) -> None:
@@ -63,7 +63,7 @@ def task_reference(t: ReferenceTask) -> dict:
     from edgebert.exporters.convert.reference import build_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.saved_model_util import load_saved_model
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     src = load_source(t.source)
     ref = build_reference(src, Path(t.reference_dir), release=True)
@@ -102,7 +102,7 @@ def task_convert(t: ConvertTask) -> dict:
     from edgebert.exporters.convert import onnx_export, tflite
     from edgebert.exporters.sources import load_source
     from edgebert.quantize import embedding, recipes, smoothing
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     recipe = recipes.get(t.recipe)
     src = load_source(t.reference)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import gpu_compat, linear_probe, metrics, static_checks
-from edgebert.backends import check_buckets
-from edgebert.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
+from edgebert.checks import gpu as gpu_compat
+from edgebert.checks import registry as static_checks
 from edgebert.errors import EdgebertError
+from edgebert.eval import linear_probe, metrics
+from edgebert.eval.text_files import label_warnings, read_labelled
 from edgebert.exporters.convert import workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.pipelines import android_metadata as amd
@@ -29,9 +30,10 @@ from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.exporters.sources import classifier
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.files import replace_dir
+from edgebert.model.bundle import FORMAT_VERSION, Manifest, is_bundle, read_manifest, write_manifest
 from edgebert.quantize import calibration as calib
 from edgebert.quantize import recipes
-from edgebert.text_files import label_warnings, read_labelled
+from edgebert.runtime.runners import check_buckets
 
 TASKS = ("embedder", "classifier")
 MAX_TASK_LIBRARY_SEQ = 512  # BertNLClassifier / MediaPipe read the length from the fixed input shape
@@ -58,7 +60,7 @@ class AndroidRequest:
 
 
 def train_head(features: np.ndarray, labels: list[int]) -> dict:
-    """A logistic-regression head on frozen features (``edgebert.linear_probe``): L2 and the
+    """A logistic-regression head on frozen features (``edgebert.eval.linear_probe``): L2 and the
     reported accuracy come from a held-out 20%; the shipped head is refit on every sentence."""
     y = np.asarray(labels)
     fitted = linear_probe.select_and_fit(features, y)
@@ -416,7 +418,7 @@ def _labels(req: AndroidRequest, head: dict, trained_names: list[str] | None) ->
 
 
 def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: str, output: str) -> dict:
-    from edgebert.backends import INPUT_NAMES, TFLiteRunner
+    from edgebert.runtime.runners import INPUT_NAMES, TFLiteRunner
 
     runner = TFLiteRunner(path, num_threads=2)
     got = np.concatenate(
@@ -426,7 +428,7 @@ def _measure(path: Path, expected: dict, pooling: str, head: dict | None, task: 
         ]
     )
     feats = _features(expected, pooling)
-    if task == "embedder":  # the one comparison and gate of export and verify (edgebert.metrics)
+    if task == "embedder":  # the one comparison and gate of export and verify (edgebert.eval.metrics)
         return {"embedding": metrics.error_stats(got, feats), "n": len(got)}
     activation = head.get("activation", "softmax")
     want = classifier.scores(feats, head["kernel"], head["bias"], activation)

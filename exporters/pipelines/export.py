@@ -17,17 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, delegates, metrics, static_checks
-from edgebert.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
+from edgebert.checks import registry as static_checks
 from edgebert.errors import EdgebertError
+from edgebert.eval import metrics
 from edgebert.exporters.convert import costs, onnx_external, workers
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 from edgebert.exporters.pipelines.progress import Ticker
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.exporters.sources.resolve import resolve_source
 from edgebert.files import file_sha256, replace_dir, tree_sha256
+from edgebert.model.bundle import MODEL_FILES, VOCAB, Manifest, is_bundle, write_manifest
 from edgebert.quantize import calibration as calib
 from edgebert.quantize.recipes import Recipe
+from edgebert.runtime import delegates, runners
 
 TOOLS = ("edgebert", "tensorflow", "tensorflow-text", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
@@ -128,7 +130,7 @@ def _export(
     _progress(f"[1/{n_steps}] importing {req.source_label}")
     ref, expected = import_reference(source_path, held_out, max(req.buckets) if req.buckets else req.seq_length, work)
     steps = [costs.StepCost(**ref.pop("step"))]
-    feeds = {k: expected.pop(k) for k in backends.INPUT_NAMES}
+    feeds = {k: expected.pop(k) for k in runners.INPUT_NAMES}
     head = ref.get("head")
     if head:
         _progress(
@@ -172,9 +174,9 @@ def _export(
     failed = []
     for fmt, entry in models.items():
         path = staging / entry["file"]
-        runner = backends.open_runner(path, num_threads=2)
+        runner = runners.open_runner(path, num_threads=2)
         ticker = Ticker(f"{fmt} gate", len(feeds["input_word_ids"]))
-        got = backends.run_batches(
+        got = runners.run_batches(
             runner, _batches(feeds, runner.batch_size or 8, trim=req.seq_length is None, ticker=ticker)
         )
         result = metrics.compare(got, expected, feeds["input_mask"])
@@ -262,7 +264,7 @@ def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dic
         "sha256": file_sha256(path),
         "bytes": path.stat().st_size,
         "runtime": runner.runtime,
-        "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in backends.INPUT_NAMES],
+        "inputs": [{"name": n, "dtype": "int32", "shape": shape} for n in runners.INPUT_NAMES],
         "outputs": outputs,
         **({"buckets": list(buckets)} if buckets else {}),
     }
@@ -271,7 +273,7 @@ def _file_entry(path: Path, runner, seq_length, head: dict | None = None) -> dic
 # Activation ranges calibrated per signature are not wired for several signatures, and
 # ai-edge-quantizer rewrites one; float and dynamic-range recipes quantize weights only.
 def _check_buckets(req: ExportRequest) -> None:
-    backends.check_buckets(req.buckets)
+    runners.check_buckets(req.buckets)
     if req.seq_length is not None:
         raise EdgebertError("length buckets replace a fixed --seq-len", "pass the lengths as --seq-len 16,32,64,128")
     rec = req.recipe

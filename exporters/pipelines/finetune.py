@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import linear_probe
 from edgebert.errors import EdgebertError
+from edgebert.eval import linear_probe
+from edgebert.eval.metrics import FLOAT_TOLERANCE
+from edgebert.eval.text_files import label_warnings, read_labelled
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.files import replace_dir
-from edgebert.metrics import FLOAT_TOLERANCE
-from edgebert.text_files import label_warnings, read_labelled
 
 REPORT = "edgebert_finetune.json"
 EVAL_SPLIT = "eval_split.tsv"  # label<TAB>text of the held-out sentences, to score exports on
@@ -125,7 +125,7 @@ def _schedule(tf_keras, peak: float, total: int, warmup: int):
 
 def _embeddings(encoder_fn, feeds: dict, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Pooled and mean-pooled outputs of the frozen encoder (the probe baseline's features)."""
-    from edgebert.metrics import mean_pool
+    from edgebert.eval.metrics import mean_pool
 
     n = len(feeds["input_mask"])
     parts_p, parts_m, index = [], [], []
@@ -167,7 +167,7 @@ def finetune(req: FinetuneRequest) -> dict:
     from edgebert.exporters.convert.reference import save_reference
     from edgebert.exporters.sources import load_source
     from edgebert.exporters.sources.classifier import LABELS_FILE
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     if req.epochs < 1 or req.batch_size < 1 or req.learning_rate <= 0:
         raise EdgebertError("--epochs, --batch-size and --learning-rate must be positive", "pass positive numbers")

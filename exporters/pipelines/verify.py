@@ -22,16 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, linear_probe, metrics
-from edgebert.bundle import Manifest, read_manifest, write_manifest
 from edgebert.cache import cache_dir
 from edgebert.errors import EdgebertError
+from edgebert.eval import linear_probe, metrics
 from edgebert.exporters.convert import layer_taps, workers
 from edgebert.exporters.convert.tasks import ReferenceTask
 from edgebert.exporters.pipelines.progress import Ticker
 from edgebert.exporters.pipelines.progress import say as _progress
 from edgebert.files import atomic_write_bytes
-from edgebert.runtime import load
+from edgebert.model.bundle import Manifest, read_manifest, write_manifest
+from edgebert.runtime import runners
+from edgebert.runtime.edge_model import load
 
 
 @dataclasses.dataclass
@@ -122,7 +123,7 @@ def layer_drift(m, feeds: dict, ref: dict, progress=_progress) -> dict:
             return {"available": False, "reason": e.problem}
         got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
         try:
-            runner = backends.open_runner(path)
+            runner = runners.open_runner(path)
             ticker = Ticker("per-layer drift", len(lengths), say=progress)
             for idx, batch in m.batches(feeds):
                 out = {k: v[: len(idx)] for k, v in runner.run(batch).items()}

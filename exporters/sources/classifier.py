@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import metrics
-from edgebert.backends import INPUT_NAMES
 from edgebert.errors import SourceError
+from edgebert.eval import metrics
+from edgebert.eval.metrics import FLOAT_TOLERANCE
 from edgebert.exporters.sources.base import guess_lower_case
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, config_from_shapes, model_garden_weights
-from edgebert.metrics import FLOAT_TOLERANCE
 from edgebert.model import numpy_bert
 from edgebert.model.config import ACTIVATIONS, BertConfig, expected_shapes
 from edgebert.model.source_model import SourceModel
+from edgebert.runtime.runners import INPUT_NAMES
 
 KIND = "tf2_classifier"
 HEAD_ACTIVATIONS = ("none", "sigmoid", "softmax")
@@ -316,7 +316,7 @@ def _pack_length(cfg: BertConfig, weights: dict, kernel, bias, head_act, pooling
 def load(path: Path) -> SourceModel:
     import tensorflow_text  # noqa: F401  (registers the preprocessing's TF Text ops before loading)
 
-    from edgebert.tokenizer import BertTokenizer
+    from edgebert.tokenizer.wordpiece import BertTokenizer
 
     obj = load_saved_model(path)
     variables = variables_by_name(obj)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.metrics import FLOAT_TOLERANCE
+from edgebert.eval.metrics import FLOAT_TOLERANCE
 from edgebert.model import numpy_bert
 from edgebert.model.config import ACTIVATIONS, BertConfig
 

@@ -14,7 +14,7 @@ def resolve_source(spec: str | Path) -> Path:
     URL prefix) or a model archive downloaded by hand (``.tar.gz``/``.tgz``/``.tar``), which
     is unpacked into the cache keyed by its sha256.
     """
-    from edgebert import archive, catalog, download
+    from edgebert.hub import archive, catalog, download
 
     path = Path(spec).expanduser()
     if not path.exists() and catalog.is_handle(str(spec)):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert.backends import INPUT_NAMES
 from edgebert.errors import SourceError
 from edgebert.exporters.sources import probe
 from edgebert.exporters.sources.base import guess_lower_case
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
 from edgebert.model.source_model import SourceModel
+from edgebert.runtime.runners import INPUT_NAMES
 
 KIND = "tf2_saved_model"
 EDGEBERT_CONFIG = "edgebert_config.json"  # asset that marks an edgebert reference

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from edgebert import tflite_graph
+from edgebert.formats import tflite_graph
 
 FALLS_BACK = "falls back to the CPU"
 WRONG = "runs on the GPU but gives wrong results"

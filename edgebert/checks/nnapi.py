@@ -1,7 +1,7 @@
 """Static NNAPI-delegate check of a ``.tflite``: which ops Android's NNAPI delegate would take
 at a given NNAPI feature level, and why it leaves the others to the CPU.
 
-Needs no phone and no TensorFlow: it reads the flatbuffer (``edgebert.tflite_graph``). The
+Needs no phone and no TensorFlow: it reads the flatbuffer (``edgebert.formats.tflite_graph``). The
 rules are the TFLite NNAPI delegate's own, transcribed as data (``RULES``) from
 ``NNAPIDelegateKernel::Validate`` in ``tflite/delegates/nnapi/nnapi_delegate.cc`` of
 google-ai-edge/LiteRT (commit f67457790c9c2ab67347d6fe53270e8d3df20868; the same function as
@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from edgebert import tflite_graph
+from edgebert.formats import tflite_graph
 
 NEWEST_FEATURE_LEVEL = 8
 MAX_PARTITIONS = 3  # StatefulNnApiDelegate::Options::max_number_delegated_partitions

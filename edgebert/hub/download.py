@@ -1,8 +1,8 @@
 """Downloads TF Hub / Kaggle model archives into the edgebert cache, verified and atomic.
 
 A cache entry (``models/<name>``) is a directory that appears by one ``rename`` after the
-archive was fully downloaded and checked (``edgebert.http_fetch``), safely extracted and
-found to hold model files (``edgebert.archive``). Anything that fails on the way is
+archive was fully downloaded and checked (``edgebert.hub.http_fetch``), safely extracted and
+found to hold model files (``edgebert.hub.archive``). Anything that fails on the way is
 removed, so an entry that exists is complete. The one thing kept on failure is a transfer
 that broke off (``downloads/<name>.tar.gz.partial`` with its validators), so the next run
 resumes it; a lock file beside it makes concurrent runs download once.
@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edgebert.archive import extract_tar, is_model_dir, unpack_by_hand
 from edgebert.cache import cache_dir
-from edgebert.http_fetch import fetch_final, file_hashes
+from edgebert.hub.archive import extract_tar, is_model_dir, unpack_by_hand
+from edgebert.hub.http_fetch import fetch_final, file_hashes
 
 try:
     import fcntl

@@ -2,7 +2,7 @@
 it map, and where the mapping stops.
 
 Needs no Coral device and no compiler (``edgetpu_compiler`` ships for x86-64 Debian only, and
-is not installed here): it reads the flatbuffer (``edgebert.tflite_graph``) and applies the
+is not installed here): it reads the flatbuffer (``edgebert.formats.tflite_graph``) and applies the
 rules Coral publishes, as data (``OPS``):
 
 - Sources: the supported-operations table and model requirements of Coral's "TensorFlow models on
@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Callable
 
-from edgebert import tflite_graph
+from edgebert.formats import tflite_graph
 
 EIGHT_BIT = frozenset({"INT8", "UINT8"})
 AFTER_FIRST = "after the first unmapped op (one Edge TPU segment)"

@@ -17,7 +17,7 @@ MODEL_COLUMNS = ("handle", "layers", "hidden", "heads", "intermediate", "casing"
 def _cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from edgebert import catalog
+    from edgebert.hub import catalog
 
     filters = {"layers": "layers", "hidden": "hidden", "casing": "casing", "language": "language", "fmt": "format"}
     rows = catalog.filter_models(contains=args.grep, **{k: getattr(args, flag) for k, flag in filters.items()})
@@ -75,7 +75,7 @@ def _export_side(purpose: str, extras: str = "export"):
 
 def _source_and_label(args: argparse.Namespace) -> tuple[str, str]:
     """The SOURCE argument, or the embedded default model, and how to name it."""
-    from edgebert import default_model
+    from edgebert.hub import default_model
 
     if args.source:
         return args.source, args.source
@@ -136,7 +136,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"  mean-pooled {acc['mean_pooled']['cosine']['mean']:.5f}  gate {gate}"
         )
     if "tflite" in m.models and m.models["tflite"].gpu_compatibility:
-        from edgebert import gpu_compat
+        from edgebert.checks import gpu as gpu_compat
 
         print(f"  {gpu_compat.summary(m.models['tflite'].gpu_compatibility)}")
     if buckets:
@@ -199,7 +199,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edgebert.runtime import load
+    from edgebert.runtime.edge_model import load
 
     texts = list(args.texts)
     if not texts or texts == ["-"]:
@@ -289,7 +289,7 @@ def _cmd_android(args: argparse.Namespace) -> int:
             )
         return 0
     m = build(req)
-    from edgebert import gpu_compat
+    from edgebert.checks import gpu as gpu_compat
 
     entry = m.models["tflite"]
     print(
@@ -309,8 +309,8 @@ def _cmd_android(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     with _export_side("verify (it runs the reference SavedModel)"):
+        from edgebert.eval.text_files import read_texts
         from edgebert.exporters.pipelines.verify import VerifyRequest, verify
-        from edgebert.text_files import read_texts
     from edgebert.quantize import calibration
 
     if args.texts:

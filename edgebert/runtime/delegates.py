@@ -65,7 +65,7 @@ class DelegateReport:
       counted: where the op counts come from: ``run`` (this interpreter's graph) or ``export``
         (the manifest's, for LiteRT's CompiledModel, which does not expose its graph).
       int8_products: ONNX on the CPU: how the int8 products run, where the runner changed their
-        form for this CPU (``edgebert.onnx_exact_int8``); None otherwise.
+        form for this CPU (``edgebert.formats.onnx_exact_int8``); None otherwise.
     """
 
     requested: str

@@ -12,7 +12,7 @@ So on such a CPU the runner loads a rewritten copy: every int8 weight of an inte
 stored as uint8 (``w + 128``, the same bytes with the sign bit flipped) with zero point 128.
 The integers multiplied are the same (``(w + 128) - 128 = w``), so the outputs are those of an
 exact kernel, as on a VNNI or Arm CPU; ONNX Runtime then runs its u8 x u8 kernel. Everything
-else in the file passes through byte for byte (``edgebert.onnx_wire``). The copy lives in a
+else in the file passes through byte for byte (``edgebert.formats.onnx_wire``). The copy lives in a
 temporary directory while ONNX Runtime loads it.
 
 Not done on VNNI (or AMX) CPUs, where the u8 x s8 kernel is exact and the u8 x u8 one is slower,
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import onnx_wire as w
 from edgebert.errors import EdgebertError
+from edgebert.formats import onnx_wire as w
 
 # op type (ONNX Runtime's domain or the standard one) -> (index of B, index of B's zero point).
 INTEGER_PRODUCTS = {

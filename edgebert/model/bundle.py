@@ -34,11 +34,11 @@ class ModelEntry:
       conversion: what the conversion did (recipe steps, seconds, peak memory).
       accuracy: the export gate's comparison with the reference, per output.
       gate: ``{"passed", "misses"}``.
-      gpu_compatibility: ``edgebert.gpu_compat``'s report (TFLite).
-      nnapi_compatibility: ``edgebert.nnapi_compat``'s report at the newest feature level (TFLite).
-      edgetpu_compatibility: ``edgebert.edgetpu_compat``'s report: the ops the Edge TPU compiler's
+      gpu_compatibility: ``edgebert.checks.gpu``'s report (TFLite).
+      nnapi_compatibility: ``edgebert.checks.nnapi``'s report at the newest feature level (TFLite).
+      edgetpu_compatibility: ``edgebert.checks.edgetpu``'s report: the ops the Edge TPU compiler's
         published rules would map (TFLite).
-      integer_ops: ``edgebert.integer_ops``' report: whether every op computes in integers (int8
+      integer_ops: ``edgebert.checks.integer_ops``' report: whether every op computes in integers (int8
         recipes).
       xnnpack_delegation: what XNNPACK took when the export gate ran the file on the exporting
         machine (``nodes_total``, ``nodes_delegated``, ``partitions``, ``not_delegated``): the

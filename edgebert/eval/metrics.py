@@ -115,7 +115,7 @@ def compare_scores(got: np.ndarray, ref: np.ndarray, activation: str) -> dict:
 def gate_scores(result: dict, thresholds: dict) -> list[str]:
     """Fails only when even the 95% upper bound of the agreement is under the recipe's bar:
     on a few dozen held-out sentences one flipped borderline decision is noise."""
-    from edgebert.linear_probe import wilson_upper
+    from edgebert.eval.linear_probe import wilson_upper
 
     misses = []
     if "max_abs" in thresholds and result["max_abs"] > thresholds["max_abs"]:

@@ -2,7 +2,7 @@
 LiteRT's CompiledModel GPU accelerator, and ONNX Runtime. No TensorFlow unless it is the only
 TFLite interpreter installed.
 
-A runner is not thread-safe (neither is a TFLite interpreter); ``edgebert.runtime`` keeps a
+A runner is not thread-safe (neither is a TFLite interpreter); ``edgebert.runtime.edge_model`` keeps a
 pool of them.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgebert import delegates, file_pages
-from edgebert.delegates import DelegateReport
 from edgebert.errors import EdgebertError
+from edgebert.runtime import delegates, file_pages
+from edgebert.runtime.delegates import DelegateReport
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 BACKENDS = ("auto", "tflite", "onnx")
@@ -475,7 +475,7 @@ def compiled_model_cpu_gap() -> str | None:
 
 
 def _refuse_dynamic_for_gpu(path) -> None:
-    from edgebert import gpu_compat
+    from edgebert.checks import gpu as gpu_compat
 
     report = gpu_compat.check_tflite(path)
     if report["dynamic_inputs"]:
@@ -497,11 +497,11 @@ class OnnxRunner:
         exact_int8: bool | None = None,
     ):
         """``exact_int8``: on the CPU provider, load the int8 weights re-signed for ONNX
-        Runtime's u8 x u8 kernel (``edgebert.onnx_exact_int8``): None (default) where this CPU's
+        Runtime's u8 x u8 kernel (``edgebert.formats.onnx_exact_int8``): None (default) where this CPU's
         u8 x s8 kernel saturates (x86 without VNNI), True always, False never."""
         import onnxruntime as ort
 
-        from edgebert import onnx_exact_int8
+        from edgebert.formats import onnx_exact_int8
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = num_threads or os.cpu_count() or 1

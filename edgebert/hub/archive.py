@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from edgebert.errors import DownloadError
-from edgebert.http_fetch import looks_like_web_page
+from edgebert.hub.http_fetch import looks_like_web_page
 
 # Files by which an unpacked directory is recognised as a model (any reader's marker).
 MODEL_MARKERS = ("saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb", "bert_config.json", "config.json")

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebert import backends, delegates, metrics
-from edgebert.bundle import Manifest, ModelEntry, read_manifest
 from edgebert.cache import cache_dir
 from edgebert.errors import EdgebertError
-from edgebert.metrics import mean_pool
-from edgebert.tokenizer import BertTokenizer
+from edgebert.eval import metrics
+from edgebert.eval.metrics import mean_pool
+from edgebert.model.bundle import Manifest, ModelEntry, read_manifest
+from edgebert.runtime import delegates, runners
+from edgebert.tokenizer.wordpiece import BertTokenizer
 
 # Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
 # shape re-plans the interpreter) for at most 7 wasted positions.
@@ -77,7 +78,7 @@ def load(
         (the LiteRT Interpreter, whose delegate report counts the ops at run time).
       exact_int8: ONNX on the CPU: None (default) re-signs the int8 weights for ONNX Runtime's
         u8 x u8 kernel on x86 CPUs without VNNI, whose u8 x s8 kernel adds in saturating int16
-        (``edgebert.onnx_exact_int8``; the delegate report says so); True always; False never.
+        (``edgebert.formats.onnx_exact_int8``; the delegate report says so); True always; False never.
 
     Returns:
       A ``BertModel``.
@@ -100,8 +101,8 @@ def load(
 
 
 def pick_backend(manifest: Manifest, backend: str, bundle: Path) -> str:
-    if backend not in backends.BACKENDS:
-        raise EdgebertError(f"unknown backend {backend!r}", f"use one of {', '.join(backends.BACKENDS)}")
+    if backend not in runners.BACKENDS:
+        raise EdgebertError(f"unknown backend {backend!r}", f"use one of {', '.join(runners.BACKENDS)}")
     have = [f for f in ("tflite", "onnx") if f in manifest.models]
     if backend == "auto":
         if "tflite" in have and _has_tflite():
@@ -185,7 +186,7 @@ class BertModel:
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._pool.put(first)
         for _ in range(pool_size - 1):
-            self._pool.put(backends.open_runner(self.model_path, delegate=self._used_intent, **opts))
+            self._pool.put(runners.open_runner(self.model_path, delegate=self._used_intent, **opts))
 
     def _weight_cache_path(self, setting, entry: ModelEntry, delegate: str, delegate_library) -> str | None:
         if setting is None or setting is False or str(setting) == "off":
@@ -234,7 +235,7 @@ class BertModel:
         self._used_intent = delegate
         nnapi = self._nnapi_check() if delegate == "nnapi" and self.backend == "tflite" else None
         try:
-            runner = backends.open_runner(self.model_path, delegate=delegate, **opts)
+            runner = runners.open_runner(self.model_path, delegate=delegate, **opts)
         except EdgebertError as e:
             if nnapi:  # say what would fall back once the delegate is there
                 e = EdgebertError(f"{e.problem}; static check: {nnapi[1]}", e.fix)
@@ -247,7 +248,7 @@ class BertModel:
             )
             self._used_intent = "cpu"
             opts = dict(opts, delegate_library=None)
-            runner = backends.open_runner(self.model_path, delegate="cpu", **opts)
+            runner = runners.open_runner(self.model_path, delegate="cpu", **opts)
             runner.report.requested, runner.report.fell_back, runner.report.reason = delegate, True, e.problem
             return runner
         if nnapi and not nnapi[0]:
@@ -256,8 +257,8 @@ class BertModel:
 
     def _nnapi_check(self) -> tuple[bool, str] | None:
         """(ready, one line) of the static NNAPI check: the manifest's stored report, else the
-        file's (``edgebert.nnapi_compat`` at the newest feature level); None if neither reads."""
-        from edgebert import nnapi_compat
+        file's (``edgebert.checks.nnapi`` at the newest feature level); None if neither reads."""
+        from edgebert.checks import nnapi as nnapi_compat
 
         try:
             report = self.info.models["tflite"].nnapi_compatibility or nnapi_compat.check_tflite(self.model_path)

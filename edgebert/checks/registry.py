@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from edgebert import edgetpu_compat, gpu_compat, integer_ops, nnapi_compat
+from edgebert.checks import edgetpu as edgetpu_compat
+from edgebert.checks import gpu as gpu_compat
+from edgebert.checks import integer_ops
+from edgebert.checks import nnapi as nnapi_compat
 
 TFLITE: dict[str, tuple[Callable[[str | os.PathLike], dict], Callable[[dict], str]]] = {
     "gpu_compatibility": (gpu_compat.check_tflite, gpu_compat.summary),

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from edgebert import tflite_graph
+from edgebert.formats import tflite_graph
 
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 

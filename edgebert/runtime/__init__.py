@@ -1,0 +1,7 @@
+"""The device runtime: a bundle opened with its tokenizer and a runner per model file (LiteRT or
+ONNX Runtime), the delegates and execution providers they run on, and the mapped-page release
+that keeps a device process's memory near its file size. Imports no TensorFlow."""
+
+from edgebert.runtime.edge_model import BertModel, load
+
+__all__ = ["BertModel", "load"]
