@@ -7,7 +7,8 @@ BERT-large shape. Exported bundles are kept under ``DIR/work`` and reused by lat
 
 ``python -m benchmarks export-cost [--models default,base,multilingual,large] [-o DIR]``: cold
 ``export --int8`` time and peak memory per step, verify on 500 sentences, runtime RSS
-(``benchmarks/export_cost.py``).
+(``benchmarks/export_cost.py``); ``--check`` exports again and fails when a step's peak grew over
+10% on the committed records.
 
 ``python -m benchmarks profile [--models default,base] [--recipe R] [--seq N] [-o DIR]``: LiteRT's
 and ONNX Runtime's own profiles per op type and per layer (``benchmarks/profile.py``).
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure the runtime RSS of the bundles the last run wrote again (no export)",
     )
+    ec.add_argument(
+        "--check",
+        action="store_true",
+        help="export again and fail if any step's peak grew over 10%% on the committed records (records kept)",
+    )
     bk = sub.add_parser("buckets", help="length buckets vs fixed 128: real-text throughput at batch 1")
     bk.add_argument("--sentences", type=int, default=1000)
     bk.add_argument("--rounds", type=int, default=3)
@@ -80,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="write the Markdown table and plots again from a results JSON")
     rp.add_argument("json", type=Path)
     args = ap.parse_args(argv)
+    if args.command == "export-cost" and args.check:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        return export_cost.check(models, args.output, suite.RESULTS / "export_cost" / "export_cost.json")
     if args.command == "export-cost":
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         export_cost.main(

@@ -24,6 +24,8 @@ from pathlib import Path
 from benchmarks import suite
 from edgebert.model.bundle import read_manifest
 
+# `--check`: a step whose peak grew by more than this share over the committed record fails.
+CHECK_GROWTH = 0.10
 # The issue's bars: peak GB of the whole export, and seconds.
 BARS = {"default": (1.5, None), "base": (3.0, 120), "multilingual": (4.0, None), "large": (6.0, 600)}
 MULTILINGUAL_VOCAB = 119_547
@@ -65,8 +67,9 @@ def _edgebert() -> str:
     return str(Path(sys.executable).with_name("edgebert"))
 
 
-def export_once(key: str, work: Path) -> dict:
-    """A cold export (empty cache) of ``key`` with ``--int8``, both formats."""
+def export_once(key: str, work: Path, verify: bool = True) -> dict:
+    """A cold export (empty cache) of ``key`` with ``--int8``, both formats; ``verify``: run
+    ``edgebert verify`` on real sentences too."""
     source = source_for(key, work)
     out = work / "bundles" / f"{key}-int8"
     with tempfile.TemporaryDirectory(dir=work, prefix="cache-") as cache:
@@ -80,7 +83,7 @@ def export_once(key: str, work: Path) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"export failed: {' '.join(cmd)}")
         # verify needs the reference: run it before the cache goes.
-        verify = verify_once(out, work, env)
+        verified = verify_once(out, work, env) if verify else None
     m = read_manifest(out)
     fp32_bytes = 4 * _parameters(m.architecture)
     return {
@@ -92,7 +95,7 @@ def export_once(key: str, work: Path) -> dict:
         "largest_process_gb": round(usage.ru_maxrss / 1e6, 2),
         "export_cost": m.export_cost,
         "gate": {f: e.gate["passed"] for f, e in m.models.items()},
-        "verify": verify,
+        "verify": verified,
     }
 
 
@@ -167,6 +170,50 @@ def run(models: list[str], out: Path, runtime_only: bool = False) -> dict:
         res["models"][key] = r
         (out / "export_cost.json").write_text(json.dumps(res, indent=1))  # partial results survive a stop
     return res
+
+
+def step_growth(committed: dict, measured: dict, tolerance: float = CHECK_GROWTH) -> list[str]:
+    """Each step of ``measured``'s export (``export_once``'s form, or its ``export_cost``) whose
+    peak exceeds the same step of ``committed`` by more than ``tolerance``, as a line; [] when
+    none did. A step the record lacks is reported too (nothing to hold it to)."""
+    def steps(r: dict) -> dict:
+        return {s["step"]: s for s in r.get("export_cost", r)["steps"]}
+
+    old, new = steps(committed), steps(measured)
+    out = []
+    for name, s in new.items():
+        if name not in old:
+            out.append(f"{name}: {s['peak_rss_gb']:.2f} GB, no committed record")
+            continue
+        was, now = old[name]["peak_rss_gb"], s["peak_rss_gb"]
+        if now > was * (1 + tolerance):
+            out.append(f"{name}: {now:.2f} GB, {100 * (now / was - 1):+.0f}% over the committed {was:.2f} GB")
+    return out
+
+
+def check(models: list[str], out: Path, record: Path) -> int:
+    """``--check``: exports ``models`` again (cold, no verify) and compares every step's peak
+    with ``record`` (the committed ``export_cost.json``); 1 when any grew by more than
+    ``CHECK_GROWTH``. The records are left as they are."""
+    committed = json.loads(record.read_text())["models"]
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    cpu = suite.machine(2)["cpu"]
+    failed = False
+    for key in models:
+        if key not in committed:
+            _progress(f"{key}: no committed record in {record}; skipped")
+            continue
+        r = export_once(key, work, verify=False)
+        grew = step_growth(committed[key], r)
+        line = ", ".join(f"{s['step']} {s['peak_rss_gb']:.2f}" for s in r["export_cost"]["steps"])
+        was = ", ".join(f"{s['step']} {s['peak_rss_gb']:.2f}" for s in committed[key]["export_cost"]["steps"])
+        print(f"{key} on {cpu}: {line} GB (committed, on {committed[key].get('machine', '?')}: {was} GB)")
+        for g in grew:
+            print(f"  GREW {g}")
+        failed = failed or bool(grew)
+    print("export-cost --check: " + ("FAILED" if failed else f"every step within {CHECK_GROWTH:.0%} of the record"))
+    return 1 if failed else 0
 
 
 def markdown(res: dict, command: str) -> str:

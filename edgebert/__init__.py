@@ -8,6 +8,16 @@ ai-edge-litert / onnxruntime only (the tokenizer is pure Python). The export sid
 __version__ = "0.1.0"
 
 from edgebert.errors import EdgebertError  # noqa: E402
-from edgebert.runtime.edge_model import BertModel, load  # noqa: E402
+from edgebert.runtime.edge_model import BertModel, EdgeModel, load  # noqa: E402
+from edgebert.runtime.options import GpuOptions, OnnxOptions, TfliteOptions  # noqa: E402
 
-__all__ = ["BertModel", "EdgebertError", "__version__", "load"]
+__all__ = [
+    "BertModel",
+    "EdgeModel",
+    "EdgebertError",
+    "GpuOptions",
+    "OnnxOptions",
+    "TfliteOptions",
+    "__version__",
+    "load",
+]

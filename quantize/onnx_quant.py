@@ -52,6 +52,18 @@ def graph_of(recipe: Recipe, asked: str | None = None) -> str:
     return found[0]
 
 
+# Methods that read an fp32 file whose weights lie in a data file beside it (``onnx.load``
+# brings them in): the converter then writes the fp32 graph without a serialized copy of its
+# weights. ONNX Runtime's own quantizers copy the model to temporary folders (shape inference),
+# where a relative data file is not found: they get a self-contained file.
+EXTERNAL_DATA_METHODS = frozenset({"dynamic_per_row"})
+
+
+def reads_external_data(recipe: Recipe) -> bool:
+    """Whether ``recipe``'s ONNX method reads an fp32 file with external data."""
+    return recipe.for_format("onnx").get("method") in EXTERNAL_DATA_METHODS
+
+
 def is_float(recipe: Recipe) -> bool:
     """Whether ``recipe`` leaves the ONNX graph float32 (the converter writes it directly)."""
     return method_of(recipe, "onnx", METHODS)[0] is METHODS["float"]

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import has_module, require
 
 from edgebert.errors import EdgebertError
 from edgebert.exporters.convert import workers
@@ -14,7 +15,13 @@ from edgebert.exporters.pipelines.android import AndroidRequest, build
 from edgebert.runtime.edge_model import load
 from fixtures import cache
 
-pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed: pip install '.[android]'")
+
+@pytest.fixture(scope="module", autouse=True)
+def _mediapipe():
+    require(
+        has_module("mediapipe"), "MediaPipe (the android extra)", "pip install -e '.[android]'; `make test` does it"
+    )
+
 
 # ASCII sentences whose words split into ## pieces with the uncased vocab.
 SUBWORDS = [

@@ -10,10 +10,8 @@ import pytest
 from edgebert.checks import gpu as gpu_compat
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
-from edgebert.eval import metrics
 from edgebert.exporters.convert import layer_taps
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
-from edgebert.quantize import recipes
 from edgebert.runtime import runners
 from edgebert.runtime.edge_model import load
 from fixtures import cache, exports, tiny_models
@@ -126,11 +124,39 @@ def test_layer_taps_cover_every_bucket(tiny_pair, tmp_path, hf_tiny):
     assert r["formats"]["tflite"]["pooled_output"]["max_abs"] <= 1e-4
 
 
+def _int8_weights(path):
+    """The model's int8 constant tensors (every signature's), as sorted (shape, sha256) pairs."""
+    import hashlib
+
+    from edgebert.formats.tflite_graph import load_schema
+
+    schema = load_schema()
+    flat = path.read_bytes()
+    model = schema.Model.GetRootAsModel(flat, 0)
+    seen = set()
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        for t in range(sg.TensorsLength()):
+            tensor = sg.Tensors(t)
+            if tensor.Type() != schema.TensorType.INT8 or tensor.Buffer() == 0:
+                continue
+            buf = model.Buffers(tensor.Buffer())
+            if buf.Offset() > 1:
+                data = flat[buf.Offset() : buf.Offset() + buf.Size()]
+            else:
+                data = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
+            if data:
+                seen.add((tuple(tensor.ShapeAsNumpy().tolist()), hashlib.sha256(data).hexdigest()))
+    assert seen, path
+    return sorted(seen)
+
+
 def test_default_int8_buckets_match_the_dynamic_bundle_and_barely_grow(
     default_bundles, default_model_dir, tmp_path, shared_cache
 ):
     """The default model, the default int8 recipe: 4 buckets in one file <= 1.05x the dynamic
-    file, each bucket within the recipe's gate of the dynamic bundle at the same length."""
+    file, the same int8 weights, and each bucket gives the dynamic file's outputs at its length
+    to within what their float kernels' rounding moves through the int8 activations."""
     dyn_dir, dyn = default_bundles["wi8_afp32"]
     with cache.using(shared_cache):
         m = _export(
@@ -144,16 +170,32 @@ def test_default_int8_buckets_match_the_dynamic_bundle_and_barely_grow(
     size, single = m["models"]["tflite"]["bytes"], dyn["models"]["tflite"]["bytes"]
     assert size <= 1.05 * single, (size, single)
     assert m["models"]["tflite"]["gate"]["passed"] and m["models"]["tflite"]["gpu_compatibility"]["gpu_ready"]
-    thresholds = recipes.get("wi8_afp32").thresholds
-    bucketed = load(tmp_path / "b")
-    dynamic = load(dyn_dir, backend="tflite")
+    # The same int8 weights, byte for byte: the buckets are the dynamic file's graph at fixed lengths.
+    assert _int8_weights(tmp_path / "b" / "model.tflite") == _int8_weights(dyn_dir / "model.tflite")
+    bucketed = runners.open_runner(tmp_path / "b" / "model.tflite")
+    dynamic = runners.open_runner(dyn_dir / "model.tflite")
+    tok = load(tmp_path / "b").tokenizer
     words = "the film is a quietly moving story about two brothers who never speak".split()
+    texts = [" ".join(words * 12), "an utterly charming , if slight , comedy " * 20]  # fill every bucket
+    worst = {"pooled_output": 0.0, "sequence_output": 0.0}
     for length in DEFAULT_BUCKETS:
-        # Sentences that fill each bucket (a few tokens short of it) and one just over the one below.
-        texts = [" ".join(words * 10)[: 5 * (length - 4)], " ".join(words[: max(1, length // 2 - 6)])]
-        want, got = dynamic.encode(texts), bucketed.encode(texts)
-        cos = metrics.cosine(got["pooled_output"], want["pooled_output"])
-        assert cos.min() >= thresholds["cosine_min"] and cos.mean() >= thresholds["cosine_mean"], (length, cos)
+        # The same token ids at the bucket's length into both files (a short sentence padded to it too).
+        for text in [*texts, " ".join(words[: max(1, length // 2 - 6)])]:
+            feeds = tok([text], seq_length=length)
+            got, want = bucketed.run(feeds), dynamic.run(feeds)
+            real = feeds["input_mask"].astype(bool)
+            worst["pooled_output"] = max(
+                worst["pooled_output"], np.abs(got["pooled_output"] - want["pooled_output"]).max()
+            )
+            diff = np.abs(got["sequence_output"] - want["sequence_output"])[real].max()
+            worst["sequence_output"] = max(worst["sequence_output"], diff)
+    # Not bit-equal: the fixed-length graph runs other float kernels (static shapes fold and fuse
+    # otherwise), 1e-7 pooled / 1.5e-6 per token; where that moves one activation across an int8
+    # rounding step of the dynamic-range quantizer, the whole sentence moves with it. Measured on
+    # these 12 inputs (AMD EPYC, AVX512-VNNI, 2026-12-08): float rounding alone on 9, three
+    # full sentences flipped (64 and 128 tokens): max-abs pooled 5.00e-3, sequence 5.00e-2 (of
+    # outputs up to 5.9). Bounds 4% above.
+    assert worst["pooled_output"] <= 5.2e-3 and worst["sequence_output"] <= 5.2e-2, worst
 
 
 def test_cli_export_with_buckets(hf_tiny, tmp_path, capsys):

@@ -50,8 +50,10 @@ def test_handle_downloads_once_verifies_and_imports(hub):
 )
 def test_bad_downloads_leave_no_cache_entry(hub, mode, message):
     hub.mode = mode
-    with pytest.raises(DownloadError, match=message):
+    with pytest.raises(DownloadError, match=message) as e:
         load_source(HANDLE)
+    if mode == "corrupt":  # edgebert fetched it and kept nothing: fetching again is the fix
+        assert e.value.fix == "run the command again to download it anew", e.value
     assert _cache_entries() == []
     assert not (download.cache_dir().parent / "escaped.txt").exists()
 
@@ -62,6 +64,22 @@ def test_archive_downloaded_by_hand_is_read_like_a_download(archive, tmp_path):
     src = load_source(path)
     assert src.kind == "tf2_saved_model" and src.config.hidden_size == 32
     assert src.path.parent == download.cache_dir() / "models" and src.path.name.startswith("archive__")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_archive"])
+def test_corrupt_archive_given_by_hand_is_one_line_with_a_local_fix(damage, archive, tmp_path, capsys):
+    """A local .tar.gz that is broken: one line naming it, and a fix for a file the user
+    downloaded (nothing was downloaded here, so running the command again would not help)."""
+    path = tmp_path / "broken.tar.gz"
+    path.write_bytes(archive[: len(archive) // 2] if damage == "truncated" else b"<not a tar archive>\n" * 50)
+    assert main(["export", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    why = "it ends early" if damage == "truncated" else "not a tar archive, compressed or not"
+    assert err.splitlines() == [
+        f"edgebert: error: archive broken.tar.gz is corrupt or truncated: {why} "
+        "(download the .tar.gz again, or pass the model's unpacked directory)"
+    ], err
+    assert not (tmp_path / "out").exists() and _cache_entries() == []
 
 
 def test_sha256_mismatch_is_refused(hub, tmp_path):

@@ -29,6 +29,35 @@ def _no_leftovers(parent):
     return [p.name for p in parent.iterdir() if p.name.startswith(".")]
 
 
+# The gate's outcome for each recipe's tiny export (2 layers, hidden 32, random weights; 64
+# held-out sentences), measured on the 2-core AMD EPYC (AVX512-VNNI), 2026-12-08: every recipe
+# passes in both formats but the two a16 integer-only recipes in TFLite, which miss on the
+# pooled output's min cosine only (wi8_ai8i16 0.96545 < 0.97, wi8_ai16 0.96563 < 0.98; their
+# ONNX files 0.99821 / 0.99931). The lowest passing figures: pooled min 0.99454 (wi8_ai8 ONNX,
+# bar 0.9), pooled mean 0.99744 (wi8_ai8 ONNX, bar 0.99), fp32 max-abs 1.6e-6 (bar 1e-4).
+# The test exports with allow_accuracy_loss so the failing ones are written and run too.
+TINY_GATE_MISSES = {
+    ("wi8_ai8i16", "tflite"): ("pooled_output", "min"),
+    ("wi8_ai16", "tflite"): ("pooled_output", "min"),
+}
+
+
+def _check_tiny_gate(recipe, fmt, entry):
+    gate, thresholds = entry["gate"], recipes.get(recipe).thresholds
+    assert entry["accuracy"]["n"] == 64 and gate["thresholds"] == thresholds, (recipe, fmt)
+    miss = TINY_GATE_MISSES.get((recipe, fmt))
+    assert gate["passed"] == (miss is None) and len(gate["misses"]) == (miss is not None), (recipe, fmt, gate)
+    for output in ("pooled_output", "mean_pooled"):
+        acc = entry["accuracy"][output]
+        for stat in ("mean", "min"):
+            value, bar = acc["cosine"][stat], thresholds[f"cosine_{stat}"]
+            if miss == (output, stat):  # the miss as measured, not a collapse
+                assert 0.96 <= value < bar and gate["misses"][0].startswith(f"{output} {stat} cosine"), (recipe, fmt)
+            else:
+                assert value >= bar, (recipe, fmt, output, stat, value, bar)
+        assert acc["max_abs"] <= thresholds.get("max_abs", np.inf), (recipe, fmt, output, acc["max_abs"])
+
+
 @pytest.mark.parametrize("recipe", list(recipes.all_recipes()))
 def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
     out = tmp_path / "bundle"
@@ -61,10 +90,7 @@ def test_every_recipe_writes_a_runnable_bundle(recipe, hf_tiny, tmp_path):
         if _fmt == "tflite":  # the default CPU path (XNNPACK's weight cache) gives the Interpreter's numbers
             cached = runners.open_runner(f, hidden_size=32, weight_cache=str(tmp_path / f"{recipe}.xnnpack")).run(feeds)
             assert all(np.array_equal(res[k], cached[k]) for k in res), recipe
-        assert e["accuracy"]["n"] == 64 and "misses" in e["gate"]
-    if recipe == "fp32":
-        for e in m["models"].values():
-            assert e["accuracy"]["pooled_output"]["max_abs"] <= 1e-4 and e["gate"]["passed"]
+        _check_tiny_gate(recipe, _fmt, e)
     assert _no_leftovers(tmp_path) == []
     _check_layer_taps(out, m, recipe, hf_tiny, tmp_path)
 
@@ -156,10 +182,15 @@ def test_cli_argument_errors(argv, message, hf_tiny, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.slow  # the default tier verifies the same bundle on 500 real sentences (test_verify.py)
+# Default tier: it reads the default_bundles this file's memory test exports anyway. Each sentence
+# runs alone at its own length (as edgebert's runtime runs a batch of one): 4x faster than padded
+# to 128, the same figures. Measured on the 2-core AMD EPYC, 2026-12-08: TFLite pooled 0.99966
+# (min 0.99916), mean-pooled 0.99956 (min 0.99879); ONNX 0.99969 (min 0.99935), 0.99956 (min
+# 0.99840); sizes 0.268x (TFLite) and 0.267x (ONNX, graph and weights) of fp32.
 def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sentiment_dir, tmp_path):
     """The issue's bar: mean cosine >= 0.999 and min >= 0.99 (pooled and mean-pooled),
-    both formats, 1,000 movie-review sentences, and <= 0.27x the fp32 file."""
+    both formats, 1,000 movie-review sentences, and <= 0.27x the fp32 files (ONNX: the graph
+    and its weights file together)."""
     lines = (sentiment_dir / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8").splitlines()
     texts = [l.split("\t")[2] for l in lines if l.count("\t") >= 2][:1000]
     int8_dir, m = default_bundles["wi8_afp32"]
@@ -177,9 +208,17 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
     feeds = {k: expected.pop(k) for k in runners.INPUT_NAMES}
     fp32_dir, fp32 = default_bundles["fp32"]
     for fmt, e in m["models"].items():
-        assert e["bytes"] <= 0.27 * fp32["models"][fmt]["bytes"], fmt
+        size, fp32_size = (x["bytes"] + x.get("data_bytes", 0) for x in (e, fp32["models"][fmt]))
+        assert size <= 0.27 * fp32_size, (fmt, size, fp32_size)
         runner = runners.open_runner(int8_dir / e["file"])
-        got = runners.run_batches(runner, ({k: v[i : i + 1] for k, v in feeds.items()} for i in range(len(texts))))
+        lengths = feeds["input_mask"].sum(1)
+        got = runners.run_batches(
+            runner, ({k: v[i : i + 1, : lengths[i]] for k, v in feeds.items()} for i in range(len(texts)))
+        )
+        width = feeds["input_mask"].shape[1]  # the reference's 128
+        got["sequence_output"] = np.pad(
+            got["sequence_output"], ((0, 0), (0, width - got["sequence_output"].shape[1]), (0, 0))
+        )
         res = metrics.compare(got, expected, feeds["input_mask"])
         for output in ("pooled_output", "mean_pooled"):
             c = res[output]["cosine"]
@@ -188,15 +227,17 @@ def test_default_int8_keeps_accuracy_on_1000_real_sentences(default_bundles, sen
         assert e["accuracy"]["pooled_output"]["max_abs"] <= 1e-4
 
 
-# Each worker step may hold TensorFlow itself (0.80 GB after its import on an AVX512 Xeon)
-# plus some copies of the weights: the fp32 TFLite step measured 1.49-1.50 GB on both CPU kinds
-# (7.8 copies of the 90 MB file over that). What this guards against: freezing the weights
-# into graph copies (tf2onnx from constants, TFLite from a frozen GraphDef) cost 38x the fp32
-# file on this model (4.2 GB for 90 MB).
-STEP_BASE_GB, STEP_WEIGHT_COPIES = 1.0, 10
+# Each worker step holds TensorFlow itself (0.80 GB after its import on an AVX512 Xeon) plus
+# copies of the weights. Measured worker peaks (2-core AMD EPYC, 2026-12-08; fp32 file 90.3 MB):
+# fp32 import 1.011, TFLite 1.490, ONNX 1.403 GB; int8 import 1.016, TFLite 1.337, ONNX 1.328 GB.
+# The largest, fp32 TFLite, is 7.6 copies over TensorFlow (1.49-1.50 GB on both CPU kinds
+# before: 7.8); the bound, 8 copies (1.52 GB), is 2% above it. What this guards against:
+# freezing the weights into graph copies (tf2onnx from constants, TFLite from a frozen GraphDef)
+# cost 38x the fp32 file on this model (4.2 GB for 90 MB).
+STEP_BASE_GB, STEP_WEIGHT_COPIES = 0.80, 8
 
 
-def test_export_steps_stay_within_a_few_copies_of_the_weights(default_bundles):
+def test_export_steps_peak_at_tensorflow_plus_8_copies_of_the_weights(default_bundles):
     for recipe, (_, m) in default_bundles.items():
         cost = m["export_cost"]
         fp32_gb = default_bundles["fp32"][1]["models"]["tflite"]["bytes"] / 1e9

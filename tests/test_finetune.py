@@ -9,12 +9,20 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import has_module, require
 
 from edgebert.errors import EdgebertError, SourceError
 from edgebert.runtime.edge_model import load
 from fixtures import exports, tutorial
 
-pytest.importorskip("tensorflow_hub", reason="the export extra (tensorflow-hub) is not installed")
+
+@pytest.fixture(scope="module", autouse=True)
+def _tensorflow_hub():
+    require(
+        has_module("tensorflow_hub"),
+        "tensorflow_hub (the export extra)",
+        "pip install -e '.[export]'; `make test` does it",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +265,9 @@ def test_finetune_refuses_bad_training_files(hf_tiny, tmp_path):
 def _check_mediapipe_classifier(model_dir, texts, out, int8: bool, tolerance: float, seq_length: int = 128) -> dict:
     """The fine-tuned model as an Android classifier asset: MediaPipe's top class is edgebert's,
     and the asset's probabilities are the SavedModel's within ``tolerance``."""
-    pytest.importorskip("mediapipe", reason="the android extra (mediapipe) is not installed")
+    require(
+        has_module("mediapipe"), "MediaPipe (the android extra)", "pip install -e '.[android]'; `make test` does it"
+    )
     from test_android import _mp
 
     from edgebert.exporters.pipelines.android import AndroidRequest, build

@@ -2,7 +2,8 @@
 ai-edge-litert and onnxruntime from the package index) in arm64 Debian bookworm (Python 3.11)
 and trixie (3.13) under qemu as a Cortex-A72, running ``edgebert run`` on the committed tiny
 bundles and matching the outputs recorded on x86. Skipped with the reason where the machine
-cannot emulate (not root, no binfmt_misc, no qemu-user-static / mmdebstrap)."""
+cannot emulate (not root, no binfmt_misc, no qemu-user-static / mmdebstrap); under CI that
+fails instead (conftest.require)."""
 
 import json
 import shutil
@@ -20,9 +21,17 @@ HERE = Path(__file__).resolve().parent / "pi"
 sys.path.insert(0, str(HERE))
 
 import pi_root  # noqa: E402
+from conftest import require  # noqa: E402
 
 REASON = pi_root.unsupported_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no emulated Raspberry Pi here: {REASON}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _emulated_pi():
+    # REASON says what is missing and how to get it (`make test` as root installs the tools: pi-tools).
+    require(REASON is None, "the emulated Raspberry Pi", str(REASON))
+
+
 EXPECTED = json.loads((HERE / "expected.json").read_text())
 
 

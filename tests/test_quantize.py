@@ -9,7 +9,7 @@ from edgebert.errors import EdgebertError
 from edgebert.exporters.sources import load_source
 from edgebert.model import numpy_bert
 from edgebert.model.config import EMBEDDING_NAMES
-from edgebert.quantize import calibration, embedding, recipes, smoothing
+from edgebert.quantize import calibration, embedding, recipes, smoothquant
 from fixtures import tiny_models
 
 
@@ -64,14 +64,14 @@ def tiny(tmp_path_factory):
 
 def test_smoothing_leaves_float_outputs_unchanged_and_shrinks_outlier_channels(tiny):
     inputs = tiny_models.token_inputs(batch=3, seq=16, vocab=tiny.config.vocab_size)
-    ranges = smoothing.activation_ranges(tiny, [inputs])
-    smoothed = smoothing.smooth(tiny, ranges, alpha=0.5, layers=("qkv", "ffn_in", "attn_out", "ffn_out"))
+    ranges = smoothquant.activation_ranges(tiny, [inputs])
+    smoothed = smoothquant.smooth(tiny, ranges, alpha=0.5, layers=("qkv", "ffn_in", "attn_out", "ffn_out"))
     before = numpy_bert.forward(tiny.config, tiny.weights, *inputs)
     after = numpy_bert.forward(smoothed.config, smoothed.weights, *inputs)
     assert np.abs(before["sequence_output"] - after["sequence_output"]).max() <= 1e-5
     assert np.abs(before["pooled_output"] - after["pooled_output"]).max() <= 1e-5
     # The smoothed Q/K/V input has a flatter channel profile than the raw one.
-    new = smoothing.activation_ranges(smoothed, [inputs])
+    new = smoothquant.activation_ranges(smoothed, [inputs])
     key = "encoder/layer_1/attention/self/qkv_smooth"
     spread = lambda r: r.max() / np.median(r)  # noqa: E731
     assert spread(new[key] * smoothed.weights[key]) < spread(ranges[key])
@@ -356,16 +356,16 @@ def test_per_row_int8_by_normalized_rows_equals_the_exact_product_and_float_prod
 
 
 def test_gptq_rounds_onto_the_converters_int8_grid_with_less_output_error_than_rounding():
-    """``rounding.gptq_int8``: every column on its symmetric int8 grid with the step the
+    """``gptq.gptq_int8``: every column on its symmetric int8 grid with the step the
     converters recompute (``max |column| / 127``, the largest weight pinned at 127 steps), so
     they find the same integers; ``x @ W``'s error on correlated inputs well under
     round-to-nearest's."""
-    from edgebert.quantize import rounding
+    from edgebert.quantize import gptq
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4000, 64)) @ rng.normal(size=(64, 64)) + rng.normal(size=64)
     w = rng.normal(0, 0.05, (64, 48)).astype(np.float32)
-    got = rounding.gptq_int8(w, x.T @ x, damp=0.01)
+    got = gptq.gptq_int8(w, x.T @ x, damp=0.01)
     step = np.abs(w).max(0) / 127
     np.testing.assert_allclose(np.abs(got).max(0) / 127, step, rtol=1e-6)  # the same grid
     steps = got / step
@@ -380,25 +380,25 @@ def test_gptq_statistics_are_each_inputs_gram_and_rounding_keeps_the_model(tmp_p
     input is layer 0's output); ``round_weights`` moves every layer kernel onto its grid, keeps
     shapes, leaves the pooler and embeddings alone, and the model's output close."""
     from edgebert.model.config import layer_names
-    from edgebert.quantize import rounding
+    from edgebert.quantize import gptq
 
     src = load_source(tiny_models.make_hf(tmp_path / "hf"))
     ids, mask, types = tiny_models.token_inputs(batch=3, seq=16, vocab=src.config.vocab_size)
-    grams = rounding.input_grams(src, [(ids, mask, types)])
+    grams = gptq.input_grams(src, [(ids, mask, types)])
     out0 = numpy_bert.forward(src.config, src.weights, ids, mask, types, dtype=np.float32)["encoder_outputs"][0]
     real = out0[mask.astype(bool)]
     np.testing.assert_allclose(grams[layer_names(1)["qkv_smooth"]], real.T @ real, rtol=1e-4, atol=1e-3)
     # The statistics of the smoothing pass (unsmoothed inputs), carried over to the smoothed
     # model, are the smoothed model's own.
     raw: dict = {}
-    ranges = smoothing.activation_ranges(src, [(ids, mask, types)], raw)
-    smoothed = smoothing.smooth(src, ranges, 0.5, ("qkv", "ffn_in"))
-    rounding.smooth_grams(raw, smoothed.weights)
-    direct = rounding.input_grams(smoothed, [(ids, mask, types)])
+    ranges = smoothquant.activation_ranges(src, [(ids, mask, types)], raw)
+    smoothed = smoothquant.smooth(src, ranges, 0.5, ("qkv", "ffn_in"))
+    gptq.smooth_grams(raw, smoothed.weights)
+    direct = gptq.input_grams(smoothed, [(ids, mask, types)])
     assert set(raw) == set(direct)
     for name in direct:
         np.testing.assert_allclose(raw[name], direct[name], rtol=1e-3, atol=1e-3 * np.abs(direct[name]).max())
-    rounded = rounding.round_weights(src, grams, damp=0.01)
+    rounded = gptq.round_weights(src, grams, damp=0.01)
     changed = {k for k in src.weights if rounded.weights[k] is not src.weights[k]}
     kernels = {
         layer_names(i)[k] for i in range(src.config.num_layers) for k in ("q_w", "k_w", "v_w", "o_w", "i_w", "out_w")

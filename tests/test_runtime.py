@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import preprocess_reference
 import pytest
+from conftest import require
 
 from edgebert.cli import main
 from edgebert.errors import EdgebertError
@@ -103,7 +104,7 @@ def test_single_string_and_embed_forms(default_bundles):
     pair = m.encode(("who", "me"))
     np.testing.assert_array_equal(m.tokenize(("who", "me"))["input_type_ids"][0, :5], [0, 0, 0, 1, 1])
     np.testing.assert_allclose(m.encode(["who"], pairs=["me"])["pooled_output"], pair["pooled_output"], atol=1e-6)
-    assert m.info.recipe["name"] == "wi8_afp32" and "xnnpack" in repr(m)
+    assert m.manifest.recipe["name"] == "wi8_afp32" and "xnnpack" in repr(m)
 
 
 def test_results_come_back_in_input_order(default_bundles, sentiment_dir):
@@ -249,7 +250,7 @@ def static_bundle(hf_tiny, tmp_path_factory):
 
 def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
     m = load(static_bundle, num_threads=2, batch_size=4)
-    assert m.model_batch == 1 and m.info.models["tflite"].gpu_compatibility["gpu_ready"]
+    assert m.model_batch == 1 and m.manifest.models["tflite"].gpu_compatibility["gpu_ready"]
     texts = ["the a", "a the the", "the", "a a a a a"]
     together = m.encode(texts)
     assert together["sequence_output"].shape == (4, 16, 32)
@@ -283,8 +284,7 @@ def zero_delegate(tmp_path_factory):
     import shutil
 
     cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the test delegate (apt install gcc)")
+    require(cc is not None, "a C compiler to build the test delegate", "apt install gcc")
     src = os.path.join(os.path.dirname(__file__), "fixtures", "zero_delegate.c")
     out = tmp_path_factory.mktemp("delegate") / "libzero_delegate.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out), src], check=True)

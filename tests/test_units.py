@@ -10,7 +10,7 @@ from edgebert.errors import EdgebertError
 from edgebert.eval import linear_probe
 from edgebert.exporters.convert.layer_taps import Op, find_layer_outputs
 from edgebert.runtime import delegates
-from edgebert.runtime.edge_model import LENGTH_BUCKET, BertModel
+from edgebert.runtime.edge_model import LENGTH_BUCKET, EdgeModel
 
 
 # ------------------------------------------------------------------ layer-output search
@@ -102,7 +102,7 @@ def test_wilson_upper_bound_tightens_with_more_sentences():
 
 # ------------------------------------------------------------------ length batching
 def _model(seq_length=None, model_batch=None, batch_size=2):
-    m = BertModel.__new__(BertModel)  # batching reads three attributes; no bundle needed
+    m = EdgeModel.__new__(EdgeModel)  # batching reads three attributes; no bundle needed
     m.seq_length, m.model_batch, m.batch_size = seq_length, model_batch, batch_size
     return m
 

@@ -131,12 +131,22 @@ def test_cli_exit_code_on_failure(default_bundles, movie, tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nope")]) == 1
 
 
-@pytest.mark.parametrize("kind", ["tf1_hub_tiny", "tf2_hub_tiny"])
-def test_tiny_tf1_and_tf2_sources_verify(kind, request, tmp_path):
+# Every source format the README lists is exported in the default tier: Hugging Face (hf_tiny,
+# test_export.py's recipes), and here a TF1 checkpoint (Google Research's BERT release), a TF1 Hub
+# module and a TF2 SavedModel encoder.
+@pytest.mark.parametrize(
+    "kind,source_kind",
+    [
+        ("tf1_checkpoint_tiny", "tf1_checkpoint"),
+        ("tf1_hub_tiny", "tf1_hub_module"),
+        ("tf2_hub_tiny", "tf2_saved_model"),
+    ],
+)
+def test_tiny_tf1_and_tf2_sources_export_and_verify(kind, source_kind, request, tmp_path):
     source = request.getfixturevalue(kind)
     source = source[0] if isinstance(source, tuple) else source
     out = tmp_path / "b"
-    export(
+    manifest = export(
         ExportRequest(
             source=str(source),
             source_label=kind,
@@ -145,7 +155,9 @@ def test_tiny_tf1_and_tf2_sources_verify(kind, request, tmp_path):
             recipe=recipes.get("fp32"),
             seq_length=16,
         )
-    )
+    ).to_json()
+    assert manifest["source"]["kind"] == source_kind and set(manifest["models"]) == {"tflite", "onnx"}
+    assert all(e["gate"]["passed"] for e in manifest["models"].values())
     r = verify(
         VerifyRequest(bundle=out, texts=["the a", "a the the", "hello world"], seq_length=16), progress=lambda m: None
     )

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
+from edgebert.checks.reports import EdgeTpuReport
 from edgebert.formats import tflite_graph
 
 EIGHT_BIT = frozenset({"INT8", "UINT8"})
@@ -141,7 +143,7 @@ def _check_subgraph(fb: tflite_graph.Flatbuffer, sg) -> dict:
     }
 
 
-def check_tflite(path: str | os.PathLike) -> dict:
+def check_tflite(path: str | os.PathLike) -> EdgeTpuReport:
     """Which ops of ``path`` the Edge TPU compiler's published rules map.
 
     Returns:
@@ -154,10 +156,10 @@ def check_tflite(path: str | os.PathLike) -> dict:
     report = tflite_graph.combine(
         per, sums=("ops", "mapped"), lists=("refused",), alls=("edgetpu_ready",), keep=("first_unmapped",)
     )
-    return {**report, "source": SOURCE}
+    return cast(EdgeTpuReport, {**report, "source": SOURCE})
 
 
-def summary(report: dict) -> str:
+def summary(report: Mapping[str, Any]) -> str:
     """One line, e.g. ``Edge TPU (compiler rules): 0/319 ops mapped; stops at op 0 RESHAPE (INT32
     tensor: ...), the rest run on the CPU; unmappable by themselves: RESHAPE x9, GATHER x1, ...``."""
     head = f"Edge TPU (compiler rules): {report['mapped']}/{report['ops']} ops mapped"

@@ -10,7 +10,10 @@ real GPU (shared NOTES.md, "GPU delegate on a real GPU", and ``benchmarks/gpu_ch
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any, cast
 
+from edgebert.checks.reports import GpuReport
 from edgebert.formats import tflite_graph
 
 FALLS_BACK = "falls back to the CPU"
@@ -33,7 +36,7 @@ SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE STRIDED_SLICE SUB SUM TANH TILE TRANSPOSE
 SHAPE_OPS = frozenset({"SHAPE"})
 
 
-def check_tflite(path: str | os.PathLike) -> dict:
+def check_tflite(path: str | os.PathLike) -> GpuReport:
     """Lists the ops of ``path``'s signatures that the GPU delegate refuses or gets wrong.
 
     Returns:
@@ -43,8 +46,11 @@ def check_tflite(path: str | os.PathLike) -> dict:
       findings name their ``signature``, and it is GPU-ready only when every signature is.
     """
     per = tflite_graph.check_signatures(path, _check_subgraph)
-    return tflite_graph.combine(
-        per, sums=("ops",), lists=("refused", "wrong"), alls=("gpu_ready",), anys=("dynamic_inputs",)
+    return cast(
+        GpuReport,
+        tflite_graph.combine(
+            per, sums=("ops",), lists=("refused", "wrong"), alls=("gpu_ready",), anys=("dynamic_inputs",)
+        ),
     )
 
 
@@ -109,7 +115,7 @@ def _check_subgraph(fb: tflite_graph.Flatbuffer, sg) -> dict:
     }
 
 
-def summary(report: dict) -> str:
+def summary(report: Mapping[str, Any]) -> str:
     """One line for the CLI."""
     if report["dynamic_inputs"] and all(f["type"] in ("SHAPE", "STRIDED_SLICE") for f in report["refused"]):
         return (

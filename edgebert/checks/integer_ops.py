@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
+from edgebert.checks.reports import FloatOp, IntegerOpsReport
 from edgebert.formats import tflite_graph
 
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 
 
-def check_tflite(path: str | os.PathLike) -> dict:
+def check_tflite(path: str | os.PathLike) -> IntegerOpsReport:
     """The float ops of a ``.tflite`` file, per signature.
 
     Returns:
@@ -26,7 +28,8 @@ def check_tflite(path: str | os.PathLike) -> dict:
       {op type: count}}`` (``tflite_graph.combine``'d over signatures).
     """
     per = tflite_graph.check_signatures(path, _check_subgraph)
-    return tflite_graph.combine(per, lists=("float_ops",), sums=("ops",), alls=("integer_only",), keep=("boundary",))
+    report = tflite_graph.combine(per, lists=("float_ops",), sums=("ops",), alls=("integer_only",), keep=("boundary",))
+    return cast(IntegerOpsReport, report)
 
 
 def _check_subgraph(fb: tflite_graph.Flatbuffer, sg) -> dict:
@@ -61,7 +64,7 @@ def _check_subgraph(fb: tflite_graph.Flatbuffer, sg) -> dict:
     return {"integer_only": not found, "ops": len(ops), "float_ops": found, "boundary": dict(edges)}
 
 
-def check_onnx(path: str | os.PathLike) -> dict:
+def check_onnx(path: str | os.PathLike) -> IntegerOpsReport:
     """The float ops of an ONNX QDQ file: nodes (other than QuantizeLinear / DequantizeLinear)
     with a float input that no DequantizeLinear produced, or a float output that is not only
     quantized again or a graph output.
@@ -103,7 +106,7 @@ def check_onnx(path: str | os.PathLike) -> dict:
         # Not typed by inference (contrib ops): float unless the producer makes integers.
         return p.op_type not in ("QuantizeLinear", "Shape", "ArgMax", "Equal", "Greater", "Less", "Not")
 
-    found = []
+    found: list[FloatOp] = []
     compute = [n for n in g.node if n.op_type not in qdq]
     for i, n in enumerate(g.node):
         if n.op_type in qdq:
@@ -121,7 +124,7 @@ def check_onnx(path: str | os.PathLike) -> dict:
     return {"integer_only": not found, "ops": len(compute), "float_ops": found}
 
 
-def summary(report: dict) -> str:
+def summary(report: Mapping[str, Any]) -> str:
     """One line, e.g. ``integer-only: yes (298 ops)`` or ``integer-only: no, 12 float ops
     (6 GELU, 6 LayerNormalization)``."""
     if report["integer_only"]:

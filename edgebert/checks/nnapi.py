@@ -38,8 +38,10 @@ accelerator may refuse more ops (``ANeuralNetworksModel_getSupportedOperationsFo
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
+from edgebert.checks.reports import NnapiReport
 from edgebert.formats import tflite_graph
 
 NEWEST_FEATURE_LEVEL = 8
@@ -331,7 +333,7 @@ def validate(o: _Op, level: int) -> str | None:
     return None
 
 
-def check_tflite(path: str | os.PathLike, feature_level: int = NEWEST_FEATURE_LEVEL) -> dict:
+def check_tflite(path: str | os.PathLike, feature_level: int = NEWEST_FEATURE_LEVEL) -> NnapiReport:
     """Which ops of ``path`` the NNAPI delegate would take at ``feature_level`` (1-8).
 
     Returns:
@@ -347,7 +349,7 @@ def check_tflite(path: str | os.PathLike, feature_level: int = NEWEST_FEATURE_LE
         raise EdgebertError(f"NNAPI feature level {feature_level} does not exist", f"pass 1 to {NEWEST_FEATURE_LEVEL}")
     level = int(feature_level)
     per = tflite_graph.check_signatures(path, lambda fb, sg: _check_subgraph(fb, sg, level))
-    return tflite_graph.combine(
+    report = tflite_graph.combine(
         per,
         keep=("feature_level",),
         sums=("ops", "delegated", "partitions"),
@@ -355,6 +357,7 @@ def check_tflite(path: str | os.PathLike, feature_level: int = NEWEST_FEATURE_LE
         alls=("nnapi_ready",),
         anys=("dynamic_inputs",),
     )
+    return cast(NnapiReport, report)
 
 
 def _partitions(ops: list[_Op], accepted: list[bool]) -> list[list[int]]:
@@ -429,7 +432,7 @@ def _check_subgraph(fb: tflite_graph.Flatbuffer, sg, level: int) -> dict:
     }
 
 
-def summary(report: dict) -> str:
+def summary(report: Mapping[str, Any]) -> str:
     """One line for the CLI, e.g. ``NNAPI (feature level 8): 80/95 ops delegated in 3 partitions;
     refused: 13 FULLY_CONNECTED (op version 12 > 5 ...), 2 GELU (...)``."""
     level = report["feature_level"]

@@ -89,13 +89,31 @@ def _model_root(tmp: Path, origin: str) -> Path:
     )
 
 
-def extract_tar(archive: Path, dest: Path, origin: str | None = None) -> Path:
+# What to do about a corrupt archive: one that edgebert downloaded is not kept, so it is fetched
+# again; one given by hand is the user's file, which only a new download of their own replaces.
+AGAIN_DOWNLOADED = "run the command again to download it anew"
+AGAIN_BY_HAND = "download the .tar.gz again, or pass the model's unpacked directory"
+
+
+def _why_corrupt(e: BaseException) -> str:
+    """tarfile's reason in a few words (its ReadError for ``r:*`` lists every method, one per line)."""
+    if isinstance(e, tarfile.ReadError) and "could not be opened successfully" in str(e):
+        return "not a tar archive, compressed or not"
+    if isinstance(e, EOFError):
+        return "it ends early"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0].rstrip(":") if lines else type(e).__name__
+
+
+def extract_tar(archive: Path, dest: Path, origin: str | None = None, fix: str = AGAIN_DOWNLOADED) -> Path:
     """Extracts a tar archive into ``dest`` safely and atomically; unwraps a single top folder.
 
     Args:
         archive: the tar file (compressed or not).
         dest: the directory to create; it must not exist, and its parent must.
         origin: where the archive came from, named in errors (default: its file name).
+        fix: what the error for a corrupt archive tells the user to do (``AGAIN_DOWNLOADED``
+            for what edgebert fetched, ``AGAIN_BY_HAND`` for a file given as SOURCE).
 
     Returns:
         ``dest``, holding the model files at its top level.
@@ -111,9 +129,7 @@ def extract_tar(archive: Path, dest: Path, origin: str | None = None) -> Path:
             with tarfile.open(archive, "r:*") as tar:
                 _extract_all(tar, tmp, archive.name)
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-            raise DownloadError(
-                f"archive {archive.name} is corrupt or truncated ({e})", "run the command again to download it anew"
-            ) from None
+            raise DownloadError(f"archive {archive.name} is corrupt or truncated: {_why_corrupt(e)}", fix) from None
         os.replace(_model_root(tmp, origin), dest)
         return dest
     finally:
@@ -145,4 +161,4 @@ def unpack_by_hand(path: Path, dest: Path) -> Path:
             f"{path} is a saved web page, not a model archive",
             "the browser saved the page that links the download: download the .tar.gz itself",
         )
-    return extract_tar(path, dest, origin=str(path))
+    return extract_tar(path, dest, origin=str(path), fix=AGAIN_BY_HAND)

@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from edgebert.errors import EdgebertError
 
@@ -120,7 +122,7 @@ def check_intent(delegate: str) -> str:
 
 
 @contextlib.contextmanager
-def captured_native_stderr(sink: list[str]):
+def captured_native_stderr(sink: list[str]) -> Iterator[None]:
     """Collects what native code writes to fd 2 (LiteRT logs its reasons there)."""
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         saved = os.dup(2)
@@ -154,7 +156,7 @@ def first_reason(log: str, default: str) -> str:
     return default
 
 
-def tflite_delegation(interpreter) -> tuple[int, int, int, dict[str, int]]:
+def tflite_delegation(interpreter: Any) -> tuple[int, int, int, dict[str, int]]:
     """Counts the ops a delegate took in a TFLite interpreter's primary subgraph.
 
     After delegation the graph holds the original N nodes followed by one ``DELEGATE`` node
@@ -192,7 +194,7 @@ def tflite_delegation(interpreter) -> tuple[int, int, int, dict[str, int]]:
     return len(originals), len(originals) - len(cpu), len(delegate_nodes), _count(names[i] for i in cpu)
 
 
-def _count(names) -> dict[str, int]:
+def _count(names: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for nm in names:
         out[nm] = out.get(nm, 0) + 1

@@ -12,11 +12,13 @@ only TFLite interpreter installed).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +27,10 @@ from edgebert.errors import EdgebertError
 from edgebert.eval import metrics
 from edgebert.eval.metrics import mean_pool
 from edgebert.model.bundle import Manifest, ModelEntry, read_manifest
-from edgebert.runtime import delegates, runners
+from edgebert.runtime import delegates, options, runners
+from edgebert.runtime.delegates import DelegateReport
+from edgebert.runtime.options import GpuOptions, OnnxOptions, RunnerSettings, TfliteOptions
+from edgebert.runtime.runner_protocol import Runner
 from edgebert.tokenizer.wordpiece import BertTokenizer
 
 # Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
@@ -42,15 +47,14 @@ def load(
     num_threads: int | None = None,
     *,
     fallback: bool = False,
-    delegate_library: str | None = None,
-    strict: bool = False,
-    gpu_enforce_f32: bool = False,
     pool_size: int = 1,
     batch_size: int = 32,
     fast_tokenizer: bool = False,
-    weight_cache: str | os.PathLike | None = "auto",
-    exact_int8: bool | None = None,
-) -> BertModel:
+    tflite: TfliteOptions | None = None,
+    gpu: GpuOptions | None = None,
+    onnx: OnnxOptions | None = None,
+    **deprecated: Any,
+) -> EdgeModel:
     """Loads an edgebert bundle (a directory written by ``edgebert export``).
 
     Args:
@@ -61,42 +65,45 @@ def load(
         ``gpu`` (LiteRT's GPU accelerator, or an ONNX Runtime GPU provider) or ``nnapi``.
       num_threads: CPU threads per runner (default: all cores).
       fallback: when the delegate is not available, warn and run on the CPU instead of raising.
-      delegate_library: a TFLite delegate ``.so`` (path or name) for ``load_delegate``.
-      strict: GPU only: refuse a model that the GPU cannot take whole.
-      gpu_enforce_f32: GPU only: compute in fp32 (LiteRT's default may use fp16; measured on
-        MiniLM fp32: token cosine 0.99998 vs CPU by default, 1.0 with fp32).
       pool_size: runners kept for concurrent callers (each holds its own interpreter).
       batch_size: sentences per runner call.
       fast_tokenizer: WordPiece in Hugging Face ``tokenizers`` (same ids).
-      weight_cache: TFLite on the CPU: run through LiteRT's CompiledModel with XNNPACK's packed
-        weights in a cache file (built on the first load, mmapped after), so the file's own weights
-        are not read again: peak memory about 1.4x the int8 file instead of 2.1x (BERT-base,
-        benchmarks/), same outputs bit for bit (tests/). ``"auto"`` (the default: in the edgebert
-        cache, keyed by model hash, LiteRT version and CPU; in memory where that is not writable;
-        ignored by ONNX, the GPU, NNAPI and delegate libraries; the Interpreter where LiteRT's
-        CompiledModel cannot load the file), a file path, ``":memory"``, or ``"off"`` / None
-        (the LiteRT Interpreter, whose delegate report counts the ops at run time).
-      exact_int8: ONNX on the CPU: None (default) re-signs the int8 weights for ONNX Runtime's
-        u8 x u8 kernel on x86 CPUs without VNNI, whose u8 x s8 kernel adds in saturating int16
-        (``edgebert.formats.onnx_exact_int8``; the delegate report says so); True always; False never.
+      tflite: ``TfliteOptions``:
+        ``weight_cache``: TFLite on the CPU: run through LiteRT's CompiledModel with XNNPACK's
+        packed weights in a cache file (built on the first load, mmapped after), so the file's own
+        weights are not read again: peak memory about 1.4x the int8 file instead of 2.1x
+        (BERT-base, benchmarks/), same outputs bit for bit (tests/). ``"auto"`` (the default: in
+        the edgebert cache, keyed by model hash, LiteRT version and CPU; in memory where that is
+        not writable; ignored by ONNX, the GPU, NNAPI and delegate libraries; the Interpreter where
+        LiteRT's CompiledModel cannot load the file), a file path, ``":memory"``, or ``"off"`` /
+        None (the LiteRT Interpreter, whose delegate report counts the ops at run time).
+        ``delegate_library``: a TFLite delegate ``.so`` (path or name) for ``load_delegate``.
+      gpu: ``GpuOptions`` (with ``delegate="gpu"`` only): ``enforce_f32`` computes in fp32
+        (LiteRT's default may use fp16; measured on MiniLM fp32: token cosine 0.99998 vs CPU by
+        default, 1.0 with fp32); ``strict`` refuses a model that the GPU cannot take whole.
+      onnx: ``OnnxOptions``: ``exact_int8``: ONNX on the CPU: None (default) re-signs the int8
+        weights for ONNX Runtime's u8 x u8 kernel on x86 CPUs without VNNI, whose u8 x s8 kernel
+        adds in saturating int16 (``edgebert.formats.onnx_exact_int8``; the delegate report says
+        so); True always; False never.
+      **deprecated: the keywords the options replace (``weight_cache``, ``delegate_library``,
+        ``gpu_enforce_f32``, ``strict``, ``exact_int8``): still read, with a DeprecationWarning.
 
     Returns:
-      A ``BertModel``.
+      An ``EdgeModel``.
     """
-    return BertModel(
+    return EdgeModel(
         bundle,
         backend,
         delegate,
         num_threads,
         fallback=fallback,
-        delegate_library=delegate_library,
-        strict=strict,
-        gpu_enforce_f32=gpu_enforce_f32,
         pool_size=pool_size,
         batch_size=batch_size,
         fast_tokenizer=fast_tokenizer,
-        weight_cache=weight_cache,
-        exact_int8=exact_int8,
+        tflite=tflite,
+        gpu=gpu,
+        onnx=onnx,
+        **deprecated,
     )
 
 
@@ -126,69 +133,100 @@ def _has_tflite() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime"))
 
 
-class BertModel:
-    """An exported BERT encoder with its tokenizer. See ``load``."""
+class EdgeModel:
+    """An exported BERT encoder with its tokenizer. See ``load``.
+
+    Attributes:
+      bundle: the bundle directory.
+      manifest: its ``edgebert.json`` (``Manifest``).
+      backend: ``tflite`` or ``onnx``: the file that runs.
+      delegate: what runs it (``DelegateReport``).
+      runner_settings: what every runner of the pool opened with.
+    """
 
     def __init__(
         self,
-        bundle,
-        backend="auto",
-        delegate="auto",
-        num_threads=None,
+        bundle: str | os.PathLike,
+        backend: str = "auto",
+        delegate: str = "auto",
+        num_threads: int | None = None,
         *,
-        fallback=False,
-        delegate_library=None,
-        strict=False,
-        gpu_enforce_f32=False,
-        pool_size=1,
-        batch_size=32,
-        fast_tokenizer=False,
-        weight_cache="auto",
-        exact_int8=None,
-    ):
+        fallback: bool = False,
+        pool_size: int = 1,
+        batch_size: int = 32,
+        fast_tokenizer: bool = False,
+        tflite: TfliteOptions | None = None,
+        gpu: GpuOptions | None = None,
+        onnx: OnnxOptions | None = None,
+        **deprecated: Any,
+    ) -> None:
+        given: dict[str, Any] = {"tflite": tflite, "gpu": gpu, "onnx": onnx}
+        options.check(backend, delegate, given)  # the deprecated keywords keep their old, laxer checks
+        picked = options.from_deprecated_keywords(deprecated, given, "load") if deprecated else given
+        tflite, gpu, onnx = picked["tflite"], picked["gpu"], picked["onnx"]
+        tflite, gpu, onnx = tflite or TfliteOptions(), gpu or GpuOptions(), onnx or OnnxOptions()
         self.bundle = Path(bundle)
-        self.info = read_manifest(self.bundle)
+        self.manifest: Manifest = read_manifest(self.bundle)
         delegates.check_intent(delegate)
         if pool_size < 1 or batch_size < 1:
             raise EdgebertError("pool_size and batch_size must be >= 1", "pass positive numbers")
-        self.backend = pick_backend(self.info, backend, self.bundle)
-        entry = self.info.models[self.backend]
+        self.backend = pick_backend(self.manifest, backend, self.bundle)
+        entry = self.manifest.models[self.backend]
         self.model_path = self.bundle / entry.file
         _check_model_file(self.model_path, entry)
-        self.hidden_size = int(self.info.architecture["hidden_size"])
-        self.seq_length = self.info.seq_length  # None: dynamic sequence axis
-        self.model_batch = entry.batch  # None unless a fixed-batch graph
-        # A fine-tuned classifier's bundle truncates where its own preprocessing packed.
-        self.max_seq_length = self.info.max_length
-        self.outputs = [o["name"] for o in entry.outputs] or ["pooled_output", "sequence_output"]
-        self.task = self.info.task or "encoder"  # android assets: "embedder" or "classifier"
-        self.labels = self.info.labels
-        tok = self.info.tokenizer
-        self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
-        self.batch_size = batch_size
-        widths = {"scores": int(self.info.head["units"])} if self.info.head else {}
-        if self.labels:
-            widths["probability"] = len(self.labels)
-        opts = dict(
+        self._describe(entry, fast_tokenizer, batch_size)
+        self.runner_settings = RunnerSettings(
             num_threads=num_threads,
-            delegate_library=delegate_library,
             hidden_size=self.hidden_size,
-            strict=strict,
-            gpu_enforce_f32=gpu_enforce_f32,
-            output_widths=widths,
-            weight_cache=self._weight_cache_path(weight_cache, entry, delegate, delegate_library),
-            exact_int8=exact_int8,
+            output_widths=self._output_widths(),
+            delegate_library=tflite.delegate_library,
+            strict=gpu.strict,
+            gpu_enforce_f32=gpu.enforce_f32,
+            weight_cache=self._weight_cache_path(tflite.weight_cache, entry, delegate, tflite.delegate_library),
+            exact_int8=onnx.exact_int8,
         )
-        first, opts = self._open_with_cache(delegate, opts, fallback, str(weight_cache) == "auto")
+        first = self._open_with_cache(delegate, fallback, str(tflite.weight_cache) == "auto")
         if first.report.used == "xnnpack-weight-cache" and entry.xnnpack_delegation:
             first.report.take_counts(entry.xnnpack_delegation, "export")
-        self.delegate = first.report
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self.delegate: DelegateReport = first.report
+        self._pool: queue.SimpleQueue[Runner] = queue.SimpleQueue()
         self._pool.put(first)
         for _ in range(pool_size - 1):
-            self._pool.put(runners.open_runner(self.model_path, delegate=self._used_intent, **opts))
+            self._pool.put(
+                runners.open_runner(self.model_path, delegate=self._used_intent, **self.runner_settings.as_kwargs())
+            )
 
-    def _weight_cache_path(self, setting, entry: ModelEntry, delegate: str, delegate_library) -> str | None:
+    def _describe(self, entry: ModelEntry, fast_tokenizer: bool, batch_size: int) -> None:
+        """The model's shapes, outputs, task and tokenizer, from the manifest."""
+        info = self.manifest
+        self.hidden_size = int(info.architecture["hidden_size"])
+        self.seq_length: int | None = info.seq_length  # None: dynamic sequence axis
+        self.model_batch: int | None = entry.batch  # None unless a fixed-batch graph
+        # A fine-tuned classifier's bundle truncates where its own preprocessing packed.
+        self.max_seq_length: int = info.max_length
+        self.outputs: list[str] = [o["name"] for o in entry.outputs] or ["pooled_output", "sequence_output"]
+        self.task: str = info.task or "encoder"  # android assets: "embedder" or "classifier"
+        self.labels: list[str] | None = info.labels
+        tok = info.tokenizer
+        self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
+        self.batch_size = batch_size
+
+    def _output_widths(self) -> dict[str, int]:
+        """Widths of the outputs other than the encoder's (the runners size read-backs by them)."""
+        widths = {"scores": int(self.manifest.head["units"])} if self.manifest.head else {}
+        if self.labels:
+            widths["probability"] = len(self.labels)
+        return widths
+
+    @property
+    def info(self) -> Manifest:
+        """Deprecated: ``manifest``."""
+        warnings.warn("EdgeModel.info is deprecated; use EdgeModel.manifest", DeprecationWarning, stacklevel=2)
+        return self.manifest
+
+    def _weight_cache_path(
+        self, setting: str | os.PathLike | None, entry: ModelEntry, delegate: str, delegate_library: str | None
+    ) -> str | None:
         if setting is None or setting is False or str(setting) == "off":
             return None
         on_xnnpack = self.backend == "tflite" and delegate in ("auto", "cpu", "xnnpack") and not delegate_library
@@ -218,24 +256,25 @@ class BertModel:
         # Packed weights depend on the model, XNNPACK's version and the CPU's kernels.
         return str(folder / f"{(entry.sha256 or 'unhashed')[:24]}-litert{litert}-{platform.machine()}.xnnpack")
 
-    def _open_with_cache(self, delegate, opts, fallback, auto_cache: bool):
-        """The first runner, and the options the pool's other runners open with. With the default
-        weight cache, a file LiteRT's CompiledModel cannot load runs on the Interpreter instead."""
+    def _open_with_cache(self, delegate: str, fallback: bool, auto_cache: bool) -> Runner:
+        """The first runner; ``runner_settings`` become what the pool's other runners open with.
+        With the default weight cache, a file LiteRT's CompiledModel cannot load runs on the
+        Interpreter instead."""
         try:
-            return self._open(delegate, opts, fallback), opts
+            return self._open(delegate, fallback)
         except EdgebertError as e:
-            if not (auto_cache and opts["weight_cache"]):
+            if not (auto_cache and self.runner_settings.weight_cache):
                 raise
-            opts = dict(opts, weight_cache=None)
-            runner = self._open(delegate, opts, fallback)
+            self.runner_settings = dataclasses.replace(self.runner_settings, weight_cache=None)
+            runner = self._open(delegate, fallback)
             runner.report.reason = f"no weight cache: {e.problem}"
-            return runner, opts
+            return runner
 
-    def _open(self, delegate, opts, fallback):
+    def _open(self, delegate: str, fallback: bool) -> Runner:
         self._used_intent = delegate
         nnapi = self._nnapi_check() if delegate == "nnapi" and self.backend == "tflite" else None
         try:
-            runner = runners.open_runner(self.model_path, delegate=delegate, **opts)
+            runner = runners.open_runner(self.model_path, delegate=delegate, **self.runner_settings.as_kwargs())
         except EdgebertError as e:
             if nnapi:  # say what would fall back once the delegate is there
                 e = EdgebertError(f"{e.problem}; static check: {nnapi[1]}", e.fix)
@@ -247,8 +286,8 @@ class BertModel:
                 stacklevel=4,
             )
             self._used_intent = "cpu"
-            opts = dict(opts, delegate_library=None)
-            runner = runners.open_runner(self.model_path, delegate="cpu", **opts)
+            self.runner_settings = dataclasses.replace(self.runner_settings, delegate_library=None)
+            runner = runners.open_runner(self.model_path, delegate="cpu", **self.runner_settings.as_kwargs())
             runner.report.requested, runner.report.fell_back, runner.report.reason = delegate, True, e.problem
             return runner
         if nnapi and not nnapi[0]:
@@ -261,7 +300,7 @@ class BertModel:
         from edgebert.checks import nnapi as nnapi_compat
 
         try:
-            report = self.info.models["tflite"].nnapi_compatibility or nnapi_compat.check_tflite(self.model_path)
+            report = self.manifest.models["tflite"].nnapi_compatibility or nnapi_compat.check_tflite(self.model_path)
             return bool(report["nnapi_ready"]), nnapi_compat.summary(report)
         except (EdgebertError, KeyError, TypeError):  # an unreadable file or a malformed stored report
             return None
@@ -306,7 +345,7 @@ class BertModel:
     ) -> np.ndarray:
         """Sentence embeddings ``[n, H]``: ``cls`` (the pooled output, the default) or ``mean`` over
         real tokens; an embedder asset returns its ``embedding`` output (pooled as it was built)."""
-        head_pooling = self.info.pooling if "embedding" in self.outputs else None
+        head_pooling = self.manifest.pooling if "embedding" in self.outputs else None
         if "embedding" not in self.outputs and "pooled_output" not in self.outputs:
             raise EdgebertError(f"this {self.task} model has no embedding output", "use classify()")
         pooling = pooling or head_pooling or "cls"
@@ -331,7 +370,7 @@ class BertModel:
         """Label probabilities ``[n, labels]`` (names in ``self.labels``) of a fine-tuned classifier
         bundle or an Android classifier asset."""
         if "scores" in self.outputs:
-            return metrics.probabilities(self.scores(texts, pairs), self.info.head["activation"]).astype(np.float32)
+            return metrics.probabilities(self.scores(texts, pairs), self._head()["activation"]).astype(np.float32)
         if "probability" not in self.outputs:
             raise EdgebertError(
                 f"this {self.task} model has no classifier output",
@@ -348,16 +387,29 @@ class BertModel:
                 f"this {self.task} model has no classifier scores",
                 "export a fine-tuned classifier SavedModel (`edgebert finetune` makes one)",
             )
-        return self._head_output("scores", texts, pairs, int(self.info.head["units"]))
+        return self._head_output("scores", texts, pairs, int(self._head()["units"]))
 
-    def _head_output(self, name: str, texts, pairs, width: int) -> np.ndarray:
+    def _head(self) -> dict[str, Any]:
+        """The manifest's classifier head (units, activation) of a model with a scores output."""
+        if not self.manifest.head:
+            raise EdgebertError(
+                f"{self.bundle}'s model has a scores output but its manifest no classifier head",
+                "export the bundle again",
+            )
+        return self.manifest.head
+
+    def _head_output(
+        self, name: str, texts: Text | Sequence[Text], pairs: Sequence[str] | None, width: int
+    ) -> np.ndarray:
         feeds = self.tokenize(texts, pairs)
         values = np.zeros((len(feeds["input_word_ids"]), width), np.float32)
         for idx, out in self._run(feeds):
             values[idx] = out[name]
         return values
 
-    def tokenize(self, texts, pairs=None, seq_length: int | None = None) -> dict[str, np.ndarray]:
+    def tokenize(
+        self, texts: Text | Sequence[Text], pairs: Sequence[str] | None = None, seq_length: int | None = None
+    ) -> dict[str, np.ndarray]:
         """The model's inputs for ``texts`` (padded to the longest item on dynamic models)."""
         a, b = _split_inputs(texts, pairs)
         limit = seq_length or self.max_seq_length
@@ -374,18 +426,19 @@ class BertModel:
         return self.tokenizer(a, b, seq_length=limit, dynamic_padding=True)
 
     def close(self) -> None:
+        """Frees the runners (those in use are freed by their callers' references)."""
         while not self._pool.empty():
-            self._pool.get_nowait()
+            self._pool.get_nowait().close()
 
-    def __enter__(self) -> BertModel:
+    def __enter__(self) -> EdgeModel:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return (
-            f"BertModel({str(self.bundle)!r}, backend={self.backend!r}, delegate={self.delegate.summary()!r}, "
+            f"EdgeModel({str(self.bundle)!r}, backend={self.backend!r}, delegate={self.delegate.summary()!r}, "
             f"seq_length={self.seq_length or 'dynamic'})"
         )
 
@@ -411,7 +464,7 @@ class BertModel:
                 batch = {k: np.pad(v, ((0, short), (0, 0))) for k, v in batch.items()}
             yield idx, batch
 
-    def _run(self, feeds):
+    def _run(self, feeds: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Yields ``(indices, outputs)`` per batch, run by a runner of the pool."""
         for idx, batch in self.batches(feeds):
             with self._runner() as pooled:
@@ -419,7 +472,7 @@ class BertModel:
             yield idx, {k: v[: len(idx)] for k, v in out.items()}
 
     @contextlib.contextmanager
-    def _runner(self):
+    def _runner(self) -> Iterator[Runner]:
         runner = self._pool.get()  # blocks while every runner is busy: interpreters are not thread-safe
         try:
             yield runner
@@ -427,12 +480,15 @@ class BertModel:
             self._pool.put(runner)
 
 
-def _split_inputs(texts, pairs) -> tuple[list[str], list[str] | None]:
+def _split_inputs(texts: Text | Sequence[Text], pairs: Sequence[str] | None) -> tuple[list[str], list[str] | None]:
+    items: list[Text]
     if isinstance(texts, str):
-        texts = [texts]
+        items = [texts]
     elif isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts) and pairs is None:
-        texts = [texts]  # one (text, pair) tuple
-    texts = list(texts)
+        items = [cast(tuple[str, str], texts)]  # one (text, pair) tuple: both checked to be str
+    else:
+        items = list(texts)
+    texts = items
     if not texts:
         raise EdgebertError("no texts given", "pass a string or a non-empty list of strings")
     if all(isinstance(t, (tuple, list)) for t in texts):
@@ -471,3 +527,7 @@ def _check_model_file(path: Path, entry: ModelEntry) -> None:
                 f"{f} has {size} bytes but the manifest says {want}: the file is truncated or was replaced",
                 "copy the bundle again, or export it again",
             )
+
+
+# The name before 0.2 (it collides with transformers.BertModel); kept as an alias.
+BertModel = EdgeModel

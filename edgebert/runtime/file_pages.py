@@ -20,17 +20,18 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 _MADV_RANDOM, _MADV_DONTNEED = 1, 4  # the same values on every Linux architecture
 
 
-def _mappings(path: str | os.PathLike, smaps: bool = False):
+def _mappings(path: str | os.PathLike, smaps: bool = False) -> Iterator[tuple[int, int, bool, int | None]]:
     """Yields ``(start, end, writable, rss_bytes)`` for this process's mappings of ``path``, from
     ``/proc/self/maps`` (``rss_bytes`` None) or ``/proc/self/smaps``; nothing where procfs is missing
     (not Linux, or a sandbox that hides it)."""
     real = os.path.realpath(path)
-    found = None  # the mapping of ``path`` whose fields smaps is listing
+    found: tuple[int, int, bool] | None = None  # the mapping of ``path`` whose fields smaps is listing
     try:
         with open(f"/proc/self/{'smaps' if smaps else 'maps'}", encoding="utf-8", errors="replace") as lines:
             for line in lines:
@@ -58,7 +59,7 @@ def mapped_ranges(path: str | os.PathLike) -> list[tuple[int, int, bool]]:
 
 def resident_bytes(path: str | os.PathLike) -> int:
     """How much of ``path`` this process holds resident (``Rss`` of its mappings, Linux)."""
-    return sum(rss for *_, rss in _mappings(path, smaps=True))
+    return sum(rss or 0 for _, _, _, rss in _mappings(path, smaps=True))  # smaps: rss is always a count
 
 
 def release_mapped_file(path: str | os.PathLike) -> int:

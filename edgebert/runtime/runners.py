@@ -2,8 +2,8 @@
 LiteRT's CompiledModel GPU accelerator, and ONNX Runtime. No TensorFlow unless it is the only
 TFLite interpreter installed.
 
-A runner is not thread-safe (neither is a TFLite interpreter); ``edgebert.runtime.edge_model`` keeps a
-pool of them.
+Each satisfies ``runner_protocol.Runner``. A runner is not thread-safe (neither is a TFLite
+interpreter); ``edgebert.runtime.edge_model`` keeps a pool of them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ctypes
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from edgebert.errors import EdgebertError
 from edgebert.runtime import delegates, file_pages
 from edgebert.runtime.delegates import DelegateReport
+from edgebert.runtime.runner_protocol import Arrays, Runner
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 BACKENDS = ("auto", "tflite", "onnx")
@@ -29,7 +31,7 @@ BUCKET_SIGNATURE = "seq_{}"
 _BUCKET_RE = re.compile(r"seq_(\d+)")
 
 
-def bucket_lengths(signature_keys) -> tuple[int, ...] | None:
+def bucket_lengths(signature_keys: Iterable[str]) -> tuple[int, ...] | None:
     """The lengths of a bucketed model's signatures, ascending; None for a one-signature model."""
     keys = list(signature_keys)
     found = [_BUCKET_RE.fullmatch(k) for k in keys]
@@ -38,7 +40,7 @@ def bucket_lengths(signature_keys) -> tuple[int, ...] | None:
     return tuple(sorted(int(m.group(1)) for m in found if m is not None))
 
 
-def check_buckets(lengths) -> tuple[int, ...]:
+def check_buckets(lengths: Iterable[int]) -> tuple[int, ...]:
     """``lengths`` as buckets: distinct, ascending, each at least 3 tokens ([CLS] x [SEP])."""
     b = tuple(lengths)
     if not b or list(b) != sorted(set(b)) or b[0] < 3:
@@ -71,7 +73,7 @@ def cut_to_width(outputs: dict[str, np.ndarray], width: int) -> dict[str, np.nda
     return {k: v[:, :width] if v.ndim == 3 else v for k, v in outputs.items()}
 
 
-def _tflite_module():
+def _tflite_module() -> tuple[Any, str]:
     """The installed TFLite interpreter module, best first."""
     try:
         import ai_edge_litert.interpreter as mod
@@ -97,12 +99,12 @@ def _tflite_module():
 class _TfLiteShim:
     """``tf.lite`` spelled like the interpreter modules."""
 
-    def __init__(self, tf):
+    def __init__(self, tf: Any) -> None:
         self.Interpreter = tf.lite.Interpreter
         self.load_delegate = tf.lite.experimental.load_delegate
 
 
-def _load_error(runtime: str, path, e: Exception) -> EdgebertError:
+def _load_error(runtime: str, path: str | os.PathLike, e: Exception) -> EdgebertError:
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     if "version" in msg and runtime != "ai-edge-litert":
         fix = (
@@ -136,7 +138,7 @@ class TFLiteRunner:
         delegate: str = "auto",
         delegate_library: str | None = None,
         delegate_options: dict | None = None,
-    ):
+    ) -> None:
         mod, self.runtime = _tflite_module()
         self.path = Path(path)
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": num_threads or os.cpu_count()}
@@ -179,7 +181,7 @@ class TFLiteRunner:
         self._counted = used != "xnnpack"
 
     @staticmethod
-    def _load_delegate(mod, intent, library, options):
+    def _load_delegate(mod: Any, intent: str, library: str | None, options: dict | None) -> tuple[Any, str]:
         names = [library] if library else list(delegates.DEFAULT_DELEGATE_LIBRARIES.get(intent, ()))
         errors = []
         for name in names:
@@ -197,7 +199,7 @@ class TFLiteRunner:
             "pass delegate_library= the delegate's .so path, use delegate='cpu', or pass fallback=True",
         )
 
-    def _count_delegation(self):
+    def _count_delegation(self) -> None:
         """Counts delegated ops after the first allocation (delegates apply there)."""
         self.interpreter.allocate_tensors()
         self._fill_counts()
@@ -210,7 +212,7 @@ class TFLiteRunner:
                 "the delegate does not support this model's ops; use delegate='cpu'",
             )
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Arrays) -> Arrays:
         """Runs one batch; a bucketed model pads it to the shortest bucket that holds it and
         returns per-token outputs at the batch's own width."""
         runner, width = self.runner, None
@@ -228,9 +230,15 @@ class TFLiteRunner:
             file_pages.release_mapped_file(self.path)
         return out
 
-    def _fill_counts(self):
+    def _fill_counts(self) -> None:
         r = self.report
         r.nodes_total, r.nodes_delegated, r.partitions, r.not_delegated = delegates.tflite_delegation(self.interpreter)
+
+    def close(self) -> None:
+        """Frees the interpreter: its signature runners first (they hold tensor references),
+        then the interpreter, then the delegate it points to."""
+        for name in ("runners", "runner", "interpreter"):
+            self.__dict__.pop(name, None)
 
 
 class LiteRtAcceleratedRunner:
@@ -260,7 +268,41 @@ class LiteRtAcceleratedRunner:
         weight_cache: str | None = None,
         num_threads: int | None = None,
         output_widths: dict[str, int] | None = None,
-    ):
+    ) -> None:
+        self.accelerator = accelerator
+        self.model = self._compile(path, strict, enforce_f32, weight_cache, num_threads)
+        self.runtime = "ai-edge-litert CompiledModel"
+        self.path, self.hidden = Path(path), hidden_size
+        self.widths = {
+            "pooled_output": hidden_size,
+            "sequence_output": hidden_size,
+            "embedding": hidden_size,
+            **(output_widths or {}),
+        }
+        self._read_signatures(path)
+        used = "litert-gpu" if accelerator == "gpu" else ("xnnpack-weight-cache" if weight_cache else "litert-cpu")
+        self.report = DelegateReport(
+            requested=accelerator,
+            used=used,
+            fully_accelerated=bool(self.model.is_fully_accelerated()) if accelerator == "gpu" else None,
+        )
+        if strict and not self.report.fully_accelerated:
+            raise EdgebertError(
+                f"the GPU cannot take all of {path} (strict mode)",
+                "export it with the default graph form, or drop strict to let the CPU run the ops the GPU lacks",
+            )
+
+    def _compile(
+        self,
+        path: str | os.PathLike,
+        strict: bool,
+        enforce_f32: bool,
+        weight_cache: str | None,
+        num_threads: int | None,
+    ) -> Any:
+        """LiteRT's CompiledModel of ``path`` on ``self.accelerator``, or the EdgebertError that
+        says why this machine cannot make one."""
+        accelerator = self.accelerator
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.hardware_accelerator import HardwareAccelerator as HA
@@ -280,7 +322,6 @@ class LiteRtAcceleratedRunner:
         if accelerator == "gpu":
             _refuse_dynamic_for_gpu(path)
         flags = HA.CPU if accelerator == "cpu" else (HA.GPU if strict else HA.GPU | HA.CPU)
-        self.accelerator = accelerator
         log: list[str] = []
         try:
             with delegates.captured_native_stderr(log):
@@ -295,7 +336,7 @@ class LiteRtAcceleratedRunner:
                         num_threads=num_threads or os.cpu_count() or 1,
                         xnnpack_weight_cache_path=str(building or weight_cache or ""),
                     )
-                self.model = CompiledModel.from_file(
+                model = CompiledModel.from_file(
                     str(path), options=Options(flags, gpu_options=gpu_options, cpu_options=cpu_options)
                 )
                 if (
@@ -306,37 +347,38 @@ class LiteRtAcceleratedRunner:
                     # XNNPACK runs from its packed weights now: the file's own copy is not read again.
                     file_pages.release_mapped_file(path)
         except RuntimeError as e:
-            if accelerator == "cpu":
-                raise EdgebertError(
-                    f"LiteRT's CompiledModel could not load {path} on the CPU: "
-                    f"{delegates.first_reason(''.join(log) + str(e), str(e).splitlines()[0])}",
-                    "load it without weight_cache (the Interpreter path)",
-                ) from None
-            reason = delegates.first_reason("".join(log) + str(e), str(e).splitlines()[0])
-            hint = (
-                "no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
-                if "No adapters found" in "".join(log) + reason
-                else reason
+            raise self._compile_error(path, strict, "".join(log), e) from None
+        return model
+
+    def _compile_error(self, path: str | os.PathLike, strict: bool, log: str, e: RuntimeError) -> EdgebertError:
+        """What LiteRT's failure to compile ``path`` means, from its exception and native log."""
+        reason = delegates.first_reason(log + str(e), str(e).splitlines()[0])
+        if self.accelerator == "cpu":
+            return EdgebertError(
+                f"LiteRT's CompiledModel could not load {path} on the CPU: {reason}",
+                "load it without weight_cache (the Interpreter path)",
             )
-            what = "a GPU-only run (strict) of" if strict else "the GPU accelerator for"
-            raise EdgebertError(
-                f"LiteRT could not create {what} {path}: {hint}",
-                "use delegate='cpu', or fallback=True to run on the CPU"
-                + ("; without strict the ops the GPU lacks run on the CPU" if strict else ""),
-            ) from None
-        self.runtime = "ai-edge-litert CompiledModel"
-        self.path, self.hidden = Path(path), hidden_size
-        self.widths = {
-            "pooled_output": hidden_size,
-            "sequence_output": hidden_size,
-            "embedding": hidden_size,
-            **(output_widths or {}),
-        }
+        hint = (
+            "no GPU that LiteRT can use was found (it needs Vulkan/OpenCL/Metal drivers)"
+            if "No adapters found" in log + reason
+            else reason
+        )
+        what = "a GPU-only run (strict) of" if strict else "the GPU accelerator for"
+        return EdgebertError(
+            f"LiteRT could not create {what} {path}: {hint}",
+            "use delegate='cpu', or fallback=True to run on the CPU"
+            + ("; without strict the ops the GPU lacks run on the CPU" if strict else ""),
+        )
+
+    def _read_signatures(self, path: str | os.PathLike) -> None:
+        """The model's signatures (one per length bucket, else ``serving_default``), each with
+        buffers for its compiled shape."""
         signatures = self.model.get_signature_list()
         self.buckets = bucket_lengths(signatures)
         # CompiledModel reports the current shape, not the signature's; the manifest knows.
-        self.batch_size = self.seq_length = None
-        self.resizable = accelerator == "cpu" and not self.buckets and _has_dynamic_inputs(path)
+        self.batch_size: int | None = None
+        self.seq_length: int | None = None
+        self.resizable = self.accelerator == "cpu" and not self.buckets and _has_dynamic_inputs(path)
         self._signatures: dict[str, _Signature] = {}
         for key in [BUCKET_SIGNATURE.format(n) for n in self.buckets] if self.buckets else ["serving_default"]:
             shape = self.model.get_input_tensor_details(key)["input_word_ids"]["shape"]
@@ -348,17 +390,6 @@ class LiteRtAcceleratedRunner:
             )
             self._signatures[key] = sig
             self._buffers(sig, sig.shape)  # GPU: compiled for these shapes once, here
-        used = "litert-gpu" if accelerator == "gpu" else ("xnnpack-weight-cache" if weight_cache else "litert-cpu")
-        self.report = DelegateReport(
-            requested=accelerator,
-            used=used,
-            fully_accelerated=bool(self.model.is_fully_accelerated()) if accelerator == "gpu" else None,
-        )
-        if strict and not self.report.fully_accelerated:
-            raise EdgebertError(
-                f"the GPU cannot take all of {path} (strict mode)",
-                "export it with the default graph form, or drop strict to let the CPU run the ops the GPU lacks",
-            )
 
     def _shape_of(self, name: str, b: int, s: int) -> tuple:
         if name not in self.widths:
@@ -383,7 +414,7 @@ class LiteRtAcceleratedRunner:
         sig.arrays = [np.empty(self._shape_of(n, b, s), np.float32) for n in sig.outputs]
         sig.outs = [TensorBuffer.create_from_host_memory(a) for a in sig.arrays]  # holds no reference: keep arrays
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Arrays) -> Arrays:
         width = None
         if self.buckets:  # the shortest static signature that holds the batch
             width = feeds["input_word_ids"].shape[1]
@@ -419,18 +450,23 @@ class LiteRtAcceleratedRunner:
             }
         return cut_to_width(out, width) if width is not None else out
 
+    def close(self) -> None:
+        """Frees the compiled model and its buffers (the buffers first: they belong to it)."""
+        self.__dict__.pop("_signatures", None)
+        self.__dict__.pop("model", None)
+
 
 class _Signature:
     """One signature of a CompiledModel: its index, tensor order, current shape and buffers."""
 
-    def __init__(self, index: int, inputs: list[str], outputs: list[str], shape: tuple):
+    def __init__(self, index: int, inputs: list[str], outputs: list[str], shape: tuple) -> None:
         self.index, self.inputs, self.outputs, self.shape = index, inputs, outputs, shape
         self.ins: list = []
         self.outs: list = []
         self.arrays: list[np.ndarray] = []  # CPU: the numpy arrays the output buffers wrap
 
 
-def _has_dynamic_inputs(path) -> bool:
+def _has_dynamic_inputs(path: str | os.PathLike) -> bool:
     """Whether the model's inputs have a dynamic dimension (read through mmap: only the
     flatbuffer's tables are touched, not the weights)."""
     import mmap
@@ -474,7 +510,7 @@ def compiled_model_cpu_gap() -> str | None:
     )
 
 
-def _refuse_dynamic_for_gpu(path) -> None:
+def _refuse_dynamic_for_gpu(path: str | os.PathLike) -> None:
     from edgebert.checks import gpu as gpu_compat
 
     report = gpu_compat.check_tflite(path)
@@ -495,7 +531,7 @@ class OnnxRunner:
         num_threads: int | None = None,
         delegate: str = "auto",
         exact_int8: bool | None = None,
-    ):
+    ) -> None:
         """``exact_int8``: on the CPU provider, load the int8 weights re-signed for ONNX
         Runtime's u8 x u8 kernel (``edgebert.formats.onnx_exact_int8``): None (default) where this CPU's
         u8 x s8 kernel saturates (x86 without VNNI), True always, False never."""
@@ -543,13 +579,17 @@ class OnnxRunner:
                 f"u8 x u8 ({resigned} products re-signed: x86 without VNNI adds u8 x s8 in saturating int16)"
             )
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Arrays) -> Arrays:
         names = [o.name for o in self.session.get_outputs()]
         out = self.session.run(names, {k: np.ascontiguousarray(feeds[k], np.int32) for k in INPUT_NAMES})
         return dict(zip(names, out))
 
+    def close(self) -> None:
+        """Frees the ONNX Runtime session."""
+        self.__dict__.pop("session", None)
 
-def _fixed(dim) -> int | None:
+
+def _fixed(dim: Any) -> int | None:
     return int(dim) if dim is not None and int(dim) > 0 else None
 
 
@@ -564,7 +604,7 @@ def open_runner(
     weight_cache: str | None = None,
     output_widths: dict[str, int] | None = None,
     exact_int8: bool | None = None,
-):
+) -> Runner:
     """A runner for ``path`` on the accelerator ``delegate`` asks for (raises when it is not there).
 
     ``weight_cache`` (a file, or ``":memory"``) runs a ``.tflite`` on the CPU through LiteRT's
@@ -601,7 +641,7 @@ def open_runner(
     raise EdgebertError(f"cannot run {path}", "expected a .tflite or .onnx file")
 
 
-def run_batches(runner, batches) -> dict[str, np.ndarray]:
+def run_batches(runner: Runner, batches: Iterable[Arrays]) -> Arrays:
     """Runs token batches through ``runner`` and concatenates every output along batch.
 
     ``sequence_output`` rows are padded with zeros to the widest batch.

@@ -84,7 +84,10 @@ _ASCII_SPLIT = re.compile(f"[{re.escape(_ASCII_PUNCT)}]|[^{re.escape(_ASCII_PUNC
 @lru_cache(maxsize=1)
 def _tables():
     """Translate tables and the word-split regex, built once from ``unicodedata``."""
-    control_to_space, ignorable, marks, punct = {}, {}, {}, []
+    control_to_space: dict[int, str] = {}
+    ignorable: dict[int, None] = {}
+    marks: dict[int, None] = {}
+    punct: list[str] = []
     for cp in range(sys.maxunicode + 1):
         cat = unicodedata.category(chr(cp))
         if cat in ("Cc", "Cf"):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 from edgebert.eval.metrics import FLOAT_TOLERANCE
-from edgebert.files import atomic_write_bytes
 from edgebert.model.source_model import SourceModel
 from edgebert.runtime.runners import INPUT_NAMES
 
@@ -45,20 +44,63 @@ def convert(
     form = onnx_quant.graph_of(recipe, graph)
     mask_bias = (recipe.graph or {}).get("mask_bias")
     info = report if report is not None else {}
+    check = None
     if form == onnx_quant.STANDARD:
         proto = _fp32_model(src, seq_length, recipe.graph, head, release)
         info["onnx_graph"] = {"form": form}
     else:
-        proto = _fused_model(src, seq_length, mask_bias, head, release, form, info)
-    if onnx_quant.is_float(recipe):
-        return atomic_write_bytes(out_path, proto.SerializeToString())
+        proto, check = _fused_model(src, seq_length, mask_bias, head, release, form, info)
+    float_only = onnx_quant.is_float(recipe)
+    # The graph is written out, and the protobuf freed, before anything else reads it (the fused
+    # graph's check, the quantizer): in memory together, the protobuf, its serialized bytes and
+    # ONNX Runtime's copy held BERT-large's weights three times (NOTES.md, "Memory").
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".onnx-work-") as work:
         fp32 = Path(work) / "fp32.onnx"
-        fp32.write_bytes(proto.SerializeToString())
+        _write(proto, fp32, external=not float_only and onnx_quant.reads_external_data(recipe))
         del proto
+        _return_freed_memory()
+        if check is not None:
+            check(fp32)
+        if float_only:
+            os.replace(fp32, out_path)  # same directory, so the rename is atomic
+            return out_path
         quantized = onnx_quant.apply(fp32, Path(work) / "quantized.onnx", recipe, calibration)
         os.replace(quantized, out_path)  # same directory, so the rename is atomic
     return out_path
+
+
+def _write(proto, path: Path, external: bool) -> None:
+    """Writes ``proto`` to ``path``: self-contained (one serialization), or with its weights in
+    ``path``'s data file, streamed tensor by tensor (no serialized copy of the weights at all)."""
+    if not external:
+        path.write_bytes(proto.SerializeToString())
+        return
+    import onnx
+
+    from edgebert.exporters.convert import onnx_external
+
+    data = onnx_external.data_file_of(path)
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=onnx_external.MIN_EXTERNAL_BYTES,
+    )
+
+
+def _return_freed_memory() -> None:
+    """glibc's free pages back to the system (``worker._return_freed_memory``): the protobuf's
+    arena is freed in pieces below the mmap threshold, which would stay with the process."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _fused_model(
@@ -70,13 +112,14 @@ def _fused_model(
     form: str,
     report: dict,
 ):
-    """``onnx_graph.encoder_model``, checked against the numpy BERT on probe ids before it is kept."""
+    """``onnx_graph.encoder_model``, and the check that keeps it: a function of the written
+    file that runs it on probe ids against the numpy BERT (computed here, before the weights
+    move into the graph) and raises if they differ."""
     import numpy as np
-    import onnxruntime as ort
 
     from edgebert.exporters.convert import onnx_graph
     from edgebert.exporters.sources import classifier
-    from edgebert.exporters.sources.probe import output_max_abs, probe_inputs
+    from edgebert.exporters.sources.config_recovery import output_max_abs, probe_inputs
     from edgebert.model import numpy_bert
     from edgebert.quantize import onnx_quant
 
@@ -97,20 +140,26 @@ def _fused_model(
     proto = onnx_graph.encoder_model(
         cfg, src.weights, seq_length=seq_length, mask_bias=mask_bias, attention=attention, head=head, release=release
     )
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    got = dict(zip(names, sess.run(names, dict(zip(INPUT_NAMES, (ids, mask, types))))))
-    errors = [output_max_abs(got, expected, mask)] if "sequence_output" in got else []
-    errors += [float(np.abs(got[k] - expected[k]).max()) for k in names if k not in OUTPUTS]
-    err = max(errors)
     counts = {op: sum(n.op_type == op for n in proto.graph.node) for op in onnx_graph.fused_op_counts(cfg, attention)}
-    report["onnx_graph"] = {"form": form, "fused_ops": counts, "max_abs_vs_numpy": err}
-    if not err <= FLOAT_TOLERANCE:
-        raise EdgebertError(
-            f"the fused ONNX graph differs from the numpy BERT by {err:.2e} (more than {FLOAT_TOLERANCE:g})",
-            "export with --onnx-graph standard and report this model",
-        )
-    return proto
+
+    def check(path: Path) -> None:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        got = dict(zip(names, sess.run(names, dict(zip(INPUT_NAMES, (ids, mask, types))))))
+        del sess
+        errors = [output_max_abs(got, expected, mask)] if "sequence_output" in got else []
+        errors += [float(np.abs(got[k] - expected[k]).max()) for k in names if k not in OUTPUTS]
+        err = max(errors)
+        report["onnx_graph"] = {"form": form, "fused_ops": counts, "max_abs_vs_numpy": err}
+        if not err <= FLOAT_TOLERANCE:
+            raise EdgebertError(
+                f"the fused ONNX graph differs from the numpy BERT by {err:.2e} (more than {FLOAT_TOLERANCE:g})",
+                "export with --onnx-graph standard and report this model",
+            )
+
+    return proto, check
 
 
 def _fp32_model(

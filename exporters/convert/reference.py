@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 from edgebert.eval.metrics import FLOAT_TOLERANCE
-from edgebert.exporters.sources import probe, tf1_hub
+from edgebert.exporters.sources import config_recovery, tf1_hub
 from edgebert.exporters.sources.tf2_saved_model import EDGEBERT_CONFIG, run_encoder
 from edgebert.files import atomic_write_bytes, replace_dir, tree_sha256
 from edgebert.model import numpy_bert
@@ -112,7 +112,7 @@ def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> R
         if release:
             src.weights.clear()
         return cached
-    inputs = probe.probe_inputs(src.config)
+    inputs = config_recovery.probe_inputs(src.config)
     expected = _source_outputs(src, inputs)  # before writing: the source's own computation
     path = save_reference(src, out_dir)
     if release:
@@ -120,7 +120,7 @@ def build_reference(src: SourceModel, out_dir: Path, release: bool = False) -> R
     gc.collect()
     model = load_saved_model(path)
     got = run_encoder(model, *inputs)
-    max_abs = probe.output_max_abs(got, expected, inputs[1])
+    max_abs = config_recovery.output_max_abs(got, expected, inputs[1])
     if max_abs > FLOAT_TOLERANCE:
         shutil.rmtree(path, ignore_errors=True)
         raise EdgebertError(

@@ -101,7 +101,7 @@ def task_convert(t: ConvertTask) -> dict:
     """Converts the reference to one format with one recipe."""
     from edgebert.exporters.convert import onnx_export, tflite
     from edgebert.exporters.sources import load_source
-    from edgebert.quantize import embedding, recipes, smoothing
+    from edgebert.quantize import embedding, recipes, smoothquant
     from edgebert.tokenizer.wordpiece import BertTokenizer
 
     recipe = recipes.get(t.recipe)
@@ -119,7 +119,7 @@ def task_convert(t: ConvertTask) -> dict:
         if rounding_n == n and not (t.rounding_cache and Path(t.rounding_cache).exists()):
             grams = {}
         ranges = _smoothing_ranges(src, tok, texts[:n], t.seq_length, t.smoothing_cache, grams)
-        src = smoothing.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
+        src = smoothquant.smooth(src, ranges, recipe.smoothing["alpha"], tuple(recipe.smoothing["layers"]))
         info["smoothing"] = {**recipe.smoothing, "sentences": n}
     if recipe.rounding:
         src = _rounded(src, tok, texts[:rounding_n], t.seq_length, recipe.rounding, t.rounding_cache, grams or None)
@@ -162,14 +162,14 @@ def _smoothing_ranges(
     later export of the same model, recipe and text, reads what the first wrote to ``cache``
     (``export.calibration_cache``). A
     ``grams`` dict, when the ranges are computed, receives each dense input's ``X^T X`` too
-    (``rounding.input_grams``, before smoothing)."""
-    from edgebert.quantize import smoothing
+    (``gptq.input_grams``, before smoothing)."""
+    from edgebert.quantize import smoothquant
 
     if cache and Path(cache).exists():
         _log(f"SmoothQuant: activation ranges from the calibration cache ({len(texts)} sentences)")
         return _load_npz(cache)
     _log(f"calibrating SmoothQuant scales on {len(texts)} sentences")
-    ranges = smoothing.activation_ranges(src, _calibration_batches(src, tok, texts, seq_length), grams)
+    ranges = smoothquant.activation_ranges(src, _calibration_batches(src, tok, texts, seq_length), grams)
     _save_npz(cache, ranges)
     return ranges
 
@@ -182,7 +182,7 @@ def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict,
     computed here."""
     import dataclasses
 
-    from edgebert.quantize import rounding as gptq
+    from edgebert.quantize import gptq
 
     if rounding["method"] != "gptq":
         raise ValueError(f"rounding method {rounding['method']!r}: use gptq")

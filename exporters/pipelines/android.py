@@ -91,20 +91,36 @@ def _source_of(spec: str) -> str:
     return spec
 
 
+@dataclasses.dataclass
+class _Asset:
+    """What the asset's steps hand on: the request, where the asset is built, the reference and
+    its outputs on the held-out sentences, and the head once it is chosen."""
+
+    req: AndroidRequest
+    recipe: recipes.Recipe
+    staging: Path
+    work: Path  # staging's scratch folder, removed before the manifest is written
+    n_steps: int
+    ref: dict
+    expected: dict
+    head_data: dict | None = None  # the classifier's kernel, bias, activation (and labels, pooling)
+    pooling: str = "mean"
+    labels: list[str] | None = None
+    training: dict | None = None  # how a --train head was fitted, for the manifest
+    head: dict | None = None  # the head as the converter takes it
+
+    @property
+    def output_name(self) -> str:
+        return "probability" if self.req.task == "classifier" else "embedding"
+
+    @property
+    def model_path(self) -> Path:
+        return self.staging / "model.tflite"
+
+
 def build(req: AndroidRequest) -> Manifest:
     """Writes ``req.output`` (the assets folder); returns its manifest."""
-    if req.task not in TASKS:
-        raise EdgebertError(f"unknown task {req.task!r}", f"use --task {' or --task '.join(TASKS)}")
-    if not 3 <= req.seq_length <= MAX_TASK_LIBRARY_SEQ:
-        raise EdgebertError(
-            f"--seq-len {req.seq_length} is outside what MediaPipe and the Task Library take "
-            f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})",
-            "use --seq-len 128",
-        )
-    if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
-        raise EdgebertError(
-            "--head, --train and --labels are for --task classifier", "drop them, or use --task classifier"
-        )
+    _check_request(req)
     head_data = _read_head(req.head_file) if req.head_file else None
     train = read_labelled(Path(req.train_file)) if req.train_file else None  # its errors before any work
     if req.pooling not in (None, "cls", "mean"):
@@ -118,143 +134,195 @@ def build(req: AndroidRequest) -> Manifest:
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     with workers.session(source_path):  # one process for a small model's steps
         try:
-            work = staging / ".work"
-            work.mkdir()
-            steps = 4 if req.train_file else 3
-            _progress(f"[1/{steps}] importing {req.source_label}")
-            ref, expected = import_reference(source_path, held_out, req.seq_length, work)
-            _check_source(ref, req)
-            head, labels, training = None, None, None
-            if req.task == "classifier" and not (head_data or req.train_file):
-                if not ref.get("head"):
-                    raise EdgebertError(
-                        "a classifier asset needs a head",
-                        "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
-                        f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}",
-                    )
-                head_data = fine_tuned_head(ref["head"])
-                _progress(
-                    f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
-                    f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)"
-                )
-            pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
-            if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
-                raise EdgebertError(
-                    f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
-                    f"drop --pooling (or pass --pooling {head_data['pooling']})",
-                )
-            if req.task == "classifier":
-                if req.train_file:
-                    _progress(f"[2/{steps}] training a logistic-regression head on {req.train_file}")
-                    train_texts, train_y, labels = train
-                    for warning in label_warnings(train_y, labels, req.train_file):
-                        _progress(f"  warning: {warning}")
-                    (work / "train").mkdir()
-                    workers.run(
-                        ReferenceTask(
-                            source=ref["reference"],
-                            reference_dir=ref["reference"],
-                            texts=train_texts,
-                            seq_length=req.seq_length,
-                            outputs_npz=str(work / "train" / "train.npz"),
-                        ),
-                        work / "train",
-                    )
-                    train_ref = dict(np.load(work / "train" / "train.npz"))
-                    trained = train_head(_features(train_ref, pooling), train_y)
-                    head_data = {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}
-                    training = {
-                        "file": str(req.train_file),
-                        "sentences": len(train_texts),
-                        "pooling": pooling,
-                        "train_accuracy": trained["train_accuracy"],
-                        "held_out_accuracy": trained["held_out_accuracy"],
-                        "held_out": trained["held_out"],
-                        "l2": trained["l2"],
-                    }
-                    _progress(
-                        f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
-                        f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences"
-                    )
-                labels = _labels(req, head_data, labels)
-                np.savez(work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
-                head = {
-                    "task": "classifier",
-                    "pooling": pooling,
-                    "npz": str(work / "head.npz"),
-                    "activation": head_data.get("activation", "softmax"),
-                }
-            else:
-                head = {"task": "embedder", "pooling": pooling}
-            _progress(f"[{steps - 1}/{steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}")
-            raw = work / "model.tflite"
-            workers.run(
-                ConvertTask(
-                    format="tflite",
-                    recipe=recipe.ref,
-                    reference=ref["reference"],
-                    out=str(raw),
-                    seq_length=req.seq_length,
-                    calibration=cal_texts,
-                    batch_size=1,
-                    head=head,
-                ),
-                work,
-            )
-            model_buf = raw.read_bytes()
-            output_name = "probability" if req.task == "classifier" else "embedding"
-            meta = amd.build_metadata(
-                model_buf,
-                name=f"{Path(str(req.source_label)).name} {req.task}",
-                description=f"BERT {req.task} exported by edgebert ({recipe.name}, "
-                f"{pooling} pooling, seq {req.seq_length}).",
-                task=req.task,
-                vocab_name="vocab.txt",
-                labels_name="labels.txt" if labels else None,
-                num_labels=len(labels) if labels else None,
-                version=recipe.name,
-            )
-            vocab = Path(ref["vocab_file"]).read_bytes()
-            files = {"vocab.txt": vocab}
-            if labels:
-                files["labels.txt"] = ("\n".join(labels) + "\n").encode()
-            (staging / "model.tflite").write_bytes(amd.populate(model_buf, meta, files))
-            for name, data in files.items():
-                (staging / name).write_bytes(data)
-            _progress(f"[{steps}/{steps}] measuring against the reference on {len(held_out)} held-out sentences")
-            accuracy = _measure(staging / "model.tflite", expected, pooling, head_data, req.task, output_name)
-            gate = _gate(accuracy, recipe, req.task)
-            _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
-            checks = static_checks.run(
-                staging / "model.tflite", "tflite", recipe.int8, lambda line: _progress(f"  {line}")
-            )
+            asset = _import_step(req, recipe, source_path, staging, held_out)
+            _choose_head(asset, head_data, train)
+            _convert_step(asset, cal_texts)
+            accuracy, gate, checks = _measure_step(asset, len(held_out))
             if gate and not req.allow_accuracy_loss:
                 raise EdgebertError(
                     f"the asset misses its accuracy bar ({'; '.join(gate)}); nothing written",
                     "use fp32 (drop --int8), or --allow-accuracy-loss",
                 )
-            shutil.rmtree(work)
-            manifest = _manifest(
-                req,
-                ref,
-                recipe,
-                pooling,
-                labels,
-                output_name,
-                accuracy,
-                gate,
-                checks,
-                training,
-                staging / "model.tflite",
-            )
-            manifest = write_manifest(staging, Manifest.from_json(manifest))
+            shutil.rmtree(asset.work)
+            manifest = write_manifest(staging, Manifest.from_json(_manifest(asset, accuracy, gate, checks)))
             (staging / "README.md").write_text(
-                _readme(req.task, output_name, labels, req.seq_length, checks["gpu_compatibility"])
+                _readme(req.task, asset.output_name, asset.labels, req.seq_length, checks["gpu_compatibility"])
             )
             replace_dir(staging, out)
             return manifest
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_request(req: AndroidRequest) -> None:
+    """The task, the length and the options that only a classifier takes."""
+    if req.task not in TASKS:
+        raise EdgebertError(f"unknown task {req.task!r}", f"use --task {' or --task '.join(TASKS)}")
+    if not 3 <= req.seq_length <= MAX_TASK_LIBRARY_SEQ:
+        raise EdgebertError(
+            f"--seq-len {req.seq_length} is outside what MediaPipe and the Task Library take "
+            f"(a fixed length from 3 to {MAX_TASK_LIBRARY_SEQ})",
+            "use --seq-len 128",
+        )
+    if req.task == "embedder" and (req.head_file or req.train_file or req.labels_file):
+        raise EdgebertError(
+            "--head, --train and --labels are for --task classifier", "drop them, or use --task classifier"
+        )
+
+
+def _import_step(
+    req: AndroidRequest, recipe: recipes.Recipe, source_path: Path, staging: Path, held_out: list[str]
+) -> _Asset:
+    """Step 1: the reference and its outputs on the held-out sentences, checked for Android."""
+    work = staging / ".work"
+    work.mkdir()
+    n_steps = 4 if req.train_file else 3
+    _progress(f"[1/{n_steps}] importing {req.source_label}")
+    ref, expected = import_reference(source_path, held_out, req.seq_length, work)
+    _check_source(ref, req)
+    return _Asset(req, recipe, staging, work, n_steps, ref, expected)
+
+
+def _choose_head(asset: _Asset, head_data: dict | None, train: tuple | None) -> None:
+    """The pooling and, for a classifier, its head: ``--head``'s, one trained on ``--train``
+    (step 2), or the fine-tuned source's own."""
+    req = asset.req
+    if req.task == "classifier" and not (head_data or req.train_file):
+        head_data = _source_head(asset.ref)
+    pooling = req.pooling or (head_data or {}).get("pooling") or "mean"
+    if head_data and head_data.get("fine_tuned") and pooling != head_data["pooling"]:
+        raise EdgebertError(
+            f"the fine-tuned head reads the {head_data['pooling']} output, not --pooling {pooling}",
+            f"drop --pooling (or pass --pooling {head_data['pooling']})",
+        )
+    asset.pooling = pooling
+    if req.task != "classifier":
+        asset.head = {"task": "embedder", "pooling": pooling}
+        return
+    trained_names = None
+    if req.train_file:
+        head_data, trained_names, asset.training = _train_head_step(asset, train)
+    asset.head_data = head_data
+    asset.labels = _labels(req, head_data, trained_names)
+    np.savez(asset.work / "head.npz", kernel=head_data["kernel"], bias=head_data["bias"])
+    asset.head = {
+        "task": "classifier",
+        "pooling": pooling,
+        "npz": str(asset.work / "head.npz"),
+        "activation": head_data.get("activation", "softmax"),
+    }
+
+
+def _source_head(ref: dict) -> dict:
+    """The fine-tuned classifier's head, as MediaPipe wants it; an error if the source has none."""
+    if not ref.get("head"):
+        raise EdgebertError(
+            "a classifier asset needs a head",
+            "pass a fine-tuned classifier SavedModel (`edgebert finetune` writes one), "
+            f"--train FILE (label<TAB>text) or --head FILE. {HEAD_FORMAT}",
+        )
+    head_data = fine_tuned_head(ref["head"])
+    _progress(
+        f"  head: the fine-tuned classifier's ({ref['head']['units']} unit(s), {ref['head']['activation']}"
+        f" -> {head_data['activation']} over {len(head_data['labels'])} labels for MediaPipe)"
+    )
+    return head_data
+
+
+def _train_head_step(asset: _Asset, train: tuple) -> tuple[dict, list[str], dict]:
+    """Step 2: a logistic-regression head on the reference's features of the ``--train``
+    sentences; returns the head, its label names and how it was fitted."""
+    req, work = asset.req, asset.work
+    _progress(f"[2/{asset.n_steps}] training a logistic-regression head on {req.train_file}")
+    train_texts, train_y, labels = train
+    for warning in label_warnings(train_y, labels, req.train_file):
+        _progress(f"  warning: {warning}")
+    (work / "train").mkdir()
+    workers.run(
+        ReferenceTask(
+            source=asset.ref["reference"],
+            reference_dir=asset.ref["reference"],
+            texts=train_texts,
+            seq_length=req.seq_length,
+            outputs_npz=str(work / "train" / "train.npz"),
+        ),
+        work / "train",
+    )
+    train_ref = dict(np.load(work / "train" / "train.npz"))
+    trained = train_head(_features(train_ref, asset.pooling), train_y)
+    training = {
+        "file": str(req.train_file),
+        "sentences": len(train_texts),
+        "pooling": asset.pooling,
+        "train_accuracy": trained["train_accuracy"],
+        "held_out_accuracy": trained["held_out_accuracy"],
+        "held_out": trained["held_out"],
+        "l2": trained["l2"],
+    }
+    _progress(
+        f"  head: {len(labels)} labels, L2 {trained['l2']:g}, accuracy {trained['train_accuracy']:.3f} "
+        f"(train), {trained['held_out_accuracy']:.3f} on {trained['held_out']} held-out sentences"
+    )
+    return {"kernel": trained["kernel"], "bias": trained["bias"], "activation": "softmax"}, labels, training
+
+
+def _convert_step(asset: _Asset, cal_texts: list[str]) -> None:
+    """The conversion to a fixed [1, seq] .tflite with the task's head, in a worker process, and
+    the file written to the asset with its metadata, vocab and labels."""
+    req, recipe = asset.req, asset.recipe
+    _progress(
+        f"[{asset.n_steps - 1}/{asset.n_steps}] converting to tflite [1, {req.seq_length}] with recipe {recipe.name}"
+    )
+    raw = asset.work / "model.tflite"
+    workers.run(
+        ConvertTask(
+            format="tflite",
+            recipe=recipe.ref,
+            reference=asset.ref["reference"],
+            out=str(raw),
+            seq_length=req.seq_length,
+            calibration=cal_texts,
+            batch_size=1,
+            head=asset.head,
+        ),
+        asset.work,
+    )
+    _write_model(asset, raw.read_bytes())
+
+
+def _write_model(asset: _Asset, model_buf: bytes) -> None:
+    """``model.tflite`` with TFLite Metadata (tokenizer, vocab and labels packed in), and the
+    vocab and labels next to it as plain files."""
+    req, labels = asset.req, asset.labels
+    meta = amd.build_metadata(
+        model_buf,
+        name=f"{Path(str(req.source_label)).name} {req.task}",
+        description=f"BERT {req.task} exported by edgebert ({asset.recipe.name}, "
+        f"{asset.pooling} pooling, seq {req.seq_length}).",
+        task=req.task,
+        vocab_name="vocab.txt",
+        labels_name="labels.txt" if labels else None,
+        num_labels=len(labels) if labels else None,
+        version=asset.recipe.name,
+    )
+    files = {"vocab.txt": Path(asset.ref["vocab_file"]).read_bytes()}
+    if labels:
+        files["labels.txt"] = ("\n".join(labels) + "\n").encode()
+    asset.model_path.write_bytes(amd.populate(model_buf, meta, files))
+    for name, data in files.items():
+        (asset.staging / name).write_bytes(data)
+
+
+def _measure_step(asset: _Asset, n_held: int) -> tuple[dict, list[str], dict]:
+    """The last step: the asset against the reference, and the static file checks; returns the
+    accuracy, the bar's misses and the checks by manifest key."""
+    req = asset.req
+    _progress(f"[{asset.n_steps}/{asset.n_steps}] measuring against the reference on {n_held} held-out sentences")
+    accuracy = _measure(asset.model_path, asset.expected, asset.pooling, asset.head_data, req.task, asset.output_name)
+    gate = _gate(accuracy, asset.recipe, req.task)
+    _progress(f"  {accuracy_line(accuracy)}" + ("" if not gate else "  FAILS: " + "; ".join(gate)))
+    checks = static_checks.run(asset.model_path, "tflite", asset.recipe.int8, lambda line: _progress(f"  {line}"))
+    return accuracy, gate, checks
 
 
 def build_buckets(req: AndroidRequest, lengths: tuple[int, ...]) -> dict:
@@ -452,11 +520,12 @@ def accuracy_line(acc: dict) -> str:
     return f"probabilities vs reference: max-abs {p['max_abs']:.2e}, top class agreement {p['decision_agreement']:.4f}"
 
 
-def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, checks, training, model_path) -> dict:
+def _manifest(asset: _Asset, accuracy: dict, gate: list[str], checks: dict) -> dict:
     """The asset's ``edgebert.json``; ``checks``: the static file checks by manifest key
     (``static_checks.run``)."""
     from edgebert.files import file_sha256
 
+    req, ref, labels, model_path = asset.req, asset.ref, asset.labels, asset.model_path
     return {
         "kind": "android-assets",
         "task": req.task,
@@ -467,10 +536,10 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, ch
         "tokenizer": {"vocab": "vocab.txt", "do_lower_case": True, "casing": "uncased"},
         "seq_length": req.seq_length,
         "graph_form": "gpu",
-        "pooling": pooling,
+        "pooling": asset.pooling,
         "labels": labels,
-        "recipe": recipe.to_json(),
-        "head_training": training,
+        "recipe": asset.recipe.to_json(),
+        "head_training": asset.training,
         "models": {
             "tflite": {
                 "file": "model.tflite",
@@ -482,7 +551,7 @@ def _manifest(req, ref, recipe, pooling, labels, output_name, accuracy, gate, ch
                 ],
                 "outputs": [
                     {
-                        "name": output_name,
+                        "name": asset.output_name,
                         "dtype": "float32",
                         "shape": [1, len(labels) if labels else ref["config"]["hidden_size"]],
                     }

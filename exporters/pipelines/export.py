@@ -120,16 +120,47 @@ def calibration_cache(kind: str, ref: dict, sections: list, texts: list[str], se
     return str(cache_dir() / "calibration" / f"{kind}-{digest}.npz")
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the export's steps hand on: the request, where the bundle is built, the reference's
+    outputs on the held-out sentences (the gate's expectations) and each format's manifest entry."""
+
+    req: ExportRequest
+    staging: Path
+    work: Path  # staging's scratch folder, removed before the bundle is written
+    n_steps: int
+    ref: dict
+    expected: dict
+    feeds: dict
+    head: dict | None  # a fine-tuned classifier's head, from the reference
+    step_costs: list
+    models: dict = dataclasses.field(default_factory=dict)
+
+
 def _export(
     req: ExportRequest, source_path: Path, out: Path, staging: Path, cal_texts: list[str], held_out: list[str]
-) -> dict:
+) -> Manifest:
     """The export's steps, building the bundle in ``staging``; renames it to ``out`` when it passed."""
+    run = _import_step(req, source_path, staging, held_out)
+    for step, fmt in enumerate(req.formats, start=2):
+        _convert_step(run, step, fmt, cal_texts)
+    failed = _gate_step(run, len(held_out))
+    if failed and not req.allow_accuracy_loss:
+        raise EdgebertError(
+            f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); no bundle written",
+            "use another recipe, or --allow-accuracy-loss to keep it",
+        )
+    return _write_bundle(run, out, len(cal_texts), len(held_out))
+
+
+def _import_step(req: ExportRequest, source_path: Path, staging: Path, held_out: list[str]) -> _Run:
+    """Step 1: the reference, and its outputs on the held-out sentences."""
     work = staging / ".work"
     work.mkdir()
     n_steps = 2 + len(req.formats)
     _progress(f"[1/{n_steps}] importing {req.source_label}")
     ref, expected = import_reference(source_path, held_out, max(req.buckets) if req.buckets else req.seq_length, work)
-    steps = [costs.StepCost(**ref.pop("step"))]
+    step_costs = [costs.StepCost(**ref.pop("step"))]
     feeds = {k: expected.pop(k) for k in runners.INPUT_NAMES}
     head = ref.get("head")
     if head:
@@ -140,92 +171,115 @@ def _export(
             + (f", packed to {head['seq_length']} tokens" if head["seq_length"] else "")
             + f"; edgebert reproduces its scores to {head['max_abs_vs_source']:.1e}"
         )
-    models = {}
-    for i, fmt in enumerate(req.formats, start=2):
-        _progress(f"[{i}/{n_steps}] converting to {fmt} with recipe {req.recipe.name}")
-        path = staging / MODEL_FILES[fmt]
-        conv = workers.run(
-            ConvertTask(
-                format=fmt,
-                recipe=req.recipe.ref,
-                reference=ref["reference"],
-                out=str(path),
-                seq_length=req.seq_length,
-                calibration=cal_texts,
-                smoothing_cache=calibration_cache("smoothing", ref, [req.recipe.smoothing], cal_texts, req.seq_length),
-                rounding_cache=calibration_cache(
-                    "rounding", ref, [req.recipe.smoothing, req.recipe.rounding], cal_texts, req.seq_length
-                ),
-                onnx_graph=req.onnx_graph,
-                batch_size=req.batch_size,
-                buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
-                graph_form=req.graph_form,
-                head=_bundle_head(head),
-            ),
-            work,
-        )
-        steps.append(costs.StepCost(**conv.pop("step")))
-        models[fmt] = {"file": path.name, "conversion": conv}
-        if fmt == "onnx":  # the gate measures the pair of files the bundle ships
-            models[fmt]["data_file"] = onnx_external.move_weights_out(path).name
-    _progress(f"[{n_steps}/{n_steps}] measuring against the reference on {len(held_out)} held-out sentences")
+    return _Run(req, staging, work, n_steps, ref, expected, feeds, head, step_costs)
+
+
+def _convert_step(run: _Run, step: int, fmt: str, cal_texts: list[str]) -> None:
+    """One conversion, in a worker process, into the bundle's file for ``fmt``."""
+    req = run.req
+    _progress(f"[{step}/{run.n_steps}] converting to {fmt} with recipe {req.recipe.name}")
+    path = run.staging / MODEL_FILES[fmt]
+    conv = workers.run(_convert_task(run, fmt, path, cal_texts), run.work)
+    run.step_costs.append(costs.StepCost(**conv.pop("step")))
+    run.models[fmt] = {"file": path.name, "conversion": conv}
+    if fmt == "onnx":  # the gate measures the pair of files the bundle ships
+        run.models[fmt]["data_file"] = onnx_external.move_weights_out(path).name
+
+
+def _convert_task(run: _Run, fmt: str, path: Path, cal_texts: list[str]) -> ConvertTask:
+    req, ref = run.req, run.ref
+    rec = req.recipe
+    return ConvertTask(
+        format=fmt,
+        recipe=rec.ref,
+        reference=ref["reference"],
+        out=str(path),
+        seq_length=req.seq_length,
+        calibration=cal_texts,
+        smoothing_cache=calibration_cache("smoothing", ref, [rec.smoothing], cal_texts, req.seq_length),
+        rounding_cache=calibration_cache("rounding", ref, [rec.smoothing, rec.rounding], cal_texts, req.seq_length),
+        onnx_graph=req.onnx_graph,
+        batch_size=req.batch_size,
+        buckets=list(req.buckets) if req.buckets and fmt == "tflite" else None,
+        graph_form=req.graph_form,
+        head=_bundle_head(run.head),
+    )
+
+
+def _gate_step(run: _Run, n_held: int) -> list[str]:
+    """The last step: every file measured against the reference; returns the gate's misses."""
+    _progress(f"[{run.n_steps}/{run.n_steps}] measuring against the reference on {n_held} held-out sentences")
     costs.reset_peak()
     t_gate = time.perf_counter()
     failed = []
-    for fmt, entry in models.items():
-        path = staging / entry["file"]
-        runner = runners.open_runner(path, num_threads=2)
-        ticker = Ticker(f"{fmt} gate", len(feeds["input_word_ids"]))
-        got = runners.run_batches(
-            runner, _batches(feeds, runner.batch_size or 8, trim=req.seq_length is None, ticker=ticker)
-        )
-        result = metrics.compare(got, expected, feeds["input_mask"])
-        gated = ("pooled_output", "mean_pooled")
-        if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
-            gated = ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",)
-        misses = metrics.gate(result, req.recipe.thresholds, gated)
-        if head:
-            result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
-            misses += metrics.gate_scores(result["scores"], req.recipe.thresholds)
-        entry.update(static_checks.run(path, fmt, req.recipe.int8, lambda line, fmt=fmt: _progress(f"  {fmt}: {line}")))
-        if runner.report.used == "xnnpack" and runner.report.nodes_total is not None:
-            entry["xnnpack_delegation"] = delegates.delegation_counts(runner.report)
-        entry.update(
-            _file_entry(path, runner, req.seq_length, head),
-            **_data_entry(path, entry.get("data_file")),
-            accuracy=result,
-            gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses},
-        )
-        p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
-        _progress(
-            f"  {fmt}: {(entry['bytes'] + entry.get('data_bytes', 0)) / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
-            f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
-            f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
-            + (
-                f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
-                f"{result['scores']['decision_agreement']:.4f}"
-                if head
-                else ""
-            )
-            + ("" if not misses else "  FAILS: " + "; ".join(misses))
-        )
-        failed += [f"{fmt}: {x}" for x in misses]
-    steps.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
-    _progress(f"  cost: {costs.summary(costs.totals(steps))}")
-    if failed and not req.allow_accuracy_loss:
-        raise EdgebertError(
-            f"accuracy gate of recipe {req.recipe.name} failed ({'; '.join(failed)}); no bundle written",
-            "use another recipe, or --allow-accuracy-loss to keep it",
-        )
-    shutil.copyfile(ref["vocab_file"], staging / VOCAB)
-    shutil.rmtree(work)
-    manifest = write_manifest(
-        staging,
-        Manifest.from_json(
-            {**_manifest(req, ref, models, len(cal_texts), len(held_out)), "export_cost": costs.totals(steps)}
-        ),
+    for fmt, entry in run.models.items():
+        failed += [f"{fmt}: {x}" for x in _gate_model(run, fmt, entry)]
+    run.step_costs.append(costs.StepCost("gate", round(time.perf_counter() - t_gate, 1), round(costs.peak_gb(), 3)))
+    _progress(f"  cost: {costs.summary(costs.totals(run.step_costs))}")
+    return failed
+
+
+def _gate_model(run: _Run, fmt: str, entry: dict) -> list[str]:
+    """Runs one file with its device runtime, fills in its manifest entry; returns its misses."""
+    req, head = run.req, run.head
+    path = run.staging / entry["file"]
+    runner = runners.open_runner(path, num_threads=2)
+    ticker = Ticker(f"{fmt} gate", len(run.feeds["input_word_ids"]))
+    got = runners.run_batches(
+        runner, _batches(run.feeds, runner.batch_size or 8, trim=req.seq_length is None, ticker=ticker)
     )
-    replace_dir(staging, out)
+    result, misses = _compare(got, run.expected, run.feeds["input_mask"], head, req.recipe.thresholds)
+    entry.update(static_checks.run(path, fmt, req.recipe.int8, lambda line, fmt=fmt: _progress(f"  {fmt}: {line}")))
+    if runner.report.used == "xnnpack" and runner.report.nodes_total is not None:
+        entry["xnnpack_delegation"] = delegates.delegation_counts(runner.report)
+    entry.update(
+        _file_entry(path, runner, req.seq_length, head),
+        **_data_entry(path, entry.get("data_file")),
+        accuracy=result,
+        gate={"thresholds": req.recipe.thresholds, "passed": not misses, "misses": misses},
+    )
+    _progress(_gate_line(fmt, entry, result, head, misses))
+    return misses
+
+
+def _compare(got: dict, expected: dict, mask: np.ndarray, head: dict | None, thresholds: dict) -> tuple[dict, list]:
+    """The accuracy of one file's outputs, and the recipe's thresholds it misses."""
+    result = metrics.compare(got, expected, mask)
+    gated = ("pooled_output", "mean_pooled")
+    if head:  # a classifier promises its scores: gate the features its head reads, and its decisions
+        gated = ("pooled_output",) if head["pooling"] == "cls" else ("mean_pooled",)
+    misses = metrics.gate(result, thresholds, gated)
+    if head:
+        result["scores"] = metrics.compare_scores(got["scores"], expected["scores"], head["activation"])
+        misses += metrics.gate_scores(result["scores"], thresholds)
+    return result, misses
+
+
+def _gate_line(fmt: str, entry: dict, result: dict, head: dict | None, misses: list[str]) -> str:
+    p, m = result["pooled_output"]["cosine"], result["mean_pooled"]["cosine"]
+    return (
+        f"  {fmt}: {(entry['bytes'] + entry.get('data_bytes', 0)) / 1e6:.1f} MB, cosine pooled {p['mean']:.5f} "
+        f"(min {p['min']:.5f}), mean-pooled {m['mean']:.5f} (min {m['min']:.5f}), "
+        f"pooled max-abs {result['pooled_output']['max_abs']:.2e}"
+        + (
+            f", scores max-abs {result['scores']['max_abs']:.2e}, decisions "
+            f"{result['scores']['decision_agreement']:.4f}"
+            if head
+            else ""
+        )
+        + ("" if not misses else "  FAILS: " + "; ".join(misses))
+    )
+
+
+def _write_bundle(run: _Run, out: Path, n_cal: int, n_held: int) -> Manifest:
+    """The vocab and manifest next to the models; the bundle renamed into place."""
+    shutil.copyfile(run.ref["vocab_file"], run.staging / VOCAB)
+    shutil.rmtree(run.work)
+    manifest = _manifest(run.req, run.ref, run.models, n_cal, n_held)
+    manifest = write_manifest(
+        run.staging, Manifest.from_json({**manifest, "export_cost": costs.totals(run.step_costs)})
+    )
+    replace_dir(run.staging, out)
     return manifest
 
 

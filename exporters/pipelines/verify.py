@@ -109,7 +109,7 @@ def layer_drift(m, feeds: dict, ref: dict, progress=_progress) -> dict:
     Runs a tapped copy of the bundle's model (``layer_taps``: the same kernels, more outputs)
     through the bundle's own batching.
     """
-    num_layers = int(m.info.architecture["num_layers"])
+    num_layers = int(m.manifest.architecture["num_layers"])
     if f"layer_{num_layers - 1}" not in ref:
         return {"available": False, "reason": "the reference returned no encoder_outputs"}
     lengths = feeds["input_mask"].sum(1).astype(int)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.sources import probe
+from edgebert.exporters.sources import config_recovery
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.model.config import EMBEDDING_NAMES, BertConfig
 from edgebert.model.source_model import SourceModel
@@ -50,11 +50,11 @@ def load(path: Path) -> SourceModel:
         for name, v in variables.items()
         if name.startswith("bert/")
     }
-    cfg = probe.identify(
+    cfg = config_recovery.identify(
         infer_config(weights, path),
         weights,
         lambda *a: run_tokens(obj, *a),
-        heads=probe.head_candidates(weights[EMBEDDING_NAMES["word"]].shape[1]),
+        heads=config_recovery.head_candidates(weights[EMBEDDING_NAMES["word"]].shape[1]),
         where=str(path),
     )
     info = obj.signatures["tokenization_info"]()

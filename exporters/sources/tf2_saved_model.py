@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import SourceError
-from edgebert.exporters.sources import probe
+from edgebert.exporters.sources import config_recovery
 from edgebert.exporters.sources.base import guess_lower_case
 from edgebert.exporters.sources.saved_model_util import load_saved_model, variables_by_name
 from edgebert.model.config import EMBEDDING_NAMES, POOLER_NAMES, BertConfig, layer_names
@@ -114,7 +114,9 @@ def load(path: Path) -> SourceModel:
                 "pass a BERT encoder, not a preprocessing or classifier model",
             )
     weights, heads = model_garden_weights(variables_by_name(obj), path)
-    cfg = probe.identify(config_from_shapes(weights, heads), weights, lambda *a: run_encoder(obj, *a), where=str(path))
+    cfg = config_recovery.identify(
+        config_from_shapes(weights, heads), weights, lambda *a: run_encoder(obj, *a), where=str(path)
+    )
     vocab = asset_path(obj, "vocab_file") or path / "assets" / "vocab.txt"
     if hasattr(obj, "do_lower_case"):
         lower = bool(obj.do_lower_case.numpy())

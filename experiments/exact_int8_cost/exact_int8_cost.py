@@ -1,7 +1,7 @@
 """What the exact int8 form costs: one ONNX int8 file run as stored (u8 x s8) and re-signed
 (u8 x u8, ``edgebert.formats.onnx_exact_int8``), interleaved in one process, batch 1, seq 128.
 
-    .venv/bin/python benchmarks/exact_int8_cost.py BUNDLE/model.onnx [rounds]
+    .venv/bin/python experiments/exact_int8_cost/exact_int8_cost.py BUNDLE/model.onnx [rounds]
 
 On a CPU whose u8 x s8 kernel is exact (VNNI, Arm) the stored form is what the runner runs;
 on x86 without VNNI the stored form's numbers are wrong (saturating int16 sums) and this only

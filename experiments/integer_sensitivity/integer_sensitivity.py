@@ -1,7 +1,7 @@
 """Per-layer sensitivity of integer-only TFLite on the default model: which op groups need
 int16 activations. The table ``wi8_ai8i16``'s ``precision`` section was decided from.
 
-    .venv/bin/python benchmarks/integer_sensitivity.py [--sentences 60] [-o benchmarks/results/integer_sensitivity]
+    .venv/bin/python experiments/integer_sensitivity/integer_sensitivity.py [--sentences 60] [-o benchmarks/results/integer_sensitivity]
 
 Starts from every op int16 (int8 weights) and moves one op group at a time to int8, then runs
 the recipe itself and every op int8. Each row is quantized with ai-edge-quantizer from the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 L = r"layer_\d+/"
 GROUPS = {  # op groups by name scope (exporters/convert/encoder_graph.py)
@@ -59,7 +59,7 @@ def main() -> int:
     from edgebert.exporters.sources import load_source
     from edgebert.hub import default_model
     from edgebert.model import numpy_bert
-    from edgebert.quantize import calibration, recipes, smoothing, tflite_quant
+    from edgebert.quantize import calibration, recipes, smoothquant, tflite_quant
     from edgebert.runtime import runners
     from edgebert.tokenizer.wordpiece import BertTokenizer
 
@@ -79,7 +79,7 @@ def main() -> int:
         tuple(tok(cal_texts[i : i + 32], seq_length=128, dynamic_padding=True)[k] for k in inputs)
         for i in range(0, 256, 32)
     ]
-    src = smoothing.smooth(src, smoothing.activation_ranges(src, batches), 0.5, ("qkv", "ffn_in"))
+    src = smoothquant.smooth(src, smoothquant.activation_ranges(src, batches), 0.5, ("qkv", "ffn_in"))
     enc = tok(cal_texts[:64], seq_length=128)
     cal = [{k: v[i : i + 1] for k, v in enc.items()} for i in range(64)]
     texts = [ln.split("\t")[2] for ln in CORPUS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2]

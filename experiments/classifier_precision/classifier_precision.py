@@ -1,9 +1,9 @@
 """Which activations a fine-tuned classifier needs in int16 to keep its decisions integer-only:
 recipe variants of ``wi8_ai8i16`` / ``wi8_ai16`` as recipe files, exported in ONNX (QDQ; the
 format whose 16-bit ops run fastest here), each scored against the fp32 bundle on the held-out
-sentences of ``benchmarks/finetune_accuracy.py``'s classifier (run that first).
+sentences of ``experiments/finetune_accuracy/finetune_accuracy.py``'s classifier (run that first).
 
-    .venv/bin/python benchmarks/classifier_precision.py [--runs "name;name"] [-o benchmarks/results/classifier_precision]
+    .venv/bin/python experiments/classifier_precision/classifier_precision.py [--runs "name;name"] [-o benchmarks/results/classifier_precision]
 
 Writes results.json / results.md / results.png: per variant the share of identical decisions, the probability
 max-abs, and the export gate's pooled cosine on its 64 held-out calibration-corpus sentences.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FT = ROOT / "benchmarks" / "results" / "finetune"
 CORPUS = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 ALL = ".*"
@@ -85,7 +85,10 @@ def main() -> int:
     args = p.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     if not (FT / "bundle_fp32" / "edgebert.json").exists():
-        print("run benchmarks/finetune_accuracy.py first (it fine-tunes the classifier)", file=sys.stderr)
+        print(
+            "run experiments/finetune_accuracy/finetune_accuracy.py first (it fine-tunes the classifier)",
+            file=sys.stderr,
+        )
         return 2
     texts, _, _ = read_labelled(FT / "classifier" / "eval_split.tsv")
     with edgebert.load(FT / "bundle_fp32", backend="onnx") as m:
@@ -129,7 +132,7 @@ def main() -> int:
     order = list(variants())
     rows.sort(key=lambda r: order.index(r["run"]) if r["run"] in order else len(order))
     md = [
-        f"Fine-tuned movie-sentiment classifier (benchmarks/finetune_accuracy.py), ONNX integer-only (QDQ), "
+        f"Fine-tuned movie-sentiment classifier (experiments/finetune_accuracy/finetune_accuracy.py), ONNX integer-only (QDQ), "
         f"{len(texts)} held-out sentences: identical decisions with the fp32 bundle; the export gate's pooled "
         "cosine on its 64 held-out calibration-corpus sentences",
         "",

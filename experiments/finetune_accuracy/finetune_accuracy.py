@@ -1,7 +1,7 @@
 """Fine-tuning end to end: ``edgebert finetune`` -> SavedModel -> fp32 / int8 / integer-only bundles, all scored
 on the same held-out sentences, next to the frozen-embedding probe.
 
-    .venv/bin/python benchmarks/finetune_accuracy.py [--train FILE] [--epochs 3] [--reuse-bundles] [-o DIR]
+    .venv/bin/python experiments/finetune_accuracy/finetune_accuracy.py [--train FILE] [--epochs 3] [--reuse-bundles] [-o DIR]
 
 Writes ``DIR/finetune_accuracy.json`` and ``.png`` (held-out accuracy per model, per epoch).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SENTIMENT = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 RECIPES = ("fp32", "wi8_afp32", "wi8_ai8i16", "wi8_ai16")  # fp32 first: the int8 rows are compared with it
 

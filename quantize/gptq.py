@@ -24,7 +24,7 @@ import numpy as np
 from edgebert.model import numpy_bert
 from edgebert.model.config import layer_names
 from edgebert.model.source_model import SourceModel
-from edgebert.quantize.smoothing import GROUPS
+from edgebert.quantize.smoothquant import GROUPS
 
 MIN_ELEMENTS = 1024  # smaller kernels stay float in both formats (quantize.onnx_quant)
 BLOCK = 128

@@ -5,7 +5,7 @@ batch 1, seq 128: the Android / GPU shape), then on the CPU (XNNPACK, 2 threads)
 outputs of the two forms on real sentences (max-abs), and latency at batch 1 with the
 variants interleaved round by round so drift hits all alike.
 
-    python benchmarks/graph_form_cpu.py [-o out/graph_form] [--rounds 20]
+    .venv/bin/python experiments/graph_form_cpu/graph_form_cpu.py [-o out/graph_form] [--rounds 20]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from edgebert.model.bundle import is_bundle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SENTENCES = ROOT / "tests" / "data" / "sentiment" / "movieReviewSnippets_GroundTruth.txt"
 
 
