@@ -55,8 +55,8 @@ def check_bundle(bundle: Path, texts: list[str], accelerator: str, repeats: int)
         "bundle": bundle.name,
         "seq_length": cpu.seq_length or "dynamic",
         "batch": cpu.model_batch or "dynamic",
-        "recipe": cpu.info.recipe["name"],
-        "graph_form": cpu.info.graph_form or "gpu",
+        "recipe": cpu.manifest.recipe["name"],
+        "graph_form": cpu.manifest.graph_form or "gpu",
         "static_check": gpu_compat.check_tflite(cpu.model_path),
     }
     feeds = cpu.tokenize(texts)

@@ -40,8 +40,8 @@ def android_recipe(int8: bool | str) -> str:
 # The keys each section may hold, and who reads them.
 SECTION_KEYS = {
     "thresholds": {"cosine_mean", "cosine_min", "agreement_min", "max_abs"},  # metrics.gate / gate_scores
-    "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothing, via the worker
-    "rounding": {"method", "damp", "sentences"},  # quantize.rounding (GPTQ), via the worker
+    "smoothing": {"alpha", "layers", "calibration_sentences"},  # quantize.smoothquant (SmoothQuant), via the worker
+    "rounding": {"method", "damp", "sentences"},  # quantize.gptq (GPTQ), via the worker
     "calibration": {"method", "sentences", "percentile"},  # the worker; onnx_quant's qdq_static
     "graph": {"mask_bias", "layer_norm_cls_apart"},  # the encoder graph builders
     # Integer recipes: op groups (regex on op name scopes) with int16 activations, and lookup
@@ -130,7 +130,7 @@ def method_of(recipe: Recipe, fmt: str, methods: dict[str, Method]) -> tuple[Met
     return method, section
 
 
-ROUNDINGS = {"gptq"}  # quantize.rounding
+ROUNDINGS = {"gptq"}  # quantize.gptq
 
 
 def _check_sections(name: str, raw: dict) -> None:

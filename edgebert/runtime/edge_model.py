@@ -18,7 +18,7 @@ import queue
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -33,6 +33,11 @@ from edgebert.runtime.options import GpuOptions, OnnxOptions, RunnerSettings, Tf
 from edgebert.runtime.runner_protocol import Runner
 from edgebert.tokenizer.wordpiece import BertTokenizer
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from edgebert.runtime.options import LoadKeywords
+
 # Dynamic-length batches are padded to a multiple of this: fewer distinct shapes (each new
 # shape re-plans the interpreter) for at most 7 wasted positions.
 LENGTH_BUCKET = 8
@@ -45,15 +50,7 @@ def load(
     backend: str = "auto",
     delegate: str = "auto",
     num_threads: int | None = None,
-    *,
-    fallback: bool = False,
-    pool_size: int = 1,
-    batch_size: int = 32,
-    fast_tokenizer: bool = False,
-    tflite: TfliteOptions | None = None,
-    gpu: GpuOptions | None = None,
-    onnx: OnnxOptions | None = None,
-    **deprecated: Any,
+    **keywords: Unpack[LoadKeywords],
 ) -> EdgeModel:
     """Loads an edgebert bundle (a directory written by ``edgebert export``).
 
@@ -64,6 +61,8 @@ def load(
       delegate: ``auto``/``cpu`` (XNNPACK on TFLite, the CPU provider on ONNX), ``xnnpack``,
         ``gpu`` (LiteRT's GPU accelerator, or an ONNX Runtime GPU provider) or ``nnapi``.
       num_threads: CPU threads per runner (default: all cores).
+
+    Keyword Args:
       fallback: when the delegate is not available, warn and run on the CPU instead of raising.
       pool_size: runners kept for concurrent callers (each holds its own interpreter).
       batch_size: sentences per runner call.
@@ -85,26 +84,13 @@ def load(
         weights for ONNX Runtime's u8 x u8 kernel on x86 CPUs without VNNI, whose u8 x s8 kernel
         adds in saturating int16 (``edgebert.formats.onnx_exact_int8``; the delegate report says
         so); True always; False never.
-      **deprecated: the keywords the options replace (``weight_cache``, ``delegate_library``,
-        ``gpu_enforce_f32``, ``strict``, ``exact_int8``): still read, with a DeprecationWarning.
+      weight_cache, delegate_library, gpu_enforce_f32, strict, exact_int8: deprecated, the fields
+        of the option objects above: still read for one release, with a DeprecationWarning.
 
     Returns:
       An ``EdgeModel``.
     """
-    return EdgeModel(
-        bundle,
-        backend,
-        delegate,
-        num_threads,
-        fallback=fallback,
-        pool_size=pool_size,
-        batch_size=batch_size,
-        fast_tokenizer=fast_tokenizer,
-        tflite=tflite,
-        gpu=gpu,
-        onnx=onnx,
-        **deprecated,
-    )
+    return EdgeModel(bundle, backend, delegate, num_threads, **keywords)
 
 
 def pick_backend(manifest: Manifest, backend: str, bundle: Path) -> str:

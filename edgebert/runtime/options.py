@@ -17,7 +17,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, TypedDict
 
 from edgebert.errors import EdgebertError
 
@@ -61,6 +61,24 @@ class OnnxOptions:
     """
 
     exact_int8: bool | None = None
+
+
+class LoadKeywords(TypedDict, total=False):
+    """The keyword-only arguments of ``edgebert.load`` (and ``EdgeModel``), for type checkers."""
+
+    fallback: bool
+    pool_size: int
+    batch_size: int
+    fast_tokenizer: bool
+    tflite: TfliteOptions | None
+    gpu: GpuOptions | None
+    onnx: OnnxOptions | None
+    # Deprecated for one release: the fields of the option objects above.
+    weight_cache: str | os.PathLike | None
+    delegate_library: str | None
+    gpu_enforce_f32: bool
+    strict: bool
+    exact_int8: bool | None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,8 +83,8 @@ def main(argv=None) -> int:
         "max_abs_gpu_vs_classic": diff,
         "latency_ms_median": {k: statistics.median(v) for k, v in times.items()},
         "latency_ms_p90": {k: float(np.percentile(v, 90)) for k, v in times.items()},
-        "ops": {k: models[k].info.models["tflite"].gpu_compatibility["ops"] for k in models},
-        "gpu_ready": {k: models[k].info.models["tflite"].gpu_compatibility["gpu_ready"] for k in models},
+        "ops": {k: models[k].manifest.models["tflite"].gpu_compatibility["ops"] for k in models},
+        "gpu_ready": {k: models[k].manifest.models["tflite"].gpu_compatibility["gpu_ready"] for k in models},
         "setup": "batch 1, seq 128, XNNPACK, 2 threads; medians of per-round means",
     }
     (args.output / "results.json").write_text(json.dumps(result, indent=1))

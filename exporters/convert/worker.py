@@ -188,8 +188,12 @@ def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict,
         raise ValueError(f"rounding method {rounding['method']!r}: use gptq")
     if cache and Path(cache).exists():
         _log(f"GPTQ: rounded int8 kernels from the calibration cache ({len(texts)} sentences)")
-        weights = {**src.weights, **_load_npz(cache)}
+        weights = dict(src.weights)
         src.weights.clear()  # as below: only the rounded model lives on
+        with np.load(cache) as z:  # one kernel at a time, each float kernel freed as it is replaced
+            for name in z.files:
+                weights[name] = z[name]
+        _return_freed_memory()
         return dataclasses.replace(src, weights=weights)
     _log(f"rounding the int8 kernels by GPTQ, input statistics from {len(texts)} sentences")
     if grams:
