@@ -28,7 +28,7 @@ import json, sys, time
 import numpy as np
 import edgebert
 from edgebert.exporters.convert.costs import peak_gb  # VmHWM: ru_maxrss keeps a forking parent's pages
-m = edgebert.load(sys.argv[1], backend="tflite", num_threads=int(sys.argv[2]), weight_cache=sys.argv[4] or None)
+m = edgebert.load(sys.argv[1], backend="tflite", num_threads=int(sys.argv[2]), tflite=edgebert.TfliteOptions(weight_cache=sys.argv[4] or None))
 texts = json.loads(open(sys.argv[3]).read())
 for t in texts[:100]:
     m.embed(t)  # warm-up: every bucket these sentences reach is prepared

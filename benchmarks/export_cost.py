@@ -176,6 +176,7 @@ def step_growth(committed: dict, measured: dict, tolerance: float = CHECK_GROWTH
     """Each step of ``measured``'s export (``export_once``'s form, or its ``export_cost``) whose
     peak exceeds the same step of ``committed`` by more than ``tolerance``, as a line; [] when
     none did. A step the record lacks is reported too (nothing to hold it to)."""
+
     def steps(r: dict) -> dict:
         return {s["step"]: s for s in r.get("export_cost", r)["steps"]}
 

@@ -130,7 +130,9 @@ def rss_only(
         _evict_page_cache(bundle)
     import edgebert
 
-    m = edgebert.load(bundle, backend=backend, num_threads=threads, weight_cache=weight_cache)
+    m = edgebert.load(
+        bundle, backend=backend, num_threads=threads, tflite=edgebert.TfliteOptions(weight_cache=weight_cache)
+    )
     m.embed("The movie was great, and the actors were even better.")
     print("READY", flush=True)
     out = {"peak_rss_mb": _peak_rss_mb()}

@@ -14,6 +14,7 @@ from edgebert.exporters.convert import layer_taps
 from edgebert.exporters.pipelines.verify import VerifyRequest, verify
 from edgebert.runtime import runners
 from edgebert.runtime.edge_model import load
+from edgebert.runtime.options import TfliteOptions
 from fixtures import cache, exports, tiny_models
 
 TINY_BUCKETS = (8, 16, 40)
@@ -87,7 +88,7 @@ def test_bucketed_bundle_through_the_runtime_and_the_weight_cache(tiny_pair, tmp
     real = want["input_mask"].astype(bool)
     assert got["sequence_output"].shape == want["sequence_output"].shape == (4, 40, 32)
     assert np.abs(got["sequence_output"][real] - want["sequence_output"][real]).max() <= 1e-5
-    cached = load(bdir, weight_cache=str(tmp_path / "w.xnnpack")).encode(texts)
+    cached = load(bdir, tflite=TfliteOptions(weight_cache=str(tmp_path / "w.xnnpack"))).encode(texts)
     assert cached["pooled_output"].shape == (4, 32)
     assert np.abs(cached["pooled_output"] - got["pooled_output"]).max() <= 1e-5
 

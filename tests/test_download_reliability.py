@@ -322,7 +322,7 @@ def test_saved_web_page_given_as_archive_is_named(tmp_path, capsys):
 
 
 def test_two_concurrent_downloads_of_one_handle_fetch_it_once(hub, tmp_path):
-    code = f"import sys; from edgebert import download; print(download.download_model({HANDLE!r}, {URL!r}))"
+    code = f"import sys; from edgebert.hub import download; print(download.download_model({HANDLE!r}, {URL!r}))"
     env = {**os.environ, "EDGEBERT_HUB_MIRROR": hub.url}
     logs = [tmp_path / f"err{i}.txt" for i in range(2)]
     with download._locked(ENTRY):  # both start while the lock is held, so they must queue

@@ -123,3 +123,16 @@ def test_layer_of_takes_the_most_specific_package():
     assert _layer_of("edgebert.exporters.pipelines.verify") == 7
     assert _layer_of("edgebert.cli") == len(TIERS) - 1
     assert _layer_of("numpy") == -1
+
+
+def test_the_wheel_lists_every_package_and_ships_py_typed():
+    """setuptools installs only the packages pyproject.toml lists: a new sub-package missing there
+    imports in the editable checkout and is absent from the wheel. ``py.typed`` makes users' type
+    checkers read edgebert's annotations (PEP 561)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = {_folder_of(pkg) for pkg in project["packages"]}
+    on_disk = {p.parent for top in ("edgebert", "quantize", "exporters") for p in (ROOT / top).rglob("__init__.py")}
+    assert listed == on_disk, f"pyproject.toml packages differ from the folders: {sorted(listed ^ on_disk)}"
+    assert "py.typed" in project["package-data"]["edgebert"] and (ROOT / "edgebert/py.typed").is_file()

@@ -16,6 +16,7 @@ import pytest
 
 from edgebert.eval.metrics import cosine
 from edgebert.runtime.edge_model import load
+from edgebert.runtime.options import TfliteOptions
 
 HERE = Path(__file__).resolve().parent / "pi"
 sys.path.insert(0, str(HERE))
@@ -118,7 +119,7 @@ def test_device_install_on_emulated_pi_matches_x86(suite, wheel):
         assert got.shape == np.array(EXPECTED["embeddings"][key]).shape
         assert _matches(key, got), (suite, key, np.abs(got - np.array(EXPECTED["embeddings"][key])).max())
         if fmt == "tflite":  # the Pi gets XNNPACK's kernels, for the same ops as on x86
-            with load(HERE / "bundles" / bundle, backend="tflite", weight_cache="off") as x86:
+            with load(HERE / "bundles" / bundle, backend="tflite", tflite=TfliteOptions(weight_cache="off")) as x86:
                 x86.embed(EXPECTED["texts"])  # the counts are taken once the graph has run
                 want = x86.delegate
             pi_delegate = out["delegate"]

@@ -17,6 +17,7 @@ from edgebert.errors import EdgebertError
 from edgebert.eval import metrics
 from edgebert.quantize import recipes
 from edgebert.runtime.edge_model import load
+from edgebert.runtime.options import GpuOptions, OnnxOptions, TfliteOptions
 
 HARD = ["Straße und ﬁsh, naïve CAFÉ", "东京是日本的首都。", "e-mail: a.b@c.d — «quoted» text…", "ok", "Hi!"]
 
@@ -183,7 +184,7 @@ def test_xnnpack_report_counts_delegated_ops(default_bundles):
     """The Interpreter counts XNNPACK's ops at the first run; the default weight-cache runner
     (CompiledModel, which does not expose its graph) reports the export gate's count of the same file."""
     bundle, manifest = default_bundles["fp32"]
-    m = load(bundle, num_threads=2, weight_cache="off")
+    m = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="off"))
     m.embed("hello")
     r = m.delegate
     assert r.used == "xnnpack" and r.nodes_total > 200 and r.counted is None
@@ -261,7 +262,7 @@ def test_fixed_batch_bundle_runs_lists_and_reports_no_gpu(static_bundle):
     ):
         load(static_bundle, delegate="gpu")
     with pytest.raises(EdgebertError, match="GPU-only run \\(strict\\)"):
-        load(static_bundle, delegate="gpu", strict=True)
+        load(static_bundle, delegate="gpu", gpu=GpuOptions(strict=True))
 
 
 def test_litert_compiled_model_path_on_cpu(static_bundle):
@@ -294,15 +295,15 @@ def zero_delegate(tmp_path_factory):
 def test_delegate_that_takes_no_ops_is_refused(zero_delegate, default_bundles):
     bundle = default_bundles["fp32"][0]
     with pytest.raises(EdgebertError, match=r"libzero_delegate.so delegate took 0 of \d+ ops .*would run on the CPU"):
-        load(bundle, delegate="gpu", delegate_library=str(zero_delegate))
+        load(bundle, delegate="gpu", tflite=TfliteOptions(delegate_library=str(zero_delegate)))
     with pytest.warns(RuntimeWarning):
-        m = load(bundle, delegate="gpu", delegate_library=str(zero_delegate), fallback=True)
+        m = load(bundle, delegate="gpu", tflite=TfliteOptions(delegate_library=str(zero_delegate)), fallback=True)
     assert m.delegate.fell_back and "took 0 of" in m.delegate.reason
 
 
 def test_delegate_library_that_is_not_a_delegate(default_bundles):
     with pytest.raises(EdgebertError, match="not a TFLite delegate .*tflite_plugin_create_delegate"):
-        load(default_bundles["fp32"][0], delegate_library="libc.so.6")
+        load(default_bundles["fp32"][0], tflite=TfliteOptions(delegate_library="libc.so.6"))
 
 
 @pytest.mark.parametrize(
@@ -355,8 +356,8 @@ def test_onnx_int8_products_are_exact_on_every_x86(default_bundles, sentiment_di
 
     bundle = default_bundles["wi8_afp32"][0]
     texts = _texts(sentiment_dir)
-    exact = load(bundle, backend="onnx", num_threads=2, exact_int8=True)
-    native = load(bundle, backend="onnx", num_threads=2, exact_int8=False)
+    exact = load(bundle, backend="onnx", num_threads=2, onnx=OnnxOptions(exact_int8=True))
+    native = load(bundle, backend="onnx", num_threads=2, onnx=OnnxOptions(exact_int8=False))
     assert "int8 products u8 x u8 (24 products re-signed" in exact.delegate.summary()
     assert native.delegate.int8_products is None
     a, b = (m.encode(texts, seq_length=128)["pooled_output"] for m in (exact, native))
@@ -442,9 +443,9 @@ def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
         "the film was long and the story was thin, but the actors held it together",
         "a quiet, tender and beautifully shot drama about two brothers",
     ] * 11
-    plain = load(bundle, num_threads=2, weight_cache="off")
+    plain = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="off"))
     cache = tmp_path / "packed.xnnpack"
-    cached = load(bundle, num_threads=2, weight_cache=cache)
+    cached = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=cache))
     assert cached.delegate.used == "xnnpack-weight-cache"
     assert cache.is_file() and cache.stat().st_size > 1_000_000 and list(tmp_path.iterdir()) == [cache]
     for seq in (None, 8, 64):
@@ -452,7 +453,7 @@ def test_weight_cache_gives_the_interpreter_numbers(default_bundles, tmp_path):
         assert np.array_equal(a["sequence_output"], b["sequence_output"]), seq
         assert np.array_equal(a["pooled_output"], b["pooled_output"]), seq
     built = cache.stat().st_mtime_ns
-    again = load(bundle, num_threads=2, weight_cache=cache)
+    again = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=cache))
     assert np.array_equal(again.embed(texts), plain.embed(texts)) and cache.stat().st_mtime_ns == built
 
 
@@ -460,17 +461,19 @@ def test_weight_cache_auto_names_the_file_by_model_and_falls_back_to_memory(defa
     bundle, manifest = default_bundles["wi8_afp32"]
     cache_root = tmp_path / "cache"
     monkeypatch.setenv("EDGEBERT_CACHE", str(cache_root))
-    m = load(bundle, num_threads=2, weight_cache="auto")
+    m = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="auto"))
     files = list((cache_root / "xnnpack").iterdir())
     assert len(files) == 1 and files[0].name.startswith(manifest["models"]["tflite"]["sha256"][:24])
-    want = load(bundle, num_threads=2, weight_cache="off").embed("a fine film")
+    want = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="off")).embed("a fine film")
     assert np.array_equal(m.embed("a fine film"), want)
     monkeypatch.setenv("EDGEBERT_CACHE", "/proc/edgebert-not-writable")
-    assert np.array_equal(load(bundle, num_threads=2, weight_cache="auto").embed("a fine film"), want)
+    assert np.array_equal(
+        load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="auto")).embed("a fine film"), want
+    )
     # "auto" (the default) applies where XNNPACK runs the file; a cache file asked for elsewhere is refused
     assert load(bundle, backend="onnx").delegate.used == "CPUExecutionProvider"
     with pytest.raises(EdgebertError, match="weight_cache is an option of TFLite on the CPU"):
-        load(bundle, backend="onnx", weight_cache=tmp_path / "w.xnnpack")
+        load(bundle, backend="onnx", tflite=TfliteOptions(weight_cache=tmp_path / "w.xnnpack"))
 
 
 def test_default_weight_cache_falls_back_to_the_interpreter(default_bundles, monkeypatch):
@@ -488,13 +491,13 @@ def test_default_weight_cache_falls_back_to_the_interpreter(default_bundles, mon
     assert m.delegate.used == "xnnpack" and m.delegate.nodes_delegated > 0
     assert m.delegate.summary().endswith("; no weight cache: LiteRT's CompiledModel could not load it on the CPU: test")
     with pytest.raises(EdgebertError, match="CompiledModel could not load it"):
-        load(bundle, num_threads=2, weight_cache=":memory")
+        load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=":memory"))
 
 
 def test_weight_cache_on_a_fixed_length_bundle(default_bundles, tmp_path):
     bundle = default_bundles["fp32"][0]  # fixed length 128, dynamic batch
-    m = load(bundle, num_threads=2, weight_cache=tmp_path / "w.xnnpack")
-    want = load(bundle, num_threads=2, weight_cache="off").encode(["one", "two words here"])
+    m = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=tmp_path / "w.xnnpack"))
+    want = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache="off")).encode(["one", "two words here"])
     got = m.encode(["one", "two words here"])
     assert np.array_equal(got["sequence_output"], want["sequence_output"])
 
@@ -517,7 +520,7 @@ def test_runner_gives_back_the_model_files_weight_pages(default_bundles, tmp_pat
     model = bundle / "model.tflite"
     texts = ["a quiet, tender and beautifully shot drama about two brothers", "ok", "the plot was thin"] * 4
     cache = tmp_path / "packed.xnnpack" if weight_cache == "file" else "off"
-    load(bundle, num_threads=2, weight_cache=cache).embed("build the cache")
+    load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=cache)).embed("build the cache")
     gc.collect()
     held = {}
     for mode in ("keep", "release"):
@@ -526,7 +529,7 @@ def test_runner_gives_back_the_model_files_weight_pages(default_bundles, tmp_pat
         else:
             monkeypatch.undo()
         model.read_bytes()  # warm in the page cache
-        m = load(bundle, num_threads=2, weight_cache=cache)
+        m = load(bundle, num_threads=2, tflite=TfliteOptions(weight_cache=cache))
         assert m.delegate.used == ("xnnpack-weight-cache" if weight_cache == "file" else "xnnpack")
         out = m.encode(texts)
         m.embed(texts[:2])  # the Interpreter gives the pages back after its first run

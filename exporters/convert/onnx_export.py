@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgebert.errors import EdgebertError
 from edgebert.eval.metrics import FLOAT_TOLERANCE
+from edgebert.exporters.convert import costs
 from edgebert.model.source_model import SourceModel
 from edgebert.runtime.runners import INPUT_NAMES
 
@@ -41,6 +42,7 @@ def convert(
 
     recipe = recipe or recipes.get("fp32")
     out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     form = onnx_quant.graph_of(recipe, graph)
     mask_bias = (recipe.graph or {}).get("mask_bias")
     info = report if report is not None else {}
@@ -58,7 +60,7 @@ def convert(
         fp32 = Path(work) / "fp32.onnx"
         _write(proto, fp32, external=not float_only and onnx_quant.reads_external_data(recipe))
         del proto
-        _return_freed_memory()
+        costs.return_freed_memory()
         if check is not None:
             check(fp32)
         if float_only:
@@ -75,32 +77,9 @@ def _write(proto, path: Path, external: bool) -> None:
     if not external:
         path.write_bytes(proto.SerializeToString())
         return
-    import onnx
-
     from edgebert.exporters.convert import onnx_external
 
-    data = onnx_external.data_file_of(path)
-    onnx.save_model(
-        proto,
-        str(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data.name,
-        size_threshold=onnx_external.MIN_EXTERNAL_BYTES,
-    )
-
-
-def _return_freed_memory() -> None:
-    """glibc's free pages back to the system (``worker._return_freed_memory``): the protobuf's
-    arena is freed in pieces below the mmap threshold, which would stay with the process."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    onnx_external.save_with_external_data(proto, path)
 
 
 def _fused_model(

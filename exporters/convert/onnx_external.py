@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebert.exporters.convert import costs
+
 DATA_SUFFIX = ".data"
 # Smaller tensors (shapes, scales, zero points) stay in the graph, where ONNX tools read them.
 MIN_EXTERNAL_BYTES = 1024
@@ -20,6 +22,26 @@ def data_file_of(path: str | Path) -> Path:
     """The data file that ``path``'s weights move to: ``model.onnx`` -> ``model.onnx.data``."""
     path = Path(path)
     return path.with_name(path.name + DATA_SUFFIX)
+
+
+def save_with_external_data(model, path: str | Path) -> Path:
+    """Writes the ``onnx.ModelProto`` ``model`` to ``path`` with its large initializers in
+    ``data_file_of(path)``, streamed tensor by tensor (no serialized copy of the weights);
+    returns the data file."""
+    import onnx
+
+    path = Path(path)
+    data = data_file_of(path)
+    data.unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=MIN_EXTERNAL_BYTES,
+    )
+    return data
 
 
 def move_weights_out(path: str | Path) -> Path:
@@ -32,33 +54,13 @@ def move_weights_out(path: str | Path) -> Path:
     import onnx
 
     path = Path(path)
-    data = data_file_of(path)
-    data.unlink(missing_ok=True)  # onnx appends to an existing data file
     model = onnx.load(str(path))
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data.name,
-        size_threshold=MIN_EXTERNAL_BYTES,
-    )
+    data = save_with_external_data(model, path)
     # The exporting process runs this, and the gate after it starts its peak from what this
     # process then holds: hand the model's pages back (glibc keeps freed heap pages otherwise).
     del model
-    _return_freed_memory()
+    costs.return_freed_memory()
     return data
-
-
-def _return_freed_memory() -> None:
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def stored_bytes(path: str | Path) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import EdgebertError
-from edgebert.exporters.convert import tasks
+from edgebert.exporters.convert import costs, tasks
 from edgebert.exporters.convert.tasks import ConvertTask, ReferenceTask
 from edgebert.runtime.runners import INPUT_NAMES
 
@@ -193,7 +193,7 @@ def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict,
         with np.load(cache) as z:  # one kernel at a time, each float kernel freed as it is replaced
             for name in z.files:
                 weights[name] = z[name]
-        _return_freed_memory()
+        costs.return_freed_memory()
         return dataclasses.replace(src, weights=weights)
     _log(f"rounding the int8 kernels by GPTQ, input statistics from {len(texts)} sentences")
     if grams:
@@ -205,23 +205,8 @@ def _rounded(src, tok, texts: list[str], seq_length: int | None, rounding: dict,
     src.weights.clear()  # the caller keeps only the rounded model: let the float kernels go now
     _save_npz(cache, rounded)
     del grams, rounded
-    _return_freed_memory()
+    costs.return_freed_memory()
     return out
-
-
-def _return_freed_memory() -> None:
-    """Hands the heap's free pages back to the system (glibc ``malloc_trim``): the statistics'
-    arrays are freed by then, but below glibc's mmap threshold their pages stay with the
-    process, and the converter that runs next in the same worker would count them (BERT-base's
-    export peak, measured)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
-        pass
 
 
 def _calibration_batches(src, tok, texts: list[str], seq_length: int | None) -> list[tuple]:
