@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from edgebert.files import atomic_write_bytes
 from edgebert.model.bundle import Manifest, read_manifest, write_manifest
 from edgebert.runtime import runners
 from edgebert.runtime.edge_model import load
+from edgebert.runtime.runner_protocol import Runner
 
 
 @dataclasses.dataclass
@@ -122,6 +124,7 @@ def layer_drift(m, feeds: dict, ref: dict, progress=_progress) -> dict:
         except EdgebertError as e:
             return {"available": False, "reason": e.problem}
         got = {i: np.zeros_like(ref[f"layer_{i}"]) for i in range(num_layers)}
+        runner: Runner | None = None
         try:
             runner = runners.open_runner(path)
             ticker = Ticker("per-layer drift", len(lengths), say=progress)
@@ -136,7 +139,8 @@ def layer_drift(m, feeds: dict, ref: dict, progress=_progress) -> dict:
         except EdgebertError as e:  # the bundle's own verdict stands without the drift
             return {"available": False, "reason": f"the tapped copy did not run: {e.problem}"}
         finally:
-            runner = None
+            if runner is not None:  # the tapped file's interpreter, before the directory goes
+                runner.close()
     return {
         "available": True,
         "tokens": int(lengths.sum()),
@@ -164,7 +168,20 @@ def probe(ref_emb: np.ndarray, got_emb: np.ndarray, labels: list[int]) -> dict:
     }
 
 
-def verify(req: VerifyRequest, progress=_progress) -> dict:
+class VerifyReport(TypedDict):
+    """What ``verify`` returns and writes as ``verify.json`` (and records in the manifest)."""
+
+    bundle: str
+    reference: str
+    texts: int
+    seq_length: int
+    thresholds: dict[str, float]
+    created: str
+    formats: dict[str, dict[str, Any]]  # per format: metrics.compare's figures, misses, passed
+    passed: bool
+
+
+def verify(req: VerifyRequest, progress=_progress) -> VerifyReport:
     manifest = read_manifest(req.bundle)
     recorded = req.reference or (manifest.reference or {}).get("path")
     if not recorded:
@@ -180,15 +197,16 @@ def verify(req: VerifyRequest, progress=_progress) -> dict:
     formats = req.formats or tuple(manifest.models)
     thresholds = manifest.recipe["thresholds"]
     ref = reference_outputs(reference, manifest, req, progress, steps=len(formats) + 1)
-    report = {
-        "bundle": str(req.bundle),
-        "reference": str(reference),
-        "texts": len(req.texts),
-        "seq_length": req.seq_length,
-        "thresholds": thresholds,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "formats": {},
-    }
+    report = VerifyReport(
+        bundle=str(req.bundle),
+        reference=str(reference),
+        texts=len(req.texts),
+        seq_length=req.seq_length,
+        thresholds=thresholds,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        formats={},
+        passed=False,  # set once every format is compared
+    )
     curves = {}
     for i, fmt in enumerate(formats, start=2):
         progress(f"[{i}/{len(formats) + 1}] running the bundle's {fmt} model")
@@ -250,7 +268,7 @@ def misses(stats: dict, thresholds: dict) -> list[str]:
     return out
 
 
-def write_report(report: dict, curves: dict, out: Path) -> None:
+def write_report(report: VerifyReport, curves: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "verify.json", json.dumps(report, indent=1).encode())
     lines = [
@@ -301,7 +319,7 @@ def write_report(report: dict, curves: dict, out: Path) -> None:
     _plot(curves, report, out / "verify.png")
 
 
-def _plot(curves: dict, report: dict, path: Path) -> None:
+def _plot(curves: dict, report: VerifyReport, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -345,7 +363,7 @@ def _plot(curves: dict, report: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def record_in_manifest(bundle: Path, report: dict) -> None:
+def record_in_manifest(bundle: Path, report: VerifyReport) -> None:
     """Adds the verify summary to ``edgebert.json`` (rewritten atomically)."""
     manifest = read_manifest(bundle)
     manifest.verify = {
