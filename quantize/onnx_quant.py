@@ -52,16 +52,11 @@ def graph_of(recipe: Recipe, asked: str | None = None) -> str:
     return found[0]
 
 
-# Methods that read an fp32 file whose weights lie in a data file beside it (``onnx.load``
-# brings them in): the converter then writes the fp32 graph without a serialized copy of its
-# weights. ONNX Runtime's own quantizers copy the model to temporary folders (shape inference),
-# where a relative data file is not found: they get a self-contained file.
-EXTERNAL_DATA_METHODS = frozenset({"dynamic_per_row"})
-
-
 def reads_external_data(recipe: Recipe) -> bool:
-    """Whether ``recipe``'s ONNX method reads an fp32 file with external data."""
-    return recipe.for_format("onnx").get("method") in EXTERNAL_DATA_METHODS
+    """Whether ``recipe``'s ONNX method reads an fp32 file with external data. ONNX Runtime's own
+    quantizers copy the model to temporary folders (shape inference), where a relative data file
+    is not found: their methods get a self-contained file."""
+    return method_of(recipe, "onnx", METHODS)[0].reads_external_data
 
 
 def is_float(recipe: Recipe) -> bool:
@@ -214,6 +209,7 @@ METHODS: dict[str, Method] = {
         _dynamic_per_row,
         params=("fixed_zero_points", "normalized_rows", "float_products"),
         graphs=(FUSED_MHA, STANDARD),
+        reads_external_data=True,  # onnx.load brings the weights in
     ),
     "qdq_static": Method(
         _qdq_static, params=("activations", "static_ops", "float_regex"), required=("activations",), graphs=(STANDARD,)

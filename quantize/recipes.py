@@ -65,6 +65,8 @@ class Method:
       after: TFLite only: a pass over the converted flatbuffer.
       graphs: ONNX only: the encoder graphs the method can quantize (``onnx_quant.GRAPHS``),
         the one it gets by default first.
+      reads_external_data: ONNX only: the method reads an fp32 file whose weights lie in a data
+        file beside it, so the converter writes that file with no serialized copy of the weights.
     """
 
     apply: Callable
@@ -72,6 +74,7 @@ class Method:
     required: tuple[str, ...] = ()
     after: Callable | None = None
     graphs: tuple[str, ...] = ()
+    reads_external_data: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

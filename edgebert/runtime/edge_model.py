@@ -184,16 +184,16 @@ class EdgeModel:
 
     def _describe(self, entry: ModelEntry, fast_tokenizer: bool, batch_size: int) -> None:
         """The model's shapes, outputs, task and tokenizer, from the manifest."""
-        info = self.manifest
-        self.hidden_size = int(info.architecture["hidden_size"])
-        self.seq_length: int | None = info.seq_length  # None: dynamic sequence axis
+        manifest = self.manifest
+        self.hidden_size = int(manifest.architecture["hidden_size"])
+        self.seq_length: int | None = manifest.seq_length  # None: dynamic sequence axis
         self.model_batch: int | None = entry.batch  # None unless a fixed-batch graph
         # A fine-tuned classifier's bundle truncates where its own preprocessing packed.
-        self.max_seq_length: int = info.max_length
+        self.max_seq_length: int = manifest.max_length
         self.outputs: list[str] = [o["name"] for o in entry.outputs] or ["pooled_output", "sequence_output"]
-        self.task: str = info.task or "encoder"  # android assets: "embedder" or "classifier"
-        self.labels: list[str] | None = info.labels
-        tok = info.tokenizer
+        self.task: str = manifest.task or "encoder"  # android assets: "embedder" or "classifier"
+        self.labels: list[str] | None = manifest.labels
+        tok = manifest.tokenizer
         self.tokenizer = BertTokenizer(self.bundle / tok["vocab"], tok["do_lower_case"], use_fast=fast_tokenizer)
         self.batch_size = batch_size
 

@@ -147,7 +147,7 @@ def encoder_model(
     )
     # The weights join the model last, one tensor at a time, each freed once copied in:
     # make_graph and make_model each copy every tensor they are given, which held BERT-large's
-    # weights three times over at once (issue 40: 4.55 GB of the ONNX step's peak).
+    # weights three times over at once (4.55 GB of the ONNX step's peak: NOTES.md, Memory).
     inits, b.initializers = b.initializers, []
     inits.reverse()
     while inits:
